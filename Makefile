@@ -1,0 +1,38 @@
+# jepa-mpc: `make demo` (end-to-end job on the default task) and `make test` (fast suite).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
+
+.PHONY: demo test test-slow setup sysdeps clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# Offscreen rendering needs Mesa EGL (or OSMesa). Install only when missing, only as root.
+sysdeps:
+	@if ! ldconfig -p | grep -q 'libEGL.so.1' ; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Mesa EGL for offscreen rendering"; \
+	    apt-get update -qq && apt-get install -y -qq libegl1 libgl1 libegl-mesa0 >/dev/null; \
+	  else echo "warning: libEGL not found; pixel rendering will fail (install libegl1)"; fi; \
+	fi
+
+setup: sysdeps $(VENV)/.installed
+
+demo: setup
+	$(PY) -m jepa_mpc.cli demo
+
+test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf runs data results .pytest_cache
