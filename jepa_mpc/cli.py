@@ -1,0 +1,73 @@
+"""`jepa-mpc` command line: one verb per pipeline stage.
+
+    jepa-mpc collect | tasks | train | inspect | eval | bench collect | bench plan | demo
+
+Each verb is a function taking a frozen dataclass of arguments (parsed by tyro).
+Bad input ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+import tyro
+
+from jepa_mpc.errors import UserError
+
+# verb -> (module, function, argument dataclass). Imported lazily so `--help` of one verb
+# does not import every stage.
+VERBS: dict[str, tuple[str, str, str]] = {
+    "collect": ("jepa_mpc.data.collect", "collect_main", "CollectArgs"),
+    "tasks": ("jepa_mpc_envs.tasks", "tasks_main", "TasksArgs"),
+    "train": ("jepa_mpc.train", "train_main", ""),
+    "inspect": ("jepa_mpc.diagnostics", "inspect_main", "InspectArgs"),
+    "eval": ("jepa_mpc.evaluate", "eval_main", "EvalArgs"),
+    "bench collect": ("jepa_mpc.data.collect", "bench_collect_main", "BenchCollectArgs"),
+    "bench plan": ("jepa_mpc.bench_plan", "bench_plan_main", "BenchPlanArgs"),
+    "demo": ("jepa_mpc.demo", "demo_main", "DemoArgs"),
+}
+
+USAGE = "usage: jepa-mpc {" + "|".join(VERBS) + "} [--help] [options]"
+
+
+def _split_verb(argv: Sequence[str]) -> tuple[str, list[str]]:
+    argv = list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip() + "\n\n" + USAGE)
+        raise SystemExit(0 if argv else 2)
+    if argv[0] == "bench" and len(argv) > 1 and f"bench {argv[1]}" in VERBS:
+        return f"bench {argv[1]}", argv[2:]
+    if argv[0] not in VERBS:
+        raise UserError(f"unknown command {argv[0]!r}; expected one of: {', '.join(VERBS)}")
+    return argv[0], argv[1:]
+
+
+def run(argv: Sequence[str]) -> None:
+    verb, rest = _split_verb(argv)
+    module_name, fn_name, args_name = VERBS[verb]
+    module = importlib.import_module(module_name)
+    fn = getattr(module, fn_name)
+    if not args_name:  # the verb parses its own arguments (e.g. train: preset first, then overrides)
+        fn(rest)
+        return
+    args_cls = getattr(module, args_name)
+    args = tyro.cli(args_cls, args=rest, prog=f"jepa-mpc {verb}")
+    fn(args)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        run(argv)
+    except UserError as err:
+        print(f"jepa-mpc: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("jepa-mpc: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()
