@@ -26,5 +26,87 @@ def to_json(cfg: Any) -> str:
 # ---------------------------------------------------------------- model + training
 # (owned by the model/train stage)
 
+REGULARIZERS = ("sigreg", "vicreg", "ema", "none")
+PREDICTORS = ("mlp", "transformer")
+OBS_KEYS = ("state", "pixels")
+
+
+@dataclasses.dataclass(frozen=True)
+class RegularizerConfig:
+    """Anti-collapse regulariser on the embeddings (computed over the whole batch)."""
+
+    kind: str = "sigreg"  # sigreg | vicreg | ema | none
+    weight: float = 0.1  # lambda multiplying the regulariser term
+    num_projections: int = 256  # SIGReg: random 1-D projections, fresh every step
+    num_knots: int = 17  # SIGReg: trapezoid quadrature knots on t in [0, t_max]
+    t_max: float = 3.0  # SIGReg: upper end of the quadrature interval
+    vicreg_var_coeff: float = 25.0  # VICReg: variance (hinge on std) coefficient
+    vicreg_cov_coeff: float = 1.0  # VICReg: covariance (off-diagonal) coefficient
+    ema_momentum: float = 0.99  # EMA target: target <- m * target + (1 - m) * online
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """JEPA world model: encoder (MLP for state, CNN for pixels) + action-conditioned predictor."""
+
+    obs_key: str = "state"  # state | pixels
+    obs_dim: int = 4  # state vector size (state encoder)
+    image_size: int = 64  # pixels: square RGB uint8 frames
+    action_dim: int = 2
+    latent_dim: int = 32
+    encoder_hidden: tuple[int, ...] = (256, 256)  # MLP widths (state) / dense after CNN (pixels: first)
+    cnn_channels: tuple[int, ...] = (32, 64, 128, 128)  # pixels: 4x4 stride-2 conv stages
+    projector_hidden: int = 256  # projector: Linear -> LayerNorm -> GELU -> Linear(latent_dim)
+    predictor: str = "mlp"  # mlp (residual MLP, z + f(z, a)) | transformer (over a latent history)
+    predictor_hidden: int = 256
+    predictor_depth: int = 2  # hidden layers (mlp) / attention blocks (transformer)
+    history: int = 1  # latents the predictor sees (1 for mlp; >1 only with transformer)
+    num_heads: int = 4  # transformer predictor
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training of the JEPA world model (multi-step latent prediction + regulariser)."""
+
+    model: ModelConfig = ModelConfig()
+    reg: RegularizerConfig = RegularizerConfig()
+    steps: int = 3000
+    batch_size: int = 128
+    rollout_steps: int = 4  # k: open-loop rollout steps in the loss (window = history + k)
+    teacher_forcing_weight: float = 1.0  # one-step (teacher-forced) prediction loss weight
+    rollout_weight: float = 1.0  # k-step open-loop rollout loss weight
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    warmup_steps: int = 200
+    end_lr_fraction: float = 0.05  # cosine decays to lr * this
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0  # global-norm clipping
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 500  # collapse diagnostics on held-out episodes
+    ckpt_every: int = 500
+    keep_checkpoints: int = 2
+    held_out_fraction: float = 0.1  # episodes kept out of training for diagnostics
+    prefetch: int = 2
+
+    @property
+    def window(self) -> int:
+        return self.model.history + self.rollout_steps
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tworoom-state": TrainConfig(),
+    "tworoom-pixels": TrainConfig(
+        model=ModelConfig(
+            obs_key="pixels",
+            latent_dim=64,
+            encoder_hidden=(256,),
+            cnn_channels=(16, 32, 64, 128),
+        ),
+        steps=3000,
+        batch_size=32,
+        lr=5e-4,
+    ),
+}
+
 # ---------------------------------------------------------------- planning + eval
 # (owned by the planning stage)
