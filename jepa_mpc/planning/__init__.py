@@ -1,0 +1,102 @@
+"""Planners over action sequences, one file each, one interface:
+
+    actions, info = plan(cost_fn, init_actions, key, config)
+
+``cost_fn``: (H, A) -> scalar (or ``batched(fn)``: (N, H, A) -> (N,)); ``init_actions``: (H, A),
+e.g. ``shift_plan(previous_actions)``; ``config``: the planner's frozen dataclass, which also picks
+the planner. ``info["best_cost"]`` is the best cost so far per iteration, ``info["final_cost"]``
+the cost of the returned actions. Actions are always finite and inside the config's bounds.
+
+Jit the caller once per configuration, e.g. one MPC step::
+
+    @jax.jit
+    def mpc_step(params, z0, goal, init, key):
+        cost_fn = latent_cost_fn(partial(rollout, params), z0, {"goal": goal}, cost)
+        return plan(cost_fn, init, key, CEMConfig())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from jepa_mpc.errors import ConfigError
+from jepa_mpc.planning import cem, cem_gd, gradient, mppi, random_shooting
+from jepa_mpc.planning.cem import CEMConfig
+from jepa_mpc.planning.cem_gd import CEMGDConfig
+from jepa_mpc.planning.common import BIG, batched, sanitize_costs, shift_plan
+from jepa_mpc.planning.gradient import GradientConfig
+from jepa_mpc.planning.mppi import MPPIConfig
+from jepa_mpc.planning.random_shooting import RandomShootingConfig
+
+
+class Planner(NamedTuple):
+    name: str
+    plan: Callable[..., tuple[Any, dict]]
+    config_cls: type
+    validate: Callable[[Any], None]
+    model_evaluations: Callable[[Any], int]
+
+
+def _planner(name: str, module: Any, config_cls: type) -> Planner:
+    return Planner(name, module.plan, config_cls, module.validate, module.model_evaluations)
+
+
+PLANNERS: dict[str, Planner] = {
+    "cem": _planner("cem", cem, CEMConfig),
+    "mppi": _planner("mppi", mppi, MPPIConfig),
+    "gradient": _planner("gradient", gradient, GradientConfig),
+    "cem-gd": _planner("cem-gd", cem_gd, CEMGDConfig),
+    "random-shooting": _planner("random-shooting", random_shooting, RandomShootingConfig),
+}
+DEFAULT_PLANNER = "cem"
+
+
+def get_planner(name: str) -> Planner:
+    """The planner registered under ``name``; ConfigError for unknown names."""
+    if name not in PLANNERS:
+        raise ConfigError(f"unknown planner {name!r}; expected one of: {', '.join(PLANNERS)}")
+    return PLANNERS[name]
+
+
+def planner_for(config: Any) -> Planner:
+    """The planner a config belongs to (exact type match: CEMGDConfig is not a CEMConfig here)."""
+    for planner in PLANNERS.values():
+        if type(config) is planner.config_cls:
+            return planner
+    raise ConfigError(f"{type(config).__name__} is not a planner config; expected one of: "
+                      + ", ".join(p.config_cls.__name__ for p in PLANNERS.values()))
+
+
+def make_config(name: str, **overrides: Any) -> Any:
+    """Default config of planner ``name`` with ``overrides`` (unknown fields -> ConfigError); validated."""
+    planner = get_planner(name)
+    fields = {f.name for f in dataclasses.fields(planner.config_cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(f"planner {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(fields))}")
+    config = planner.config_cls(**overrides)
+    planner.validate(config)
+    return config
+
+
+def validate(config: Any) -> None:
+    planner_for(config).validate(config)
+
+
+def model_evaluations(config: Any) -> int:
+    """Cost-function sequence evaluations one plan call makes (for equal-budget comparisons)."""
+    return planner_for(config).model_evaluations(config)
+
+
+def plan(cost_fn: Callable, init_actions: Any, key: Any, config: Any) -> tuple[Any, dict]:
+    """Run the planner that ``config`` belongs to. Pure and jittable (config static)."""
+    return planner_for(config).plan(cost_fn, init_actions, key, config)
+
+
+__all__ = [
+    "BIG", "PLANNERS", "DEFAULT_PLANNER", "Planner", "CEMConfig", "MPPIConfig", "GradientConfig",
+    "CEMGDConfig", "RandomShootingConfig", "batched", "get_planner", "make_config", "model_evaluations",
+    "plan", "planner_for", "sanitize_costs", "shift_plan", "validate",
+]

@@ -1,0 +1,134 @@
+"""Shared pieces of the planners: bounds, cost sanitising, batching, validation, warm start.
+
+Every planner is ``plan(cost_fn, init_actions, key, config) -> (actions, info)``:
+
+* ``cost_fn`` maps one action sequence (H, A) to a scalar. Planners evaluate it on many sequences
+  at once with ``jax.vmap``; a cost wrapped with ``batched(fn)`` is instead called directly on
+  (N, H, A) -> (N,) (use it when you can write a faster batched rollout yourself).
+* ``init_actions`` (H, A) is the starting plan (warm start: ``shift_plan`` of the previous one).
+* the returned actions are always finite and inside [action_low, action_high], whatever the cost
+  returns (NaN / inf costs rank as ``BIG``, NaN gradients are zeroed).
+* ``info`` holds at least ``best_cost`` (iterations,) (best cost found so far, per iteration) and
+  ``final_cost`` () (the cost of the returned actions).
+
+Planners are pure and jit-friendly: jit the caller (e.g. one MPC step) with the config static.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jepa_mpc.errors import ConfigError
+
+Array = jax.Array
+CostFn = Callable[[Array], Array]
+
+# Non-finite or huge costs are replaced by this (large, finite) value before ranking.
+BIG = 1e30
+
+
+class batched:  # noqa: N801  (used like a decorator)
+    """Mark a cost as batched: ``fn(actions (N, H, A)) -> (N,)``. Planners call it directly."""
+
+    batched = True
+
+    def __init__(self, fn: Callable[[Array], Array]):
+        self.fn = fn
+
+    def __call__(self, actions: Array) -> Array:
+        return self.fn(actions)
+
+
+def batch_cost(cost_fn: CostFn) -> Callable[[Array], Array]:
+    """(N, H, A) -> (N,) version of a cost, sanitised (see ``sanitize_costs``)."""
+    fn = cost_fn if getattr(cost_fn, "batched", False) else jax.vmap(cost_fn)
+    return lambda actions: sanitize_costs(fn(actions))
+
+
+def single_cost(cost_fn: CostFn) -> CostFn:
+    """(H, A) -> () version of a cost (unwraps a batched one)."""
+    if getattr(cost_fn, "batched", False):
+        return lambda actions: cost_fn(actions[None])[0]
+    return cost_fn
+
+
+def sanitize_costs(costs: Array) -> Array:
+    """float32 costs with NaN, +-inf and anything above BIG replaced by BIG (below -BIG: -BIG)."""
+    costs = jnp.asarray(costs, jnp.float32)
+    return jnp.where(jnp.isfinite(costs), jnp.clip(costs, -BIG, BIG), BIG)
+
+
+def bounds(config: Any, action_dim: int) -> tuple[Array, Array]:
+    """(A,) lower and upper action bounds from a planner config (scalars or per-dimension tuples)."""
+    low = jnp.broadcast_to(jnp.asarray(config.action_low, jnp.float32), (action_dim,))
+    high = jnp.broadcast_to(jnp.asarray(config.action_high, jnp.float32), (action_dim,))
+    return low, high
+
+
+def project(actions: Array, low: Array, high: Array) -> Array:
+    """Finite actions inside [low, high]: NaN -> midpoint, then clip."""
+    actions = jnp.where(jnp.isnan(actions), 0.5 * (low + high), actions)
+    return jnp.clip(actions, low, high)
+
+
+def uniform_actions(key: Array, shape: tuple[int, ...], low: Array, high: Array) -> Array:
+    return jax.random.uniform(key, shape, jnp.float32, low, high)
+
+
+def shift_plan(actions: Array, steps: int = 1, fill: str = "repeat") -> Array:
+    """Warm start for the next MPC step: drop the first ``steps`` blocks, pad the end.
+
+    fill: "repeat" (repeat the last block) or "zero".
+    """
+    if fill not in ("repeat", "zero"):
+        raise ConfigError(f"shift_plan: unknown fill {fill!r}; expected 'repeat' or 'zero'")
+    horizon = actions.shape[0]
+    steps = min(steps, horizon)
+    last = actions[-1:] if fill == "repeat" else jnp.zeros_like(actions[-1:])
+    pad = jnp.repeat(last, steps, axis=0)
+    return jnp.concatenate([actions[steps:], pad], axis=0)
+
+
+def validate(config: Any) -> None:
+    """Raise ConfigError for a config no planner can run (names the field)."""
+    name = type(config).__name__
+    for field in ("horizon", "samples", "iterations"):
+        value = getattr(config, field)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{name}.{field} must be a positive integer, got {value!r}")
+    low, high = config.action_low, config.action_high
+    try:
+        ok = bool(np.all(np.asarray(low, np.float32) < np.asarray(high, np.float32)))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{name}.action_low/action_high: bad bounds {low!r}, {high!r} ({err})") from None
+    if not ok:
+        raise ConfigError(f"{name}: action_low {low!r} must be below action_high {high!r}")
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, float) and field.name not in ("action_low", "action_high") and value < 0:
+            raise ConfigError(f"{name}.{field.name} must be >= 0, got {value!r}")
+
+
+def check_init(init_actions: Array, config: Any) -> Array:
+    """float32 (H, A) initial plan, checked against the config horizon."""
+    init_actions = jnp.asarray(init_actions, jnp.float32)
+    if init_actions.ndim != 2 or init_actions.shape[0] != config.horizon:
+        raise ConfigError(
+            f"{type(config).__name__}: init_actions has shape {tuple(init_actions.shape)}, "
+            f"expected (horizon={config.horizon}, action_dim)"
+        )
+    low, high = bounds(config, init_actions.shape[1])
+    return project(init_actions, low, high)
+
+
+def best_of(actions: Array, costs: Array, best_actions: Array, best_cost: Array) -> tuple[Array, Array]:
+    """Keep the best (lowest-cost) sequence seen so far."""
+    i = jnp.argmin(costs)
+    better = costs[i] < best_cost
+    return jnp.where(better, actions[i], best_actions), jnp.where(better, costs[i], best_cost)

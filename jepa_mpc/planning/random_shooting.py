@@ -1,0 +1,53 @@
+"""Random shooting (baseline): sample sequences uniformly in the bounds, keep the best."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from jepa_mpc.planning import common
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomShootingConfig:
+    samples: int = 300
+    """Sequences per batch."""
+    iterations: int = 30
+    """Batches (total sequences = samples * iterations; batching bounds memory)."""
+    horizon: int = 5
+    action_low: float | tuple[float, ...] = -1.0
+    action_high: float | tuple[float, ...] = 1.0
+    include_init: bool = True
+    """Evaluate init_actions (the warm start) as one of the samples."""
+
+
+def validate(config: RandomShootingConfig) -> None:
+    common.validate(config)
+
+
+def model_evaluations(config: RandomShootingConfig) -> int:
+    return config.samples * config.iterations
+
+
+def plan(cost_fn, init_actions, key, config: RandomShootingConfig = RandomShootingConfig()):
+    validate(config)
+    init = common.check_init(init_actions, config)
+    horizon, action_dim = init.shape
+    low, high = common.bounds(config, action_dim)
+    costs_of = common.batch_cost(cost_fn)
+
+    def batch(carry, xs):
+        best_a, best_c = carry
+        key, i = xs
+        cand = common.uniform_actions(key, (config.samples, horizon, action_dim), low, high)
+        if config.include_init:
+            cand = jnp.where(i == 0, cand.at[0].set(init), cand)
+        best_a, best_c = common.best_of(cand, costs_of(cand), best_a, best_c)
+        return (best_a, best_c), best_c
+
+    keys = jax.random.split(key, config.iterations)
+    carry0 = (init, jnp.asarray(common.BIG, jnp.float32))
+    (best_a, best_c), hist = jax.lax.scan(batch, carry0, (keys, jnp.arange(config.iterations)))
+    return common.project(best_a, low, high), {"best_cost": hist, "final_cost": best_c}
