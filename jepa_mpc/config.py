@@ -110,3 +110,39 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 # ---------------------------------------------------------------- planning + eval
 # (owned by the planning stage)
+# Planner configs (CEMConfig, MPPIConfig, GradientConfig, CEMGDConfig, RandomShootingConfig) live
+# next to their planners in jepa_mpc/planning/; build one by name with
+# jepa_mpc.planning.make_config(name, **overrides).
+
+
+@dataclasses.dataclass(frozen=True)
+class CostConfig:
+    """Planning cost (jepa_mpc.costs.cost_from_config): goal term + optional action terms."""
+
+    goal_metric: str = "sq_l2"
+    """Latent goal distance: "sq_l2" or "l2"."""
+    goal_mode: str = "terminal"
+    """"terminal" (last predicted latent only) or "all" (every step, weighted discount**t)."""
+    goal_discount: float = 1.0
+    goal_step_weights: tuple[float, ...] | None = None
+    """Per-step goal weights (length = number of cost steps); overrides goal_mode/discount."""
+    goal_weight: float = 1.0
+    action_weight: float = 0.0
+    """Weight of sum_t ||a_t||^2."""
+    smoothness_weight: float = 0.0
+    """Weight of sum_t ||a_t - a_{t-1}||^2."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanningConfig:
+    """Which planner, and how plan blocks map onto world-model steps."""
+
+    planner: str = "cem"
+    """One of jepa_mpc.planning.PLANNERS: cem, mppi, gradient, cem-gd, random-shooting."""
+    action_repeat: int = 5
+    """Env steps per plan block (each block action is repeated this many times in the rollout)."""
+    latents: str = "block_end"
+    """Latents the cost sees: "block_end" (one per block) or "all" (one per env step)."""
+    warm_start_fill: str = "repeat"
+    """How shift_plan pads the end of the previous plan: "repeat" or "zero"."""
+    cost: CostConfig = dataclasses.field(default_factory=CostConfig)
