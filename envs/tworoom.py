@@ -1,0 +1,455 @@
+"""TwoRoom: a MuJoCo point mass in a square arena split by a wall with one door.
+
+Physics (see `build_mjcf`): a sphere (radius 0.05, mass 1) on two slide joints
+x, y (no gravity, no floor contact), joint damping 10, two motors with gear 8 and
+ctrlrange [-1, 1] => terminal speed 0.8 m/s, velocity time constant 0.1 s.
+timestep 0.01, frame_skip 5 => control dt 0.05 s; at full thrust the agent crosses
+the 2 m arena in ~50 control steps and stops within ~3 control steps. The dividing
+wall (0.04 thick) and the arena boundary are colliding boxes; at 0.8 m/s the ball
+moves 8 mm per physics step, so it cannot tunnel through the wall.
+
+Physical state: ``(x, y, vx, vy)`` float32 = ``qpos[0:2], qvel[0:2]``.
+Observations: "state" (4,) float32, "pixels" (S, S, 3) uint8 top-down orthographic
+image of the whole arena (image up = +y, right = +x), or "both" (Dict).
+Hazards are drawn on the floor (non-colliding, orange); they are not obstacles.
+A step is a *violation* when the agent centre lies in a hazard (`geometry.in_hazard`);
+*success* when ``||pos - goal_pos|| <= task.tolerance``.
+
+Batched helpers for data collection with ``mujoco.rollout``:
+``state_to_mjstate(model, states)`` and ``mjstate_to_state(model, mjstates)``
+convert between (N, 4) physical states and (N, nstate) mjSTATE_FULLPHYSICS arrays;
+``PixelRenderer(model).render_states(states)`` renders (N, S, S, 3) uint8 frames.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"  # headless default; must be set before mujoco is imported
+
+import mujoco  # noqa: E402
+
+from .geometry import AGENT_RADIUS, Box, Circle, Hazard, Layout, in_any_hazard, is_free  # noqa: E402
+
+__all__ = [
+    "Layout",
+    "Circle",
+    "Box",
+    "build_mjcf",
+    "build_model",
+    "TwoRoomEnv",
+    "PixelRenderer",
+    "state_to_mjstate",
+    "mjstate_to_state",
+    "STATE_SPEC",
+    "ENV_ID",
+]
+
+ENV_ID = "jepa_mpc_envs/TwoRoom-v0"
+STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS  # the spec used by state_to_mjstate / mujoco.rollout
+TIMESTEP = 0.01
+MASS = 1.0
+DAMPING = 10.0
+GEAR = 8.0
+WALL_HEIGHT = 0.1
+HAZARD_RGBA = "1.0 0.55 0.0 1"
+
+
+def _f(x: float) -> str:
+    return f"{float(x):.6g}"
+
+
+def build_mjcf(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> str:
+    """MJCF XML string of the TwoRoom arena for `layout`, with `hazards` drawn on the floor."""
+    a = layout.arena_half
+    h = WALL_HEIGHT / 2
+    t = 0.05  # boundary wall half-thickness (outside the arena)
+    walls = []
+    # arena boundary, just outside [-a, a]^2
+    for name, pos, size in (
+        ("bound_xp", (a + t, 0), (t, a + 2 * t)),
+        ("bound_xn", (-a - t, 0), (t, a + 2 * t)),
+        ("bound_yp", (0, a + t), (a + 2 * t, t)),
+        ("bound_yn", (0, -a - t), (a + 2 * t, t)),
+    ):
+        walls.append(
+            f'<geom name="{name}" type="box" pos="{_f(pos[0])} {_f(pos[1])} {_f(h)}" '
+            f'size="{_f(size[0])} {_f(size[1])} {_f(h)}" material="wall"/>'
+        )
+    for i, (lo, hi) in enumerate(layout.wall_boxes()):
+        c, s = (lo + hi) / 2, (hi - lo) / 2
+        walls.append(
+            f'<geom name="wall{i}" type="box" pos="{_f(c[0])} {_f(c[1])} {_f(h)}" '
+            f'size="{_f(s[0])} {_f(s[1])} {_f(h)}" material="divider"/>'
+        )
+    haz = []
+    for i, hz in enumerate(hazards):
+        if isinstance(hz, Circle):
+            haz.append(
+                f'<geom name="hazard{i}" type="cylinder" pos="{_f(hz.center[0])} {_f(hz.center[1])} 0.002" '
+                f'size="{_f(hz.radius)} 0.001" rgba="{HAZARD_RGBA}" contype="0" conaffinity="0" group="1"/>'
+            )
+        elif isinstance(hz, Box):
+            c = [(hz.lo[k] + hz.hi[k]) / 2 for k in range(2)]
+            s = [(hz.hi[k] - hz.lo[k]) / 2 for k in range(2)]
+            haz.append(
+                f'<geom name="hazard{i}" type="box" pos="{_f(c[0])} {_f(c[1])} 0.002" '
+                f'size="{_f(s[0])} {_f(s[1])} 0.001" rgba="{HAZARD_RGBA}" contype="0" conaffinity="0" group="1"/>'
+            )
+        else:
+            raise TypeError(f"hazard {i} is not a Circle or Box: {hz!r}")
+    extent = 2 * (a + 2 * t)
+    walls_xml = "\n    ".join(walls)
+    haz_xml = "\n    ".join(haz)
+    return f"""<mujoco model="tworoom">
+  <compiler angle="radian"/>
+  <option timestep="{_f(TIMESTEP)}" gravity="0 0 0" integrator="implicitfast"/>
+  <visual>
+    <quality shadowsize="0" offsamples="0"/>
+    <global offwidth="256" offheight="256"/>
+    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
+  </visual>
+  <asset>
+    <material name="floor" rgba="0.85 0.85 0.85 1" reflectance="0"/>
+    <material name="wall" rgba="0.25 0.25 0.3 1"/>
+    <material name="divider" rgba="0.15 0.2 0.45 1"/>
+  </asset>
+  <default>
+    <geom contype="1" conaffinity="1" friction="0.0 0.005 0.0001" solref="0.005 1"/>
+  </default>
+  <worldbody>
+    <camera name="top" pos="0 0 2" xyaxes="1 0 0 0 1 0" projection="orthographic" fovy="{_f(extent)}"/>
+    <geom name="floor" type="plane" size="{_f(a + 2 * t)} {_f(a + 2 * t)} 0.1" material="floor"
+          contype="0" conaffinity="0"/>
+    {walls_xml}
+    {haz_xml}
+    <body name="agent" pos="0 0 {_f(AGENT_RADIUS)}">
+      <joint name="x" type="slide" axis="1 0 0" damping="{_f(DAMPING)}"/>
+      <joint name="y" type="slide" axis="0 1 0" damping="{_f(DAMPING)}"/>
+      <geom name="agent" type="sphere" size="{_f(AGENT_RADIUS)}" mass="{_f(MASS)}" rgba="0.85 0.1 0.1 1"/>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor name="fx" joint="x" gear="{_f(GEAR)}" ctrlrange="-1 1" ctrllimited="true"/>
+    <motor name="fy" joint="y" gear="{_f(GEAR)}" ctrlrange="-1 1" ctrllimited="true"/>
+  </actuator>
+</mujoco>
+"""
+
+
+_MODEL_CACHE: "collections.OrderedDict[tuple, mujoco.MjModel]" = collections.OrderedDict()
+
+
+def build_model(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> mujoco.MjModel:
+    """Compiled MjModel for (layout, hazards); cached (LRU, 32 entries) - treat it as read-only."""
+    key = (layout, tuple(hazards))
+    if key in _MODEL_CACHE:
+        _MODEL_CACHE.move_to_end(key)
+        return _MODEL_CACHE[key]
+    model = mujoco.MjModel.from_xml_string(build_mjcf(layout, hazards))
+    _MODEL_CACHE[key] = model
+    while len(_MODEL_CACHE) > 32:
+        _MODEL_CACHE.popitem(last=False)
+    return model
+
+
+# ------------------------------------------------------------------ batched state helpers
+
+
+def _state_offsets(model: mujoco.MjModel) -> tuple[int, int, int]:
+    """(size of FULLPHYSICS state, offset of qpos, offset of qvel) in an mjSTATE_FULLPHYSICS vector."""
+    size = mujoco.mj_stateSize(model, STATE_SPEC)
+    qpos_off = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME)
+    qvel_off = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME | mujoco.mjtState.mjSTATE_QPOS)
+    return size, qpos_off, qvel_off
+
+
+def state_to_mjstate(model: mujoco.MjModel, states) -> np.ndarray:
+    """Physical states (N, 4) = (x, y, vx, vy) -> (N, nstate) float64 mjSTATE_FULLPHYSICS arrays.
+
+    Time is 0 and everything else is the model default, so the rows can be passed as
+    `initial_state` to ``mujoco.rollout.rollout(model, data, initial_state, control)``.
+    A single (4,) state gives a (nstate,) vector.
+    """
+    s = np.asarray(states, dtype=np.float64)
+    single = s.ndim == 1
+    s = s.reshape(-1, 4)
+    data = mujoco.MjData(model)
+    template = np.empty(mujoco.mj_stateSize(model, STATE_SPEC))
+    mujoco.mj_getState(model, data, template, STATE_SPEC)
+    _, qp, qv = _state_offsets(model)
+    out = np.repeat(template[None], len(s), axis=0)
+    out[:, qp : qp + 2] = s[:, 0:2]
+    out[:, qv : qv + 2] = s[:, 2:4]
+    return out[0] if single else out
+
+
+def mjstate_to_state(model: mujoco.MjModel, mjstates) -> np.ndarray:
+    """mjSTATE_FULLPHYSICS arrays (..., nstate) -> physical states (..., 4) float32 (x, y, vx, vy).
+
+    Works on the (N, T, nstate) `state` output of ``mujoco.rollout.rollout`` too.
+    """
+    m = np.asarray(mjstates)
+    _, qp, qv = _state_offsets(model)
+    return np.concatenate([m[..., qp : qp + 2], m[..., qv : qv + 2]], axis=-1).astype(np.float32)
+
+
+def set_state(model: mujoco.MjModel, data: mujoco.MjData, state) -> None:
+    """Write a physical state (x, y, vx, vy) into `data` and recompute derived quantities."""
+    s = np.asarray(state, dtype=np.float64)
+    data.qpos[0:2] = s[0:2]
+    data.qvel[0:2] = s[2:4]
+    mujoco.mj_forward(model, data)
+
+
+def get_state(data: mujoco.MjData) -> np.ndarray:
+    """Physical state (x, y, vx, vy) float32 of `data`."""
+    return np.concatenate([data.qpos[0:2], data.qvel[0:2]]).astype(np.float32)
+
+
+# ------------------------------------------------------------------ rendering
+
+
+class PixelRenderer:
+    """Fast top-down renderer: `render_states(states (N, 4)) -> (N, S, S, 3) uint8`.
+
+    One mujoco.Renderer is reused; shadows, reflections, skybox and anti-aliasing are
+    off. Only positions matter for the image (velocities are ignored).
+    """
+
+    def __init__(self, model: mujoco.MjModel, size: int = 64):
+        self.model = model
+        self.size = int(size)
+        self._data = mujoco.MjData(model)
+        self._renderer = mujoco.Renderer(model, self.size, self.size)
+        scene = self._renderer.scene
+        for flag in (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+            mujoco.mjtRndFlag.mjRND_FOG,
+            mujoco.mjtRndFlag.mjRND_HAZE,
+        ):
+            scene.flags[flag] = 0
+        self._opt = mujoco.MjvOption()
+        self._cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "top")
+        self._frame = np.empty((self.size, self.size, 3), dtype=np.uint8)
+
+    def render_state(self, state) -> np.ndarray:
+        """One (S, S, 3) uint8 frame for a physical state (x, y, ...)."""
+        s = np.asarray(state, dtype=np.float64)
+        self._data.qpos[0:2] = s[0:2]
+        mujoco.mj_kinematics(self.model, self._data)
+        mujoco.mj_camlight(self.model, self._data)
+        self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
+        return self._renderer.render(out=self._frame).copy()
+
+    def render_states(self, states) -> np.ndarray:
+        """(N, S, S, 3) uint8 frames for physical states (N, >=2)."""
+        s = np.asarray(states, dtype=np.float64).reshape(-1, np.shape(states)[-1])
+        out = np.empty((len(s), self.size, self.size, 3), dtype=np.uint8)
+        for i in range(len(s)):
+            self._data.qpos[0:2] = s[i, 0:2]
+            mujoco.mj_kinematics(self.model, self._data)
+            mujoco.mj_camlight(self.model, self._data)
+            self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
+            self._renderer.render(out=out[i])
+        return out
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+# ------------------------------------------------------------------ environment
+
+
+class TwoRoomEnv(gym.Env):
+    """Point mass in a two-room arena; reward-free navigation tasks with hazards.
+
+    reset(seed, options={"task": Task}) sets start state, goal and hazards from the task;
+    without a task, a random free start and goal are drawn (no hazards).
+    info: success (bool), violation (bool, this step), distance_to_goal (float),
+    state (physical state), goal (goal physical state).
+    reward = 1.0 on success else 0.0 (the planners do not use it).
+    terminated on success; truncated after max_steps (task.max_steps when a task is given).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        layout: Layout | dict = Layout(),
+        obs_type: str = "state",
+        frame_skip: int = 5,
+        max_steps: int = 200,
+        render_size: int = 64,
+        render_mode: str | None = None,
+        tolerance: float = 0.1,
+    ):
+        if isinstance(layout, dict):
+            layout = Layout.from_dict(layout)
+        if obs_type not in ("state", "pixels", "both"):
+            raise ValueError(f"obs_type must be 'state', 'pixels' or 'both', got {obs_type!r}")
+        if frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.layout = layout
+        self.obs_type = obs_type
+        self.frame_skip = int(frame_skip)
+        self.default_max_steps = int(max_steps)
+        self.render_size = int(render_size)
+        self.render_mode = render_mode
+        self.default_tolerance = float(tolerance)
+
+        a = layout.arena_half
+        state_space = gym.spaces.Box(
+            low=np.array([-a, -a, -np.inf, -np.inf], np.float32),
+            high=np.array([a, a, np.inf, np.inf], np.float32),
+            dtype=np.float32,
+        )
+        pixel_space = gym.spaces.Box(0, 255, (self.render_size, self.render_size, 3), np.uint8)
+        self.observation_space = {
+            "state": state_space,
+            "pixels": pixel_space,
+            "both": gym.spaces.Dict({"state": state_space, "pixels": pixel_space}),
+        }[obs_type]
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+        self.hazards: tuple[Hazard, ...] = ()
+        self._renderers: "collections.OrderedDict[tuple, PixelRenderer]" = collections.OrderedDict()
+        self._set_model(())
+        self.task = None
+        self.goal = np.zeros(4, np.float32)
+        self.tolerance = self.default_tolerance
+        self.max_steps = self.default_max_steps
+        self.steps = 0
+
+    # --- model / rendering
+    def _set_model(self, hazards: tuple) -> None:
+        self.hazards = tuple(hazards)
+        self.model = build_model(self.layout, self.hazards)
+        self.data = mujoco.MjData(self.model)
+
+    @property
+    def renderer(self) -> PixelRenderer:
+        """The PixelRenderer of the current model (created lazily, cached for 8 hazard sets)."""
+        key = self.hazards
+        r = self._renderers.get(key)
+        if r is None:
+            r = PixelRenderer(self.model, self.render_size)
+            self._renderers[key] = r
+            while len(self._renderers) > 8:
+                self._renderers.popitem(last=False)[1].close()
+        else:
+            self._renderers.move_to_end(key)
+        return r
+
+    def observation_at(self, state) -> Any:
+        """The observation (of this env's obs_type, current hazards) for a physical state."""
+        s = np.zeros(4, np.float32)
+        v = np.asarray(state, dtype=np.float32).reshape(-1)
+        s[: min(4, v.size)] = v[:4]
+        if self.obs_type == "state":
+            return s
+        pix = self.renderer.render_state(s)
+        if self.obs_type == "pixels":
+            return pix
+        return {"state": s, "pixels": pix}
+
+    def goal_observation(self) -> Any:
+        """Observation of the current goal state."""
+        return self.observation_at(self.goal)
+
+    @property
+    def state(self) -> np.ndarray:
+        return get_state(self.data)
+
+    def _obs(self) -> Any:
+        return self.observation_at(self.state)
+
+    # --- gym API
+    def _sample_free(self, margin: float = 0.02) -> np.ndarray:
+        a = self.layout.arena_half
+        while True:
+            p = self.np_random.uniform(-a, a, size=2)
+            if is_free(self.layout, p, AGENT_RADIUS + margin):
+                return p
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        task = (options or {}).get("task")
+        if task is not None:
+            start = np.asarray(task.start, dtype=np.float64)
+            goal = np.asarray(task.goal, dtype=np.float64)
+            hazards = tuple(task.hazards)
+            self.tolerance = float(task.tolerance)
+            self.max_steps = int(task.max_steps)
+        else:
+            start = np.concatenate([self._sample_free(), np.zeros(2)])
+            goal = np.concatenate([self._sample_free(), np.zeros(2)])
+            hazards = ()
+            self.tolerance = self.default_tolerance
+            self.max_steps = self.default_max_steps
+        if hazards != self.hazards:
+            self._set_model(hazards)
+        self.task = task
+        self.goal = np.zeros(4, np.float32)
+        self.goal[: len(goal)] = goal[:4]
+        mujoco.mj_resetData(self.model, self.data)
+        st = np.zeros(4)
+        st[: len(start)] = start[:4]
+        set_state(self.model, self.data, st)
+        self.steps = 0
+        return self._obs(), self._info()
+
+    def _info(self) -> dict:
+        s = self.state
+        dist = float(np.linalg.norm(s[:2] - self.goal[:2]))
+        return {
+            "success": bool(dist <= self.tolerance),
+            "violation": bool(in_any_hazard(self.hazards, s[:2])),
+            "distance_to_goal": dist,
+            "state": s,
+            "goal": self.goal.copy(),
+        }
+
+    def step(self, action):
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (2,):
+            raise ValueError(f"action must have shape (2,), got {np.shape(action)}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be finite, got {a.tolist()}")
+        self.data.ctrl[:] = np.clip(a, -1.0, 1.0)
+        for _ in range(self.frame_skip):
+            mujoco.mj_step(self.model, self.data)
+        self.steps += 1
+        info = self._info()
+        terminated = info["success"]
+        truncated = (not terminated) and self.steps >= self.max_steps
+        return self._obs(), float(terminated), terminated, truncated, info
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.renderer.render_state(self.state)
+        return None
+
+    def close(self):
+        for r in self._renderers.values():
+            r.close()
+        self._renderers.clear()
