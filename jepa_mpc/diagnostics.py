@@ -1,0 +1,210 @@
+"""Collapse diagnostics of a JEPA world model, logged at every evaluation and by `jepa-mpc inspect`.
+
+- latent std per dimension (min / mean over dims): ~0 means collapsed dimensions;
+- effective rank of a latent batch: exp(entropy of normalised singular values of the centred batch),
+  between 1 (rank one / collapsed) and D (isotropic);
+- SIGReg statistic (Epps-Pulley vs isotropic Gaussian; O(1) when Gaussian, O(N) when collapsed);
+- one-step and k-step prediction error relative to the copy-last baseline z_{t+1} = z_t (< 1 means the
+  predictor beats doing nothing);
+- R^2 of a ridge read-out latent -> physical state, fitted on training episodes, scored on held-out ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jepa_mpc.regularizers import sigreg
+
+
+def latent_std(z: np.ndarray) -> tuple[float, float]:
+    """(min, mean) over dimensions of the per-dimension std of z (N, D)."""
+    std = np.asarray(z, np.float64).std(axis=0)
+    return float(std.min()), float(std.mean())
+
+
+def effective_rank(z: np.ndarray) -> float:
+    """exp(entropy) of the normalised singular values of the centred batch z (N, D)."""
+    z = np.asarray(z, np.float64)
+    s = np.linalg.svd(z - z.mean(0), compute_uv=False)
+    if s.sum() <= 1e-12:
+        return 1.0
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def ridge_r2(
+    z_fit: np.ndarray, y_fit: np.ndarray, z_test: np.ndarray, y_test: np.ndarray, alpha: float = 1e-3
+) -> np.ndarray:
+    """Per-target R^2 on (z_test, y_test) of a ridge regression y ~ z fitted on (z_fit, y_fit)."""
+    mu_z, sd_z = z_fit.mean(0), z_fit.std(0) + 1e-8
+    mu_y = y_fit.mean(0)
+    x = (np.asarray(z_fit, np.float64) - mu_z) / sd_z
+    w = np.linalg.solve(x.T @ x + alpha * len(x) * np.eye(x.shape[1]), x.T @ (y_fit - mu_y))
+    pred = ((z_test - mu_z) / sd_z) @ w + mu_y
+    ss_res = ((y_test - pred) ** 2).sum(0)
+    ss_tot = ((y_test - y_test.mean(0)) ** 2).sum(0) + 1e-12
+    return 1.0 - ss_res / ss_tot
+
+
+def encode_in_chunks(graphdef, state, obs: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Encode (N, *obs_shape) observations in chunks (bounded memory for pixels)."""
+    fn = _jit_encode(graphdef)
+    out = [np.asarray(fn(state, jnp.asarray(obs[i : i + chunk]))) for i in range(0, len(obs), chunk)]
+    return np.concatenate(out, axis=0)
+
+
+_ENCODE_CACHE: dict = {}
+
+
+def _jit_encode(graphdef):
+    if graphdef not in _ENCODE_CACHE:
+        _ENCODE_CACHE[graphdef] = jax.jit(lambda s, o: nnx.merge(graphdef, s).encode(o))
+    return _ENCODE_CACHE[graphdef]
+
+
+def prediction_ratios(graphdef, state, z: jax.Array, actions: jax.Array, history: int) -> dict:
+    """One-step and open-loop k-step error / copy-last error on latent windows z (N, W, D), a (N, W-1, A)."""
+
+    @jax.jit
+    def fn(state, z, actions):
+        model = nnx.merge(graphdef, state)
+        L = history
+        z_ctx, a_ctx = z[:, :L], actions[:, :L]
+        one = model.predict_hist(z_ctx, a_ctx)
+        one_err = jnp.mean((one - z[:, L]) ** 2)
+        one_copy = jnp.mean((z[:, L - 1] - z[:, L]) ** 2)
+        roll = jax.vmap(model.rollout)(z_ctx, actions[:, L - 1 :], a_ctx[:, : L - 1])
+        roll_err = jnp.mean((roll - z[:, L:]) ** 2)
+        roll_copy = jnp.mean((z[:, L - 1 : L] - z[:, L:]) ** 2)
+        return one_err, one_copy, roll_err, roll_copy
+
+    one_err, one_copy, roll_err, roll_copy = (float(x) for x in fn(state, z, actions))
+    return {
+        "pred_err": one_err,
+        "copy_err": one_copy,
+        "pred_copy_ratio": one_err / max(one_copy, 1e-12),
+        "rollout_copy_ratio": roll_err / max(roll_copy, 1e-12),
+    }
+
+
+@dataclasses.dataclass
+class EvalData:
+    """Held-out material for diagnostics (numpy, built once per run)."""
+
+    windows_obs: np.ndarray  # (N, W, *obs_shape) from held-out episodes
+    windows_action: np.ndarray  # (N, W-1, A)
+    fit_obs: np.ndarray  # (M, *obs_shape) frames from training episodes (read-out fit)
+    fit_state: np.ndarray  # (M, 4)
+    test_obs: np.ndarray  # (K, *obs_shape) frames from held-out episodes (read-out score)
+    test_state: np.ndarray  # (K, 4)
+
+
+def _episode(ds, i: int) -> dict:
+    return ds.episodes[i]
+
+
+def build_eval_data(
+    ds, train_ids, heldout_ids, obs_key: str, window: int, max_windows: int = 512,
+    max_frames: int = 4000, seed: int = 0,
+) -> EvalData:
+    rng = np.random.default_rng(seed)
+    wo, wa = [], []
+    per_ep = max(1, max_windows // max(1, len(heldout_ids)))
+    for i in heldout_ids:
+        ep = _episode(ds, int(i))
+        n_act = len(ep["action"])
+        if n_act < window - 1:
+            continue
+        for t0 in rng.integers(0, n_act - window + 2, per_ep):
+            wo.append(np.asarray(ep[obs_key][t0 : t0 + window]))
+            wa.append(np.asarray(ep["action"][t0 : t0 + window - 1]))
+
+    def frames(ids, limit):
+        obs, st = [], []
+        per = max(1, limit // max(1, len(ids)))
+        for i in ids:
+            ep = _episode(ds, int(i))
+            t = rng.choice(len(ep["state"]), min(per, len(ep["state"])), replace=False)
+            t.sort()
+            obs.append(np.asarray(ep[obs_key][t]))
+            st.append(np.asarray(ep["state"][t], np.float32))
+        return np.concatenate(obs), np.concatenate(st)
+
+    fit_obs, fit_state = frames(train_ids, max_frames)
+    test_obs, test_state = frames(heldout_ids, max_frames // 2)
+    return EvalData(
+        np.stack(wo[:max_windows]), np.stack(wa[:max_windows]), fit_obs, fit_state, test_obs, test_state
+    )
+
+
+def evaluate(graphdef, state, data: EvalData, history: int, key: jax.Array | None = None) -> dict:
+    """All collapse diagnostics for the model (graphdef, state) on held-out data -> flat dict."""
+    n, w = data.windows_obs.shape[:2]
+    z = encode_in_chunks(graphdef, state, data.windows_obs.reshape((n * w, *data.windows_obs.shape[2:])))
+    z = z.reshape((n, w, -1))
+    flat = z.reshape((n * w, -1))
+    std_min, std_mean = latent_std(flat)
+    key = jax.random.key(0) if key is None else key
+    out = {
+        "latent_std_min": std_min,
+        "latent_std_mean": std_mean,
+        "effective_rank": effective_rank(flat),
+        "latent_dim": int(flat.shape[-1]),
+        "sigreg": float(sigreg(jnp.asarray(flat[:1024]), key)),
+    }
+    out.update(prediction_ratios(graphdef, state, jnp.asarray(z), jnp.asarray(data.windows_action), history))
+    z_fit = encode_in_chunks(graphdef, state, data.fit_obs)
+    z_test = encode_in_chunks(graphdef, state, data.test_obs)
+    r2 = ridge_r2(z_fit, data.fit_state, z_test, data.test_state)
+    out["r2_state"] = float(np.mean(r2))
+    out["r2_position"] = float(np.mean(r2[:2]))
+    out["r2_velocity"] = float(np.mean(r2[2:]))
+    return out
+
+
+def format_report(d: dict) -> str:
+    lines = [
+        f"latent std (min / mean over {d['latent_dim']} dims): {d['latent_std_min']:.4f} / {d['latent_std_mean']:.4f}",
+        f"effective rank: {d['effective_rank']:.2f} of {d['latent_dim']}",
+        f"SIGReg statistic: {d['sigreg']:.3f}",
+        f"prediction error / copy-last: one-step {d['pred_copy_ratio']:.4f}, rollout {d['rollout_copy_ratio']:.4f}",
+        f"ridge read-out R^2 (held-out episodes): state {d['r2_state']:.4f} "
+        f"(position {d['r2_position']:.4f}, velocity {d['r2_velocity']:.4f})",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- `jepa-mpc inspect RUN`
+
+
+@dataclasses.dataclass(frozen=True)
+class InspectArgs:
+    """Print collapse diagnostics of a training run (latest checkpoint, held-out episodes)."""
+
+    run: str  # run directory written by `jepa-mpc train`
+    data: str = ""  # dataset directory (default: the one recorded in the run's config.json)
+    max_windows: int = 512  # held-out windows for the prediction ratios
+    seed: int = 0
+
+
+def inspect_main(args: InspectArgs) -> None:
+    from jepa_mpc.model.checkpoint import load_world_model, read_run_config
+    from jepa_mpc.train import open_dataset, split_episodes
+
+    _, record = read_run_config(args.run)
+    wm = load_world_model(args.run)
+    cfg = wm.config
+    data_path = args.data or record.get("data", "")
+    ds = open_dataset(data_path, cfg)
+    train_ids, heldout_ids = split_episodes(ds.num_episodes, cfg.held_out_fraction)
+    data = build_eval_data(ds, train_ids, heldout_ids, cfg.model.obs_key, cfg.window, args.max_windows, seed=args.seed)
+    d = evaluate(wm.graphdef, wm.state, data, cfg.model.history, jax.random.key(args.seed))
+    print(f"run {Path(args.run)} @ step {wm.step} ({cfg.model.obs_key}, reg={cfg.reg.kind}), data {data_path}")
+    print(format_report(d))

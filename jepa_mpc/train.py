@@ -1,0 +1,521 @@
+"""Training of the JEPA world model: multi-step latent prediction + anti-collapse regulariser.
+
+    loss = w_tf * mean ||P(z_{t-L+1..t}, a_{..t}) - sg?(z_{t+1})||^2          (teacher-forced, all t)
+         + w_ro * mean ||rollout(z_{0..L-1}, a_{L-1..L+k-2}) - sg?(z_{L..L+k-1})||^2  (open loop, k steps)
+         + lambda * R(z)                                                     (SIGReg | VICReg | 0)
+
+Targets are the encoder's own embeddings of the real future observations (with gradient for
+sigreg/vicreg/none, as in LeWorldModel; from a stop-gradient EMA copy of the encoder for `ema`).
+
+Run directory: see `jepa_mpc.model.checkpoint`. `jepa-mpc train` resumes from the latest checkpoint
+in the run directory. Batches are a function of the step (WindowSampler) and the step's PRNG key is
+fold_in(key(seed), step), so a resumed run ends exactly where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from jepa_mpc.config import TRAIN_PRESETS, TrainConfig, to_dict
+from jepa_mpc.errors import ConfigError, UserError
+from jepa_mpc.model.checkpoint import (
+    CONFIG_FILE,
+    STATS_FILE,
+    abstract,
+    checkpoint_manager,
+    read_run_config,
+    write_json_atomic,
+)
+from jepa_mpc.model.world_model import (
+    WorldModel,
+    init_world_model,
+    obs_shape,
+    split_model,
+    validate_model_config,
+)
+from jepa_mpc.regularizers import check_regularizer, regularizer_loss
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+# ---------------------------------------------------------------- loss
+
+
+def window_context(z: jax.Array, a: jax.Array, history: int) -> tuple[jax.Array, jax.Array]:
+    """Teacher-forcing contexts for every transition of a window.
+
+    z (B, W, D), a (B, W-1, A) -> z_ctx (B, W-1, L, D), a_ctx (B, W-1, L, A): the context for step t
+    is z_{t-L+1..t}, a_{t-L+1..t}, padded at the window start by repeating z_0 and zero actions.
+    """
+    L = history
+    B, W, _ = z.shape
+    zpad = jnp.concatenate([jnp.repeat(z[:, :1], L - 1, axis=1), z], axis=1)
+    apad = jnp.concatenate([jnp.zeros((B, L - 1, a.shape[-1]), a.dtype), a], axis=1)
+    idx = jnp.arange(W - 1)[:, None] + jnp.arange(L)[None, :]
+    return zpad[:, idx], apad[:, idx]
+
+
+def compute_loss(
+    model: WorldModel,
+    target_model: WorldModel | None,
+    batch: dict[str, jax.Array],
+    key: jax.Array,
+    cfg: TrainConfig,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    L, k = cfg.model.history, cfg.rollout_steps
+    obs, a = batch[cfg.model.obs_key], batch["action"]
+    z = model.encode(obs)  # (B, W, D)
+    if target_model is None:
+        tgt = z
+    else:
+        tgt = jax.lax.stop_gradient(target_model.encode(obs))
+
+    z_ctx, a_ctx = window_context(z, a, L)
+    pred_tf = model.predict_hist(z_ctx, a_ctx)  # (B, W-1, D)
+    tf_loss = jnp.mean((pred_tf - tgt[:, 1:]) ** 2)
+
+    roll = jax.vmap(model.rollout)(z[:, :L], a[:, L - 1 : L - 1 + k], a[:, : L - 1])  # (B, k, D)
+    roll_loss = jnp.mean((roll - tgt[:, L : L + k]) ** 2)
+
+    reg = regularizer_loss(cfg.reg, z, key)
+    loss = cfg.teacher_forcing_weight * tf_loss + cfg.rollout_weight * roll_loss + cfg.reg.weight * reg
+    copy = jnp.mean((z[:, :-1] - tgt[:, 1:]) ** 2)
+    metrics = {
+        "loss": loss,
+        "tf_loss": tf_loss,
+        "rollout_loss": roll_loss,
+        "reg": reg,
+        "tf_copy_ratio": tf_loss / (copy + 1e-12),
+        "z_std_min": jnp.min(jnp.std(z.reshape((-1, z.shape[-1])), axis=0)),
+    }
+    return loss, metrics
+
+
+# ---------------------------------------------------------------- train state and step
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=cfg.lr,
+        warmup_steps=min(cfg.warmup_steps, max(cfg.steps - 1, 0)),
+        decay_steps=max(cfg.steps, 1),
+        end_value=cfg.lr * cfg.end_lr_fraction,
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.grad_clip),
+        optax.adamw(schedule, weight_decay=cfg.weight_decay),
+    )
+
+
+@dataclasses.dataclass
+class Trainer:
+    """Everything static about a run: model structure, optimiser, the jitted step."""
+
+    cfg: TrainConfig
+    graphdef: nnx.GraphDef
+    rest: nnx.State  # non-trainable model state (normalisation stats)
+    graphdef_full: nnx.GraphDef  # graphdef of the whole model (for nnx.split(model) states)
+    optimizer: optax.GradientTransformation
+    step_fn: Callable  # (train_state, batch) -> (train_state, metrics), jitted
+
+    def full_state(self, params: nnx.State) -> nnx.State:
+        return nnx.split(nnx.merge(self.graphdef, params, self.rest))[1]
+
+
+def init_train_state(cfg: TrainConfig, stats: dict) -> tuple[Trainer, dict]:
+    """(Trainer, train_state) where train_state = {params, opt_state, target, step, key} (a pytree)."""
+    model = init_world_model(cfg.model, seed=cfg.seed, stats=stats)
+    graphdef, params, rest = split_model(model)
+    optimizer = make_optimizer(cfg)
+    ema = cfg.reg.kind == "ema"
+    state = {
+        "params": params,
+        "opt_state": optimizer.init(params),
+        "target": jax.tree.map(jnp.copy, params) if ema else {},
+        "step": jnp.zeros((), jnp.int32),
+        "key": jax.random.key_data(jax.random.key(cfg.seed)),
+    }
+
+    def train_step(ts: dict, batch: dict) -> tuple[dict, dict]:
+        key = jax.random.fold_in(jax.random.wrap_key_data(ts["key"]), ts["step"])
+
+        def loss_fn(params):
+            m = nnx.merge(graphdef, params, rest)
+            tm = nnx.merge(graphdef, ts["target"], rest) if ema else None
+            return compute_loss(m, tm, batch, key, cfg)
+
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(ts["params"])
+        updates, opt_state = optimizer.update(grads, ts["opt_state"], ts["params"])
+        params = optax.apply_updates(ts["params"], updates)
+        target = ts["target"]
+        if ema:
+            m = cfg.reg.ema_momentum
+            target = jax.tree.map(lambda t, p: m * t + (1.0 - m) * p, target, params)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        new = {**ts, "params": params, "opt_state": opt_state, "target": target, "step": ts["step"] + 1}
+        return new, metrics
+
+    trainer = Trainer(cfg, graphdef, rest, nnx.split(model)[0], optimizer, jax.jit(train_step))
+    return trainer, state
+
+
+# ---------------------------------------------------------------- data
+
+
+def open_dataset(path: str, cfg: TrainConfig):
+    """Open the dataset (DatasetError propagates) and check it fits the model config (ConfigError)."""
+    from jepa_mpc.data.store import Dataset
+
+    if not path:
+        raise ConfigError("no dataset given (--data DIR)")
+    ds = Dataset.open(path)
+    check_dataset(ds, cfg, where=str(path))
+    return ds
+
+
+def check_dataset(ds, cfg: TrainConfig, where: str = "dataset") -> None:
+    key = cfg.model.obs_key
+    if key not in ds.arrays:
+        raise ConfigError(
+            f"{where}: has no '{key}' observations, which model.obs_key={key!r} needs "
+            f"(dataset keys: {', '.join(ds.keys)})"
+        )
+    got = tuple(ds.arrays[key].shape[2:])
+    if got != obs_shape(cfg.model):
+        raise ConfigError(
+            f"{where}: '{key}' observations have shape {got}, the model expects {obs_shape(cfg.model)}"
+        )
+    a_dim = ds.arrays["action"].shape[-1]
+    if a_dim != cfg.model.action_dim:
+        raise ConfigError(f"{where}: actions have dim {a_dim}, model.action_dim={cfg.model.action_dim}")
+
+
+def split_episodes(ds, held_out_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    return ds.split(held_out_fraction, seed=0)
+
+
+def make_sampler(ds, cfg: TrainConfig, episodes):
+    from jepa_mpc.data.store import WindowSampler
+
+    keys = (cfg.model.obs_key, "action")
+    return WindowSampler(
+        ds, cfg.batch_size, cfg.window, seed=cfg.seed, keys=keys, prefetch=cfg.prefetch, episodes=episodes
+    )
+
+
+# ---------------------------------------------------------------- run directory
+
+
+_RESUME_FREE = {"steps", "log_every", "eval_every", "ckpt_every", "keep_checkpoints", "prefetch"}
+
+
+def check_resume_compatible(saved: TrainConfig, new: TrainConfig, where: str) -> None:
+    """ConfigError naming the first field that differs in a way that changes the run."""
+    if saved.model != new.model:
+        for f in dataclasses.fields(saved.model):
+            a, b = getattr(saved.model, f.name), getattr(new.model, f.name)
+            if a != b:
+                raise ConfigError(
+                    f"{where}: checkpoint was trained with model.{f.name}={a!r}, now {b!r}; "
+                    f"use a new --run directory (or the same config) to resume"
+                )
+    sd, nd = to_dict(saved), to_dict(new)
+    for name in sd:
+        if name in _RESUME_FREE or name == "model":
+            continue
+        if sd[name] != nd[name]:
+            raise ConfigError(
+                f"{where}: run was started with {name}={sd[name]!r}, now {nd[name]!r}; "
+                f"use a new --run directory to change it"
+            )
+
+
+class MetricsLog:
+    """metrics.jsonl (+ TensorBoard). On resume, lines after the restored step are dropped."""
+
+    def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool = True):
+        self.path = run_dir / "metrics.jsonl"
+        if self.path.exists():
+            keep = []
+            for line in self.path.read_text().splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= resume_step:
+                        keep.append(line)
+                except json.JSONDecodeError:
+                    pass
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(x + "\n" for x in keep))
+            tmp.replace(self.path)
+        self.file = self.path.open("a")
+        self.tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step + 1 if resume_step else None)
+
+    def write(self, step: int, split: str, values: dict) -> None:
+        rec = {"step": int(step), "split": split, **{k: _num(v) for k, v in values.items()}}
+        self.file.write(json.dumps(rec) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in rec.items():
+                if k not in ("step", "split") and isinstance(v, (int, float)):
+                    self.tb.add_scalar(f"{split}/{k}", v, step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, (int, str)):
+        return v
+    v = float(v)
+    return v if math.isfinite(v) else str(v)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM -> checkpoint at the next step boundary, then KeyboardInterrupt."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # second signal: give up immediately
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        return False
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    params: nnx.State
+    last_metrics: dict
+    last_eval: dict
+    steps_per_s: float
+
+
+def train(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    data_path: str = "",
+    dataset=None,
+    progress: bool = True,
+    tensorboard: bool = True,
+    batch_hook: Callable[[int, dict], dict] | None = None,
+) -> TrainResult:
+    """Train (or resume) a world model in `run_dir`; returns the final state and metrics.
+
+    `dataset` (an in-memory Dataset) replaces opening `data_path`; `batch_hook(step, batch)` may
+    rewrite batches (tests use it to inject NaNs).
+    """
+    from tqdm import tqdm
+
+    from jepa_mpc.diagnostics import build_eval_data, evaluate
+
+    validate_model_config(cfg.model)
+    check_regularizer(cfg.reg)
+    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.rollout_steps < 1:
+        raise ConfigError("steps, batch_size and rollout_steps must be >= 1")
+    run_dir = Path(run_dir)
+    if (run_dir / CONFIG_FILE).exists():
+        saved, _ = read_run_config(run_dir)
+        check_resume_compatible(saved, cfg, str(run_dir / CONFIG_FILE))
+
+    if dataset is None:
+        ds = open_dataset(data_path, cfg)
+    else:
+        ds = dataset
+        check_dataset(ds, cfg)
+    train_ids, heldout_ids = split_episodes(ds, cfg.held_out_fraction)
+    if (run_dir / STATS_FILE).exists():
+        stats = {k: np.asarray(v, np.float32) for k, v in json.loads((run_dir / STATS_FILE).read_text()).items()}
+    else:
+        stats = ds.stats(train_ids)
+    sampler = make_sampler(ds, cfg, train_ids)
+    eval_data = build_eval_data(ds, train_ids, heldout_ids, cfg.model.obs_key, cfg.window, seed=cfg.seed)
+
+    trainer, ts = init_train_state(cfg, stats)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    mngr = checkpoint_manager(run_dir, cfg.keep_checkpoints)
+    start = mngr.latest_step() or 0
+    if start:
+        try:
+            restored = mngr.restore(
+                start,
+                args=ocp.args.Composite(
+                    params=ocp.args.StandardRestore(abstract(ts["params"])),
+                    train=ocp.args.StandardRestore(abstract({k: v for k, v in ts.items() if k != "params"})),
+                ),
+            )
+        except (ValueError, KeyError, FileNotFoundError) as err:
+            mngr.close()
+            raise ConfigError(
+                f"{run_dir}/checkpoints/{start}: cannot resume, checkpoint does not match the config "
+                f"({str(err).splitlines()[0][:160]})"
+            ) from None
+        ts = {**restored["train"], "params": restored["params"]}
+    record = {"train": to_dict(cfg), "data": str(data_path), "dataset_meta": getattr(ds, "meta", {})}
+    write_json_atomic(run_dir / CONFIG_FILE, json.loads(json.dumps(record, default=str)))
+    write_json_atomic(run_dir / STATS_FILE, {k: np.asarray(v).tolist() for k, v in stats.items()})
+
+    def save(step: int, state: dict) -> None:
+        mngr.save(
+            step,
+            args=ocp.args.Composite(
+                params=ocp.args.StandardSave(state["params"]),
+                train=ocp.args.StandardSave({k: v for k, v in state.items() if k != "params"}),
+            ),
+            force=True,
+        )
+        mngr.wait_until_finished()
+
+    log = MetricsLog(run_dir, start, tensorboard)
+    last_metrics: dict = {}
+    last_eval: dict = {}
+
+    def run_eval(step: int, state: dict) -> dict:
+        d = evaluate(trainer.graphdef_full, trainer.full_state(state["params"]), eval_data, cfg.model.history)
+        log.write(step, "eval", d)
+        return d
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", dynamic_ncols=True)
+    t0, n_timed = time.perf_counter(), 0
+    steps_per_s = 0.0
+    step = start
+    try:
+        with _StopFlag() as stop:
+            it = sampler.iterate(start, cfg.steps - start) if start < cfg.steps else iter(())
+            for step_i, batch in it:
+                if batch_hook is not None:
+                    batch = batch_hook(step_i, batch)
+                new_ts, metrics = trainer.step_fn(ts, batch)
+                loss = float(metrics["loss"])
+                if not math.isfinite(loss):
+                    last_good = mngr.latest_step()
+                    if last_good != step_i:
+                        save(step_i, ts)  # the state before the bad update is still good
+                    raise TrainingDiverged(
+                        f"non-finite loss ({loss}) at step {step_i + 1} of {run_dir}; last good checkpoint "
+                        f"kept: {run_dir / 'checkpoints' / str(step_i)} (lower --lr or check the dataset)"
+                    )
+                ts, step = new_ts, step_i + 1
+                n_timed += 1
+                if step == start + 1:
+                    t0, n_timed = time.perf_counter(), 0  # exclude compilation
+                elif n_timed:
+                    steps_per_s = n_timed / (time.perf_counter() - t0)
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    last_metrics = {k: float(v) for k, v in metrics.items()}
+                    last_metrics["steps_per_s"] = steps_per_s
+                    last_metrics["lr"] = float(trainer_lr(cfg, step))
+                    log.write(step, "train", last_metrics)
+                    bar.set_postfix(loss=f"{loss:.4f}", sps=f"{steps_per_s:.1f}")
+                bar.update(1)
+                if step % cfg.ckpt_every == 0 and step != cfg.steps:
+                    save(step, ts)
+                if step % cfg.eval_every == 0 and step != cfg.steps:
+                    last_eval = run_eval(step, ts)
+                if stop.signum is not None:
+                    save(step, ts)
+                    raise KeyboardInterrupt(f"stopped by signal {stop.signum} at step {step}; checkpoint saved")
+        if step == cfg.steps:
+            if mngr.latest_step() != step:
+                save(step, ts)
+            last_eval = run_eval(step, ts)
+    finally:
+        bar.close()
+        log.close()
+        mngr.close()
+    return TrainResult(int(step), ts["params"], last_metrics, last_eval, steps_per_s)
+
+
+def trainer_lr(cfg: TrainConfig, step: int) -> float:
+    return optax.warmup_cosine_decay_schedule(
+        0.0, cfg.lr, min(cfg.warmup_steps, max(cfg.steps - 1, 0)), max(cfg.steps, 1), cfg.lr * cfg.end_lr_fraction
+    )(step)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """jepa-mpc train --preset NAME --data DIR --run DIR [config overrides, e.g. --steps 500 --reg.kind none]"""
+
+    data: str  # dataset directory (written by `jepa-mpc collect`)
+    run: str  # run directory: checkpoints, config.json, metrics.jsonl; resumed if it has a checkpoint
+    config: TrainConfig = TrainConfig()  # overrides of the preset's fields
+    preset: str = "tworoom-state"  # tworoom-state | tworoom-pixels
+    quiet: bool = False  # no progress bar
+
+
+def parse_train_cli(argv: Sequence[str]) -> TrainArgs:
+    """Read --preset first, then parse everything with tyro using the preset as defaults."""
+    import tyro
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default="tworoom-state")
+    known, _ = pre.parse_known_args(list(argv))
+    if known.preset not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {known.preset!r} (--preset); expected one of {', '.join(TRAIN_PRESETS)}")
+    default = TrainArgs(data="", run="", config=TRAIN_PRESETS[known.preset], preset=known.preset)
+    args = tyro.cli(
+        TrainArgs,
+        default=default,
+        args=list(argv),
+        prog="jepa-mpc train",
+        config=(tyro.conf.OmitArgPrefixes,),
+    )
+    if not args.data:
+        raise ConfigError("missing --data DIR (the dataset to train on)")
+    if not args.run:
+        raise ConfigError("missing --run DIR (where checkpoints and metrics go)")
+    return args
+
+
+def train_main(argv: Sequence[str]) -> None:
+    args = parse_train_cli(argv)
+    result = train(args.config, args.run, args.data, progress=not args.quiet)
+    e = result.last_eval
+    print(f"trained {result.step} steps -> {args.run} ({result.steps_per_s:.1f} steps/s)")
+    if e:
+        print(
+            f"held-out: R^2 {e['r2_state']:.4f} (pos {e['r2_position']:.4f}), pred/copy-last "
+            f"{e['pred_copy_ratio']:.4f}, effective rank {e['effective_rank']:.1f}/{e['latent_dim']}"
+        )
