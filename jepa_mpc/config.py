@@ -23,6 +23,31 @@ def to_json(cfg: Any) -> str:
 # ---------------------------------------------------------------- collection (data/)
 # (owned by the data stage)
 
+COLLECT_POLICIES = ("ou", "uniform")
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectConfig:
+    """Reward-free exploration rollouts written as a chunked dataset (`jepa-mpc collect`).
+
+    An existing `out` directory with the same options is resumed at its first missing chunk.
+    """
+
+    out: str = "data/tworoom"  # dataset directory (created; resumed if it exists)
+    env_id: str = "jepa_mpc_envs/TwoRoom-v0"
+    layout: str = "default"  # "default", a JSON file of Layout fields, or inline JSON '{"door_width": 0.4}'
+    num_episodes: int = 500
+    episode_len: int = 100  # control steps (actions) per episode; T+1 states
+    frame_skip: int = 5  # physics steps per action
+    policy: str = "ou"  # ou (temporally correlated, crosses the door often) | uniform (i.i.d.)
+    ou_theta: float = 0.5  # OU mean reversion rate (1/s); correlation time 1/theta
+    ou_sigma: float = 1.1  # OU noise scale; stationary std = sigma / sqrt(2 theta)
+    ou_dt: float = 0.05  # OU integration step (s); = control dt by default
+    pixels: bool = False  # also render 64x64 RGB frames of every state
+    render_size: int = 64
+    seed: int = 0  # chunk i uses np.random.default_rng([seed, i])
+    chunk_episodes: int = 50  # episodes per chunk file (the unit of resumption)
+
 # ---------------------------------------------------------------- model + training
 # (owned by the model/train stage)
 
