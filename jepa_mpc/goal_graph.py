@@ -1,0 +1,132 @@
+"""A reachability graph over embeddings of the reward-free data: a goal cost that sees walls.
+
+A greedy goal cost (distance of the predicted latent to the goal latent) has a local minimum
+at a wall between the agent and the goal: every short plan that heads for the door first ends
+farther from the goal. The data, though, show which latents follow which. We
+
+1. pick `num_nodes` node embeddings from the dataset (farthest-point sampling, so they cover
+   the visited region evenly),
+2. join two nodes when some recorded transition goes from one node's cell to the other's
+   (edge length = distance between the node embeddings),
+3. at planning time, run Dijkstra from the goal's cell, and turn graph distance into a
+   *detour excess* per node: excess_n = d_graph(n, goal) - ||node_n - z_goal|| >= 0.
+
+The goal cost of a predicted latent z is then ``||z - z_goal|| + excess[cell(z)]``: the straight
+distance where the straight line is free (excess ~ 0), plus the length of the detour the data
+say is needed where it is not (behind the wall). Nothing here knows about walls or doors:
+the graph is built from embeddings and transitions only, and the goal arrives at plan time.
+The same construction on physical states gives the oracle's cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
+
+from jepa_mpc.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphConfig:
+    num_nodes: int = 1500
+    """Node embeddings sampled from the data (farthest-point sampling)."""
+    max_points: int = 60_000
+    """Embeddings considered when building the graph (a random subset beyond that)."""
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentGraph:
+    nodes: np.ndarray  # (N, D) float32
+    adjacency: scipy.sparse.csr_matrix  # (N, N) symmetric edge lengths
+
+    @property
+    def num_nodes(self) -> int:
+        return self.nodes.shape[0]
+
+
+@jax.jit
+def _nearest_chunk(points: jax.Array, nodes: jax.Array) -> jax.Array:
+    d = jnp.sum(points**2, axis=1, keepdims=True) - 2.0 * points @ nodes.T + jnp.sum(nodes**2, axis=1)[None]
+    return jnp.argmin(d, axis=1)
+
+
+def _nearest(points: np.ndarray, nodes: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Index of the nearest node for every point (fixed-size chunks: one compile, bounded memory)."""
+    n = len(points)
+    padded = np.zeros((-(-n // chunk) * chunk, points.shape[1]), np.float32)
+    padded[:n] = points
+    nodes_j = jnp.asarray(nodes, jnp.float32)
+    out = [np.asarray(_nearest_chunk(jnp.asarray(padded[i : i + chunk]), nodes_j)) for i in range(0, len(padded), chunk)]
+    return np.concatenate(out)[:n]
+
+
+@jax.jit(static_argnums=1)
+def _farthest_points_jit(points: jax.Array, k: int, first: jax.Array) -> jax.Array:
+    def body(i, carry):
+        mind, chosen = carry
+        d = jnp.sum((points - points[chosen[i - 1]]) ** 2, axis=1)
+        mind = jnp.minimum(mind, d)
+        return mind, chosen.at[i].set(jnp.argmax(mind))
+
+    chosen = jnp.zeros((k,), jnp.int32).at[0].set(first)
+    mind = jnp.full((points.shape[0],), jnp.inf, jnp.float32)
+    return jax.lax.fori_loop(1, k, body, (mind, chosen))[1]
+
+
+def _farthest_points(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy farthest-point sampling: k indices into points that cover them evenly."""
+    first = jnp.int32(rng.integers(len(points)))
+    return np.asarray(_farthest_points_jit(jnp.asarray(points, jnp.float32), k, first))
+
+
+def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig()) -> LatentGraph:
+    """Build the graph from per-episode embedding sequences, each (T, D) in time order."""
+    if not episodes:
+        raise ConfigError("goal graph: no episodes to build it from")
+    if config.num_nodes < 2:
+        raise ConfigError(f"goal graph: num_nodes must be >= 2, got {config.num_nodes}")
+    rng = np.random.default_rng(config.seed)
+    points = np.concatenate(episodes).astype(np.float32)
+    pool = points if len(points) <= config.max_points else points[rng.choice(len(points), config.max_points, replace=False)]
+    k = min(config.num_nodes, len(pool))
+    nodes = pool[_farthest_points(pool, k, rng)]
+
+    cells = _nearest(points, nodes)
+    ends = np.cumsum([len(ep) for ep in episodes])
+    same_episode = np.ones(len(points) - 1, bool)
+    same_episode[ends[:-1] - 1] = False  # no edge from one episode's last step to the next's first
+    moved = same_episode & (cells[1:] != cells[:-1])
+    src, dst = cells[:-1][moved], cells[1:][moved]
+    pairs = np.unique(np.sort(np.stack([src, dst], axis=1), axis=1), axis=0)
+    length = np.linalg.norm(nodes[pairs[:, 0]] - nodes[pairs[:, 1]], axis=1) + 1e-6
+    adj = scipy.sparse.coo_matrix((length, (pairs[:, 0], pairs[:, 1])), shape=(k, k))
+    return LatentGraph(nodes=nodes, adjacency=adj.tocsr())
+
+
+def detour_excess(graph: LatentGraph, goal: np.ndarray) -> np.ndarray:
+    """Per-node detour excess (N,) float32 for one goal embedding (D,).
+
+    Graph distance from each node to the goal (via the goal's cell) minus the straight distance.
+    Nodes that cannot reach the goal's cell get the largest finite excess seen (plus the span).
+    """
+    goal = np.asarray(goal, np.float32)
+    cell = int(_nearest(goal[None], graph.nodes)[0])
+    dist = scipy.sparse.csgraph.dijkstra(graph.adjacency, directed=False, indices=cell)
+    dist = dist + np.linalg.norm(graph.nodes[cell] - goal)
+    straight = np.linalg.norm(graph.nodes - goal[None], axis=1)
+    excess = np.maximum(dist - straight, 0.0)
+    finite = np.isfinite(excess)
+    cap = (excess[finite].max() if finite.any() else 0.0) + float(straight.max())
+    return np.where(finite, excess, cap).astype(np.float32)
+
+
+def graph_goal_distance(z: jax.Array, goal: jax.Array, nodes: jax.Array, excess: jax.Array) -> jax.Array:
+    """``||z - goal|| + excess[nearest node of z]`` for one latent z (D,). Pure, jittable."""
+    cell = jnp.argmin(jnp.sum((nodes - z) ** 2, axis=1))
+    return jnp.sqrt(jnp.sum((z - goal) ** 2) + 1e-12) + excess[cell]
