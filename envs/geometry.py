@@ -25,6 +25,7 @@ from typing import Sequence, Union
 import numpy as np
 
 AGENT_RADIUS = 0.05  # radius of the point-mass sphere (metres)
+MAX_SPEED = 5.0  # bound of |vx|, |vy| in observation spaces and task files (actuated top speed is 0.8 m/s)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ Validation (`load_suite`) raises `jepa_mpc.errors.TaskFileError` with one line n
 the file, the task index and the field, for: unreadable file or invalid JSON, missing
 or unknown key, wrong length, non-numeric or non-finite number, start or goal inside
 the wall or outside the arena (agent disk of radius 0.05 must fit), start or goal
-inside a hazard, radius <= 0, box lo >= hi, unknown env id, hazards closing the door.
+inside a hazard, |velocity| > 5, radius <= 0, box lo >= hi, unknown env id, hazards closing the door.
 
 A hazard *violation* is the agent centre inside the (closed) hazard region; see
 `jepa_mpc_envs.geometry.in_hazard`.
@@ -52,6 +52,7 @@ from jepa_mpc.errors import ConfigError, TaskFileError
 
 from .geometry import (
     AGENT_RADIUS,
+    MAX_SPEED,
     Box,
     Circle,
     Hazard,
@@ -200,6 +201,8 @@ def _check_keys(ctx: _Ctx, field: str, d: dict, required: Sequence[str], allowed
 
 def _state(ctx: _Ctx, field: str, v) -> tuple[float, float, float, float]:
     s = _vector(ctx, field, v, (2, 4))
+    if any(abs(x) > MAX_SPEED for x in s[2:]):
+        raise ctx.err(field, f"velocity {list(s[2:])} exceeds the speed bound {MAX_SPEED}")
     return (s + (0.0, 0.0))[:4] if len(s) == 2 else s
 
 

@@ -36,7 +36,7 @@ if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os
 
 import mujoco  # noqa: E402
 
-from .geometry import AGENT_RADIUS, Box, Circle, Hazard, Layout, in_any_hazard, is_free  # noqa: E402
+from .geometry import AGENT_RADIUS, MAX_SPEED, Box, Circle, Hazard, Layout, in_any_hazard, is_free  # noqa: E402
 
 __all__ = [
     "Layout",
@@ -319,8 +319,8 @@ class TwoRoomEnv(gym.Env):
 
         a = layout.arena_half
         state_space = gym.spaces.Box(
-            low=np.array([-a, -a, -np.inf, -np.inf], np.float32),
-            high=np.array([a, a, np.inf, np.inf], np.float32),
+            low=np.array([-a, -a, -MAX_SPEED, -MAX_SPEED], np.float32),
+            high=np.array([a, a, MAX_SPEED, MAX_SPEED], np.float32),
             dtype=np.float32,
         )
         pixel_space = gym.spaces.Box(0, 255, (self.render_size, self.render_size, 3), np.uint8)
