@@ -1,0 +1,487 @@
+"""Fast reward-free data collection with batched `mujoco.rollout`, and its benchmark.
+
+A chunk of E episodes is produced in one call: random free start states, whole (E, T, 2)
+action arrays from an exploration policy, one multithreaded `rollout` over (E, T*frame_skip)
+physics steps, then every frame_skip-th state is kept. Pixels (optional) are rendered
+afterwards from the recorded states. Chunk i depends only on (config, i): its generator is
+`np.random.default_rng([seed, i])`, so an interrupted collection resumes at the first missing
+chunk and ends with the same dataset as an uninterrupted one.
+
+CLI: `jepa-mpc collect` -> `collect_main(CollectArgs)`,
+     `jepa-mpc bench collect` -> `bench_collect_main(BenchCollectArgs)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jepa_mpc.config import COLLECT_POLICIES, CollectConfig
+from jepa_mpc.data import store
+from jepa_mpc.data.policies import make_actions
+from jepa_mpc.errors import ConfigError, DatasetError
+
+ENV_IDS = ("jepa_mpc_envs/TwoRoom-v0",)
+START_MARGIN = 0.02  # extra clearance (m) between a start position and walls, as in TwoRoomEnv
+# Settings that do not change the dataset's content (not compared when resuming).
+NON_CONTENT_FIELDS = ("out",)
+
+CollectArgs = CollectConfig  # `jepa-mpc collect` takes the collection config directly
+
+
+# ------------------------------------------------------------------ layout / config
+
+
+def resolve_layout(spec: str):
+    """Layout from "default", a JSON file of Layout fields, or an inline JSON object."""
+    from jepa_mpc_envs.geometry import Layout
+
+    if spec in ("", "default"):
+        return Layout()
+    text, where = spec, "--layout"
+    if not spec.lstrip().startswith("{"):
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"--layout {spec!r}: not 'default', inline JSON or an existing JSON file")
+        text, where = path.read_text(), str(path)
+    try:
+        fields = json.loads(text)
+        if not isinstance(fields, dict):
+            raise ValueError("expected a JSON object of Layout fields")
+        return Layout.from_dict(fields)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{where}: invalid layout ({' '.join(str(err).split())})") from None
+
+
+def validate_config(cfg: CollectConfig) -> None:
+    if cfg.env_id not in ENV_IDS:
+        raise ConfigError(f"--env-id {cfg.env_id!r} is not supported; expected one of: {', '.join(ENV_IDS)}")
+    if cfg.policy not in COLLECT_POLICIES:
+        raise ConfigError(f"--policy {cfg.policy!r} is unknown; expected one of: {', '.join(COLLECT_POLICIES)}")
+    for name in ("num_episodes", "episode_len", "frame_skip", "chunk_episodes", "render_size"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(cfg, name)})")
+    if not (cfg.ou_theta > 0 and cfg.ou_sigma >= 0 and cfg.ou_dt > 0):
+        raise ConfigError("OU parameters need --ou-theta > 0, --ou-sigma >= 0, --ou-dt > 0")
+
+
+def num_chunks(cfg: CollectConfig) -> int:
+    return -(-cfg.num_episodes // cfg.chunk_episodes)
+
+
+def chunk_episode_range(cfg: CollectConfig, index: int) -> tuple[int, int]:
+    start = index * cfg.chunk_episodes
+    return start, min(start + cfg.chunk_episodes, cfg.num_episodes)
+
+
+# ------------------------------------------------------------------ sampling and physics
+
+
+def sample_free_positions(layout, rng: np.random.Generator, n: int, margin: float = START_MARGIN) -> np.ndarray:
+    """(n, 2) positions uniform over the free space (inside the arena, clear of the wall)."""
+    from jepa_mpc_envs.geometry import AGENT_RADIUS, is_free
+
+    a = layout.arena_half
+    out = np.empty((0, 2))
+    while len(out) < n:
+        p = rng.uniform(-a, a, size=(2 * (n - len(out)) + 8, 2))
+        out = np.concatenate([out, p[np.asarray(is_free(layout, p, AGENT_RADIUS + margin))]])
+    return out[:n]
+
+
+class StateCollector:
+    """Batched open-loop rollouts of a MuJoCo model on a persistent `mujoco.rollout` thread pool.
+
+    `run(init_states (N, 4), actions (N, T, nu))` -> dict of state (N, T+1, 4) float32 and
+    qpos (N, T+1, nq), qvel (N, T+1, nv) float64; each action is held for `frame_skip` physics steps.
+    """
+
+    def __init__(self, model, frame_skip: int = 5, nthread: int | None = None):
+        import mujoco
+        from mujoco import rollout
+
+        self.model = model
+        self.frame_skip = int(frame_skip)
+        self.nthread = max(1, int(nthread or os.cpu_count() or 1))
+        self._datas = [mujoco.MjData(model) for _ in range(self.nthread)]
+        self._pool = rollout.Rollout(nthread=self.nthread)
+        spec = mujoco.mjtState
+        self._qpos_off = mujoco.mj_stateSize(model, spec.mjSTATE_TIME)
+        self._qvel_off = self._qpos_off + model.nq
+
+    def initial_state(self, states: np.ndarray) -> np.ndarray:
+        from jepa_mpc_envs.tworoom import state_to_mjstate
+
+        return state_to_mjstate(self.model, states)
+
+    def run(self, init_states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
+        from jepa_mpc_envs.tworoom import mjstate_to_state
+
+        n, t, _ = actions.shape
+        if n == 0 or t == 0:
+            raise ValueError(f"StateCollector.run needs at least one episode and one step (got actions {actions.shape})")
+        init = self.initial_state(np.asarray(init_states, dtype=np.float64))
+        control = np.repeat(np.asarray(actions, dtype=np.float64), self.frame_skip, axis=1)
+        phys, _ = self._pool.rollout(self.model, self._datas, init, control)
+        full = np.concatenate([init[:, None, :], phys[:, self.frame_skip - 1 :: self.frame_skip]], axis=1)
+        nq, nv = self.model.nq, self.model.nv
+        return {
+            "state": mjstate_to_state(self.model, full),
+            "qpos": full[..., self._qpos_off : self._qpos_off + nq].copy(),
+            "qvel": full[..., self._qvel_off : self._qvel_off + nv].copy(),
+        }
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> "StateCollector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def crossed_door(layout, states: np.ndarray) -> np.ndarray:
+    """(E,) bool: the episode's room side (envs.geometry.room_of) changes at some step."""
+    from jepa_mpc_envs.geometry import room_of
+
+    side = np.asarray(room_of(layout, states[..., :2]))
+    return (side != side[:, :1]).any(axis=1)
+
+
+def render_pixels(renderer, states: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """(E, T+1, S, S, 3) uint8 frames of (E, T+1, 4) states, rendered in batches."""
+    flat = states.reshape(-1, states.shape[-1])
+    frames = np.empty((len(flat), renderer.size, renderer.size, 3), dtype=np.uint8)
+    for i in range(0, len(flat), batch):
+        frames[i : i + batch] = renderer.render_states(flat[i : i + batch])
+    return frames.reshape(states.shape[:-1] + frames.shape[1:])
+
+
+def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: int, renderer=None) -> dict[str, np.ndarray]:
+    """All arrays of chunk `index` (a pure function of cfg and index)."""
+    first, last = chunk_episode_range(cfg, index)
+    e = last - first
+    rng = np.random.default_rng([cfg.seed, index])
+    pos = sample_free_positions(layout, rng, e)
+    init = np.concatenate([pos, np.zeros_like(pos)], axis=1)
+    actions = make_actions(
+        cfg.policy, rng, e, cfg.episode_len, 2, ou_theta=cfg.ou_theta, ou_sigma=cfg.ou_sigma, ou_dt=cfg.ou_dt
+    )
+    arrays = collector.run(init, actions)
+    arrays["action"] = actions
+    arrays["episode_length"] = np.full((e,), cfg.episode_len, dtype=np.int32)
+    arrays["episode_index"] = np.arange(first, last, dtype=np.int64)
+    if renderer is not None:
+        arrays["pixels"] = render_pixels(renderer, arrays["state"])
+    return arrays
+
+
+# ------------------------------------------------------------------ meta
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    import h5py
+    import mujoco
+
+    import jepa_mpc
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "mujoco": mujoco.__version__,
+        "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version,
+        "jepa_mpc": getattr(jepa_mpc, "__version__", "unknown"),
+    }
+
+
+def content_config(cfg: CollectConfig) -> dict:
+    """The config fields that determine the dataset's content (compared on resume)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NON_CONTENT_FIELDS}
+
+
+def make_meta(cfg: CollectConfig, layout, model) -> dict:
+    obs_keys = ["state", "pixels"] if cfg.pixels else ["state"]
+    return {
+        "format": "jepa-mpc dataset",
+        "format_version": store.FORMAT_VERSION,
+        "status": "incomplete",
+        "env_id": cfg.env_id,
+        "layout": layout.to_dict(),
+        "obs_keys": obs_keys,
+        "array_keys": ["state", "action", "qpos", "qvel"] + (["pixels"] if cfg.pixels else []),
+        "state_fields": ["x", "y", "vx", "vy"],
+        "render_size": cfg.render_size if cfg.pixels else None,
+        "policy": cfg.policy,
+        "policy_params": {"theta": cfg.ou_theta, "sigma": cfg.ou_sigma, "dt": cfg.ou_dt} if cfg.policy == "ou" else {},
+        "seed": cfg.seed,
+        "frame_skip": cfg.frame_skip,
+        "timestep": float(model.opt.timestep),
+        "control_dt": float(model.opt.timestep) * cfg.frame_skip,
+        "num_episodes": cfg.num_episodes,
+        "episode_len": cfg.episode_len,
+        "chunk_episodes": cfg.chunk_episodes,
+        "num_chunks": num_chunks(cfg),
+        "chunk_seeds": "np.random.default_rng([seed, chunk_index])",
+        "config": content_config(cfg),
+        "versions": package_versions(),
+        "git_commit": _git_commit(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _check_resumable(out: Path, cfg: CollectConfig) -> dict | None:
+    """The existing meta if `out` is a dataset collected with the same config; None if fresh."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise DatasetError(f"--out {out}: exists and is not a directory")
+    if not (out / store.META_NAME).exists():
+        if any(out.iterdir()):
+            raise DatasetError(f"--out {out}: non-empty directory without meta.json; choose another --out")
+        return None
+    meta = store.read_meta(out)
+    old, new = meta.get("config", {}), content_config(cfg)
+    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if diff:
+        k = diff[0]
+        raise DatasetError(
+            f"{out / store.META_NAME}: dataset was collected with {k}={old.get(k)!r}, not {new.get(k)!r}; "
+            f"use the same options to resume or another --out"
+        )
+    return meta
+
+
+# ------------------------------------------------------------------ summary
+
+
+def dataset_summary(path: str | os.PathLike) -> dict:
+    """Episodes, steps, door-crossing fraction (from states) and size on disk of a dataset directory
+    (over the chunks present, so it also works on an incomplete dataset)."""
+    import h5py
+
+    from jepa_mpc_envs.geometry import Layout
+
+    path = Path(path)
+    meta = store.read_meta(path)
+    layout = Layout.from_dict(meta["layout"])
+    episodes = steps = crossed = 0
+    for i in sorted(set(store.existing_chunks(path)) & set(range(int(meta["num_chunks"])))):
+        p = store.chunk_path(path, i)
+        try:
+            with h5py.File(p, "r") as f:
+                states, lengths = f["state"][()], f["episode_length"][()]
+        except (OSError, KeyError) as err:
+            raise DatasetError(f"{p}: chunk {i} is corrupt or truncated ({' '.join(str(err).split())[:200]})") from None
+        episodes += len(states)
+        steps += int(lengths.sum())
+        crossed += int(crossed_door(layout, states).sum())
+    size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return {
+        "episodes": episodes,
+        "steps": steps,
+        "door_crossing_fraction": crossed / max(episodes, 1),
+        "size_bytes": size,
+    }
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+# ------------------------------------------------------------------ collect
+
+
+def collect(cfg: CollectConfig, progress: bool = True, max_chunks: int | None = None) -> dict:
+    """Collect (or resume) the dataset described by `cfg` into `cfg.out`; returns a summary dict.
+
+    `max_chunks` stops after writing that many new chunks (leaving an incomplete, resumable dataset).
+    """
+    from tqdm import tqdm
+
+    from jepa_mpc_envs.tworoom import PixelRenderer, build_model
+
+    validate_config(cfg)
+    layout = resolve_layout(cfg.layout)
+    out = Path(cfg.out)
+    meta = _check_resumable(out, cfg)
+    model = build_model(layout)
+    out.mkdir(parents=True, exist_ok=True)
+    store.remove_stale_tmp(out)
+    if meta is None:
+        meta = make_meta(cfg, layout, model)
+        store.write_meta(out, meta)
+    total = num_chunks(cfg)
+    present = set(store.existing_chunks(out))
+    todo = [i for i in range(total) if i not in present]
+    resumed_from = todo[0] if todo and present else None
+    if max_chunks is not None:
+        todo = todo[:max_chunks]
+
+    renderer = PixelRenderer(model, cfg.render_size) if cfg.pixels else None
+    t_state = t_render = t_write = 0.0
+    new_steps = new_frames = 0
+    try:
+        with StateCollector(model, cfg.frame_skip) as collector, tqdm(
+            total=total, initial=len(present & set(range(total))), unit="chunk",
+            desc="collect", disable=not progress,
+        ) as bar:
+            for i in todo:
+                t0 = time.perf_counter()
+                arrays = collect_chunk(cfg, layout, collector, i, renderer=None)
+                t1 = time.perf_counter()
+                if renderer is not None:
+                    arrays["pixels"] = render_pixels(renderer, arrays["state"])
+                    new_frames += arrays["pixels"].shape[0] * arrays["pixels"].shape[1]
+                t2 = time.perf_counter()
+                store.write_chunk(out, i, arrays)
+                t3 = time.perf_counter()
+                t_state, t_render, t_write = t_state + t1 - t0, t_render + t2 - t1, t_write + t3 - t2
+                new_steps += int(arrays["episode_length"].sum())
+                bar.update(1)
+                bar.set_postfix(steps=new_steps)
+    finally:
+        if renderer is not None:
+            renderer.close()
+
+    complete = set(store.existing_chunks(out)) >= set(range(total))
+    if complete and meta.get("status") != "complete":
+        meta = dict(meta, status="complete")
+        summary = dataset_summary(out)
+        meta["summary"] = {k: summary[k] for k in ("episodes", "steps", "door_crossing_fraction")}
+        store.write_meta(out, meta)
+    summary = dataset_summary(out)
+    summary.update(
+        complete=complete,
+        resumed_from_chunk=resumed_from,
+        new_chunks=len(todo),
+        new_steps=new_steps,
+        state_steps_per_s=new_steps / t_state if t_state > 0 else float("nan"),
+        frames_per_s=new_frames / t_render if t_render > 0 else float("nan"),
+        write_s=t_write,
+    )
+    return summary
+
+
+def print_summary(cfg: CollectConfig, s: dict) -> None:
+    status = "complete" if s["complete"] else "INCOMPLETE (run the same command again to resume)"
+    print(f"dataset {cfg.out}: {status}")
+    if s["resumed_from_chunk"] is not None:
+        print(f"  resumed at chunk {s['resumed_from_chunk']}, wrote {s['new_chunks']} new chunk(s)")
+    print(f"  episodes       {s['episodes']:,} x {cfg.episode_len} control steps = {s['steps']:,} steps "
+          f"(frame_skip {cfg.frame_skip}, policy {cfg.policy}, seed {cfg.seed})")
+    print(f"  door crossing  {100 * s['door_crossing_fraction']:.1f} % of episodes change room")
+    if s["new_steps"]:
+        print(f"  speed          {s['state_steps_per_s']:,.0f} control steps/s "
+              f"({s['state_steps_per_s'] * cfg.frame_skip:,.0f} physics steps/s) state collection")
+        if cfg.pixels:
+            print(f"                 {s['frames_per_s']:,.0f} frames/s rendering ({cfg.render_size}x{cfg.render_size})")
+    print(f"  size on disk   {_fmt_bytes(s['size_bytes'])}")
+
+
+def collect_main(args: CollectArgs) -> None:
+    """`jepa-mpc collect`: reward-free exploration rollouts -> chunked HDF5 dataset (resumable)."""
+    print_summary(args, collect(args))
+
+
+# ------------------------------------------------------------------ benchmark
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchCollectArgs:
+    """Throughput of state collection (mujoco.rollout, one thread per core) and 64px rendering."""
+
+    num_episodes: int = 1000  # episodes per rollout call
+    episode_len: int = 100
+    frame_skip: int = 5
+    policy: str = "ou"
+    render_frames: int = 4096  # frames per rendering repeat
+    render_size: int = 64
+    repeats: int = 5
+    nthread: int = 0  # 0 = one per core (os.cpu_count())
+    seed: int = 0
+
+
+def bench_collect(args: BenchCollectArgs) -> dict[str, list[float]]:
+    from jepa_mpc_envs.geometry import Layout
+    from jepa_mpc_envs.tworoom import PixelRenderer, build_model
+
+    layout = Layout()
+    model = build_model(layout)
+    cfg = CollectConfig(
+        num_episodes=args.num_episodes * args.repeats, episode_len=args.episode_len, frame_skip=args.frame_skip,
+        policy=args.policy, chunk_episodes=args.num_episodes, seed=args.seed,
+    )
+    validate_config(cfg)
+    results: dict[str, list[float]] = {"rollout": [], "chunk": [], "render": []}
+    with StateCollector(model, args.frame_skip, args.nthread or None) as collector:
+        rng = np.random.default_rng(args.seed)
+        pos = sample_free_positions(layout, rng, args.num_episodes)
+        init = np.concatenate([pos, np.zeros_like(pos)], axis=1)
+        actions = make_actions(args.policy, rng, args.num_episodes, args.episode_len)
+        collector.run(init[:8], actions[:8])  # warm-up
+        states = None
+        for r in range(args.repeats):
+            t0 = time.perf_counter()
+            states = collector.run(init, actions)["state"]
+            results["rollout"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            collect_chunk(cfg, layout, collector, r)
+            results["chunk"].append(time.perf_counter() - t0)
+    flat = states.reshape(-1, 4)
+    frames = flat[np.random.default_rng(args.seed).integers(0, len(flat), args.render_frames)]
+    renderer = PixelRenderer(model, args.render_size)
+    try:
+        renderer.render_states(frames[:16])  # warm-up (GL context, textures)
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            renderer.render_states(frames)
+            results["render"].append(time.perf_counter() - t0)
+    finally:
+        renderer.close()
+    return results
+
+
+def bench_collect_main(args: BenchCollectArgs) -> None:
+    """`jepa-mpc bench collect`: prints steps/s and frames/s (min / median over repeats)."""
+    res = bench_collect(args)
+    steps = args.num_episodes * args.episode_len
+    nthread = args.nthread or os.cpu_count()
+    rows = [
+        ("rollout only: control steps/s", steps, res["rollout"]),
+        ("rollout only: physics steps/s", steps * args.frame_skip, res["rollout"]),
+        ("chunk (starts+policy+rollout): control steps/s", steps, res["chunk"]),
+        ("chunk (starts+policy+rollout): physics steps/s", steps * args.frame_skip, res["chunk"]),
+        (f"render {args.render_size}x{args.render_size}: frames/s", args.render_frames, res["render"]),
+    ]
+    print(f"bench collect: {args.num_episodes} episodes x {args.episode_len} steps, frame_skip {args.frame_skip}, "
+          f"policy {args.policy}, {nthread} rollout thread(s), {args.repeats} repeats")
+    print(f"{'measure':<50} {'min':>12} {'median':>12} {'max':>12}")
+    for name, count, times in rows:
+        rates = count / np.asarray(times)
+        print(f"{name:<50} {rates.min():>12,.0f} {np.median(rates):>12,.0f} {rates.max():>12,.0f}")
