@@ -12,6 +12,8 @@ Physical state: ``(x, y, vx, vy)`` float32 = ``qpos[0:2], qvel[0:2]``.
 Observations: "state" (4,) float32, "pixels" (S, S, 3) uint8 top-down orthographic
 image of the whole arena (image up = +y, right = +x), or "both" (Dict).
 Hazards are drawn on the floor (non-colliding, orange); they are not obstacles.
+The agent is drawn as a red disc of radius 0.07 (visual only; the colliding sphere
+has radius 0.05) so that it covers a few pixels at 64x64.
 A step is a *violation* when the agent centre lies in a hazard (`geometry.in_hazard`);
 *success* when ``||pos - goal_pos|| <= task.tolerance``.
 
@@ -60,6 +62,7 @@ DAMPING = 10.0
 GEAR = 8.0
 WALL_HEIGHT = 0.1
 HAZARD_RGBA = "1.0 0.55 0.0 1"
+MARKER_RADIUS = 0.07  # visual-only disc on top of the agent (radius 0.05) so it spans ~4-5 px at 64x64
 
 
 def _f(x: float) -> str:
@@ -112,7 +115,7 @@ def build_mjcf(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> str
   <compiler angle="radian"/>
   <option timestep="{_f(TIMESTEP)}" gravity="0 0 0" integrator="implicitfast"/>
   <visual>
-    <quality shadowsize="0" offsamples="0"/>
+    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="6"/>
     <global offwidth="256" offheight="256"/>
     <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
   </visual>
@@ -126,7 +129,7 @@ def build_mjcf(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> str
   </default>
   <worldbody>
     <camera name="top" pos="0 0 2" xyaxes="1 0 0 0 1 0" projection="orthographic" fovy="{_f(extent)}"/>
-    <geom name="floor" type="plane" size="{_f(a + 2 * t)} {_f(a + 2 * t)} 0.1" material="floor"
+    <geom name="floor" type="plane" size="{_f(a + 2 * t)} {_f(a + 2 * t)} {_f(2 * a)}" material="floor"
           contype="0" conaffinity="0"/>
     {walls_xml}
     {haz_xml}
@@ -134,6 +137,8 @@ def build_mjcf(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> str
       <joint name="x" type="slide" axis="1 0 0" damping="{_f(DAMPING)}"/>
       <joint name="y" type="slide" axis="0 1 0" damping="{_f(DAMPING)}"/>
       <geom name="agent" type="sphere" size="{_f(AGENT_RADIUS)}" mass="{_f(MASS)}" rgba="0.85 0.1 0.1 1"/>
+      <geom name="agent_marker" type="cylinder" size="{_f(MARKER_RADIUS)} 0.001" pos="0 0 {_f(AGENT_RADIUS)}"
+            mass="0" contype="0" conaffinity="0" rgba="0.85 0.1 0.1 1" group="2"/>
     </body>
   </worldbody>
   <actuator>
