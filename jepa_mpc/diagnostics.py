@@ -203,7 +203,7 @@ def inspect_main(args: InspectArgs) -> None:
     cfg = wm.config
     data_path = args.data or record.get("data", "")
     ds = open_dataset(data_path, cfg)
-    train_ids, heldout_ids = split_episodes(ds.num_episodes, cfg.held_out_fraction)
+    train_ids, heldout_ids = split_episodes(ds, cfg.held_out_fraction)
     data = build_eval_data(ds, train_ids, heldout_ids, cfg.model.obs_key, cfg.window, args.max_windows, seed=args.seed)
     d = evaluate(wm.graphdef, wm.state, data, cfg.model.history, jax.random.key(args.seed))
     print(f"run {Path(args.run)} @ step {wm.step} ({cfg.model.obs_key}, reg={cfg.reg.kind}), data {data_path}")

@@ -23,12 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tyro
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -480,15 +481,13 @@ class TrainArgs:
 
     data: str  # dataset directory (written by `jepa-mpc collect`)
     run: str  # run directory: checkpoints, config.json, metrics.jsonl; resumed if it has a checkpoint
-    config: TrainConfig = TrainConfig()  # overrides of the preset's fields
+    config: Annotated[TrainConfig, tyro.conf.arg(name="")] = TrainConfig()  # overrides of the preset's fields
     preset: str = "tworoom-state"  # tworoom-state | tworoom-pixels
     quiet: bool = False  # no progress bar
 
 
 def parse_train_cli(argv: Sequence[str]) -> TrainArgs:
     """Read --preset first, then parse everything with tyro using the preset as defaults."""
-    import tyro
-
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default="tworoom-state")
     known, _ = pre.parse_known_args(list(argv))
@@ -500,7 +499,6 @@ def parse_train_cli(argv: Sequence[str]) -> TrainArgs:
         default=default,
         args=list(argv),
         prog="jepa-mpc train",
-        config=(tyro.conf.OmitArgPrefixes,),
     )
     if not args.data:
         raise ConfigError("missing --data DIR (the dataset to train on)")

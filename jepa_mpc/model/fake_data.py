@@ -53,3 +53,19 @@ def make_fake_dataset(num_episodes: int = 40, steps: int = 100, seed: int = 0, p
         arrays["pixels"] = np.stack([render_states(e["state"]) for e in eps])
     meta = {"env_id": "fake-pointmass", "obs_types": ["state", "pixels"] if pixels else ["state"]}
     return Dataset(arrays, meta)
+
+
+def save_fake_dataset(path, num_episodes: int = 40, steps: int = 100, seed: int = 0, pixels: bool = False):
+    """Write a fake dataset directory readable by `Dataset.open` (one chunk). Returns the Dataset."""
+    from pathlib import Path
+
+    from jepa_mpc.data.store import write_chunk, write_meta
+
+    ds = make_fake_dataset(num_episodes, steps, seed, pixels)
+    Path(path).mkdir(parents=True, exist_ok=True)
+    arrays = dict(ds.arrays)
+    arrays["episode_length"] = ds.episode_lengths.astype(np.int32)
+    arrays["episode_index"] = np.arange(ds.num_episodes, dtype=np.int64)
+    write_chunk(path, 0, arrays)
+    write_meta(path, {**ds.meta, "num_chunks": 1, "num_episodes": ds.num_episodes})
+    return ds

@@ -1,0 +1,75 @@
+"""Shapes and purity of the world-model API (state and pixels, mlp and transformer predictors)."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from jepa_mpc.config import TRAIN_PRESETS, ModelConfig
+from jepa_mpc.errors import ConfigError
+from jepa_mpc.model import encode, init_world_model, obs_shape, predict, rollout
+from jepa_mpc.model.world_model import validate_model_config
+
+SMALL_PIXELS = ModelConfig(
+    obs_key="pixels", latent_dim=16, encoder_hidden=(32,), cnn_channels=(4, 8, 8, 8), projector_hidden=32,
+    predictor_hidden=32,
+)
+CASES = {
+    "state-mlp": ModelConfig(latent_dim=8, encoder_hidden=(32,), projector_hidden=32, predictor_hidden=32),
+    "pixels-mlp": SMALL_PIXELS,
+    "state-transformer": ModelConfig(
+        latent_dim=8, encoder_hidden=(32,), projector_hidden=32, predictor="transformer", history=3,
+        predictor_hidden=32, num_heads=2, predictor_depth=1,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_encode_predict_rollout_shapes(name):
+    cfg = CASES[name]
+    graphdef, state = nnx.split(init_world_model(cfg))
+    B, T, H, D, A = 3, 5, 7, cfg.latent_dim, cfg.action_dim
+    dtype = jnp.uint8 if cfg.obs_key == "pixels" else jnp.float32
+    obs = jnp.zeros((B, T, *obs_shape(cfg)), dtype)
+
+    z = jax.jit(encode, static_argnums=0)(graphdef, state, obs)
+    chex.assert_shape(z, (B, T, D))
+    chex.assert_tree_all_finite(z)
+
+    z1 = jax.jit(predict, static_argnums=0)(graphdef, state, z, jnp.ones((B, T, A)))
+    chex.assert_shape(z1, (B, T, D))
+
+    zs = jax.jit(rollout, static_argnums=0)(graphdef, state, z[0, 0], jnp.ones((H, A)))
+    chex.assert_shape(zs, (H, D))
+    zb = jax.jit(jax.vmap(rollout, (None, None, 0, 0)), static_argnums=0)(graphdef, state, z[:, 0], jnp.ones((B, H, A)))
+    chex.assert_shape(zb, (B, H, D))
+    chex.assert_trees_all_close(zb[0], zs, atol=1e-5)
+
+
+def test_rollout_first_step_equals_predict():
+    cfg = CASES["state-mlp"]
+    model = init_world_model(cfg, seed=1)
+    # perturb the zero-initialised output layer so the predictor is not the identity
+    model.predictor.out.kernel[...] = 0.1 * jax.random.normal(jax.random.key(0), model.predictor.out.kernel.shape)
+    z0 = model.encode(jnp.ones((4,)))
+    a = jnp.array([[0.5, -0.5], [1.0, 0.0]])
+    zs = model.rollout(z0, a)
+    chex.assert_trees_all_close(zs[0], model.predict(z0, a[0]), atol=1e-6)
+    chex.assert_trees_all_close(zs[1], model.predict(zs[0], a[1]), atol=1e-6)
+    assert not jnp.allclose(zs[0], z0)
+
+
+def test_presets_are_valid():
+    for name, cfg in TRAIN_PRESETS.items():
+        validate_model_config(cfg.model, name)
+        model = nnx.eval_shape(lambda: init_world_model(cfg.model))
+        z = jax.eval_shape(model.encode, jax.ShapeDtypeStruct((2, *obs_shape(cfg.model)), jnp.float32))
+        assert z.shape == (2, cfg.model.latent_dim)
+
+
+def test_bad_model_config_raises_config_error():
+    with pytest.raises(ConfigError, match="predictor"):
+        validate_model_config(ModelConfig(predictor="lstm"))
+    with pytest.raises(ConfigError, match="history"):
+        validate_model_config(ModelConfig(history=3))
