@@ -163,8 +163,28 @@ def _one_line(err: BaseException) -> str:
     return text[:200] + ("..." if len(text) > 200 else "")
 
 
-def read_chunk(path: str | os.PathLike, index: int | None = None) -> dict[str, np.ndarray]:
-    """Read and validate one chunk file. DatasetError (one line, names file + chunk) on any problem."""
+def _chunk_layout(path: Path, index: int | None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """{array name: (shape, dtype)} of a chunk file, without reading the data."""
+    import h5py
+
+    where = f"{path}: chunk {index if index is not None else '?'}"
+    if not path.exists():
+        raise DatasetError(f"{where} is missing")
+    try:
+        with h5py.File(path, "r") as f:
+            return {name: (tuple(f[name].shape), f[name].dtype) for name in f.keys()}
+    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        raise DatasetError(f"{where} is corrupt or truncated ({_one_line(err)})") from None
+
+
+def read_chunk(
+    path: str | os.PathLike, index: int | None = None, out: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """Read and validate one chunk file. DatasetError (one line, names file + chunk) on any problem.
+
+    With `out` (name -> preallocated C-contiguous array of the right shape), the data is read
+    straight into those arrays (no extra copy) and they are returned.
+    """
     import h5py
 
     path = Path(path)
@@ -174,7 +194,19 @@ def read_chunk(path: str | os.PathLike, index: int | None = None) -> dict[str, n
     try:
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs)
-            arrays = {name: f[name][()] for name in f.keys()}
+            arrays = {}
+            for name in f.keys():
+                if out is not None and name in out:
+                    if out[name].shape != f[name].shape or out[name].dtype != f[name].dtype:
+                        raise DatasetError(
+                            f"{where}: array '{name}' is {f[name].dtype}{f[name].shape}, "
+                            f"expected {out[name].dtype}{out[name].shape} (mixed datasets?)"
+                        )
+                    if out[name].size:
+                        f[name].read_direct(out[name])
+                    arrays[name] = out[name]
+                else:
+                    arrays[name] = f[name][()]
     except (OSError, KeyError, ValueError, RuntimeError) as err:
         raise DatasetError(f"{where} is corrupt or truncated ({_one_line(err)})") from None
     if index is not None and int(attrs.get("chunk_index", -1)) != index:
@@ -246,13 +278,20 @@ class Dataset:
                 f"{chunk_path(path, missing[0])}: chunk {missing[0]} of {num_chunks} is missing "
                 f"(interrupted collection? rerun `jepa-mpc collect` with the same options to resume)"
             )
-        parts = [read_chunk(chunk_path(path, i), i) for i in range(num_chunks)]
-        arrays = {}
-        for key in parts[0]:
-            try:
-                arrays[key] = np.concatenate([p[key] for p in parts], axis=0)
-            except (KeyError, ValueError):
-                raise DatasetError(f"{path}: chunks disagree on array '{key}' (mixed datasets?)") from None
+        # Shapes first, then read every chunk straight into preallocated arrays (peak RAM = dataset size).
+        paths = [chunk_path(path, i) for i in range(num_chunks)]
+        layouts = [_chunk_layout(p, i) for i, p in enumerate(paths)]
+        names, counts = sorted(layouts[0]), []
+        for i, lay in enumerate(layouts):
+            if sorted(lay) != names or any(lay[n][0][1:] != layouts[0][n][0][1:] or lay[n][1] != layouts[0][n][1] for n in names):
+                raise DatasetError(f"{paths[i]}: chunk {i} has different arrays than chunk 0 (mixed datasets?)")
+            counts.append(lay["state"][0][0] if "state" in lay else 0)
+        total = int(sum(counts))
+        arrays = {n: np.empty((total,) + layouts[0][n][0][1:], dtype=layouts[0][n][1]) for n in names}
+        offset = 0
+        for i, (p, e) in enumerate(zip(paths, counts)):
+            read_chunk(p, i, out={n: a[offset : offset + e] for n, a in arrays.items()})
+            offset += e
         index = arrays["episode_index"]
         if not np.array_equal(index, np.arange(len(index))):
             raise DatasetError(f"{path}: episode indices are not 0..{len(index) - 1} across chunks")
