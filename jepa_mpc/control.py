@@ -1,0 +1,321 @@
+"""Receding-horizon MPC against the real simulator, many episodes at once.
+
+Every `action_block` env steps each live episode re-plans: the policy returns one block of
+`action_block` actions per episode, the block is executed in that episode's environment, and
+the next plan is warm-started from the shifted previous one. Success and violations are the
+environment's physical predicates, never latent distances.
+
+Policies (all batched over episodes, `act(obs, states, key) -> (B, action_block, A)`):
+
+* `LatentPlannerPolicy`: a planner over the learned world model (cost in latent space),
+* `OraclePlannerPolicy`: the same planner on the true MuJoCo dynamics (cost on physical state),
+* `RandomActionsPolicy`: uniform random actions, no planning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jepa_mpc import costs as cost_lib
+from jepa_mpc import goal_graph
+from jepa_mpc.errors import ConfigError
+from jepa_mpc.planning import get_planner, make_config, shift_plan
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlConfig:
+    """How to plan at each MPC step (planner budget, goal cost, action blocks)."""
+
+    planner: str = "cem"
+    """cem | mppi | gradient | cem-gd | random-shooting (see jepa_mpc.planning.PLANNERS)."""
+    horizon: int = 5
+    """Plan length in blocks."""
+    samples: int = 300
+    """Sequences per iteration (sampling planners) / restarts x ... (see each planner)."""
+    iterations: int = 30
+    action_block: int = 5
+    """Env steps per plan block; the world model predicts one block ahead (actions concatenated)."""
+    goal_cost: str = "graph"
+    """"graph": latent distance + detour excess from the data's reachability graph (sees walls);
+    "latent": plain latent distance to the goal embedding (greedy; stalls at walls)."""
+    goal_mode: str = "all"
+    """Goal term on "terminal" block only or "all" blocks (the last weighted as much as the rest)."""
+    graph_nodes: int = 1500
+    seed: int = 0
+
+    def planner_config(self, action_dim: int) -> Any:
+        """The planner's own config, with this budget (fields a planner lacks are left alone)."""
+        planner = get_planner(self.planner)
+        fields = {f.name for f in dataclasses.fields(planner.config_cls)}
+        wanted = {"horizon": self.horizon, "samples": self.samples, "iterations": self.iterations}
+        cfg = make_config(self.planner, **{k: v for k, v in wanted.items() if k in fields})
+        del action_dim  # bounds are [-1, 1] for every dimension
+        return cfg
+
+
+def validate_control(cfg: ControlConfig) -> None:
+    for name in ("horizon", "samples", "iterations", "action_block", "graph_nodes"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+    if cfg.goal_cost not in ("graph", "latent"):
+        raise ConfigError(f"--goal-cost must be 'graph' or 'latent', got {cfg.goal_cost!r}")
+    if cfg.goal_mode not in ("terminal", "all"):
+        raise ConfigError(f"--goal-mode must be 'terminal' or 'all', got {cfg.goal_mode!r}")
+    get_planner(cfg.planner)
+
+
+# ----------------------------------------------------------------------------- goal costs
+
+
+def goal_step_weights(horizon: int, mode: str) -> jax.Array:
+    """Per-block goal weights: terminal only, or every block with the last counting double."""
+    w = jnp.zeros((horizon,), jnp.float32) if mode == "terminal" else jnp.ones((horizon,), jnp.float32) / horizon
+    return w.at[-1].add(1.0)
+
+
+def goal_term(cfg: ControlConfig) -> cost_lib.Term:
+    """Goal term on (H, D) predicted embeddings; ctx holds goal, and for "graph" nodes + excess."""
+    weights = goal_step_weights(cfg.horizon, cfg.goal_mode)
+
+    def fn(z_seq, a_seq, ctx):
+        if cfg.goal_cost == "graph":
+            dist = jax.vmap(goal_graph.graph_goal_distance, in_axes=(0, None, None, None))(
+                z_seq, ctx["goal"], ctx["nodes"], ctx["excess"]
+            )
+        else:
+            dist = jnp.sqrt(jnp.sum(jnp.square(z_seq - ctx["goal"]), axis=-1) + 1e-12)
+        return dist * weights
+
+    return cost_lib.Term(fn)
+
+
+# ------------------------------------------------------------------------------- policies
+
+
+class Policy(Protocol):
+    action_block: int
+
+    def start(self, obs: np.ndarray, goal_obs: np.ndarray, goal_states: np.ndarray, key: jax.Array) -> None: ...
+
+    def act(self, obs: np.ndarray, states: np.ndarray, key: jax.Array) -> tuple[np.ndarray, dict]: ...
+
+
+class _PlannerPolicy:
+    """Shared machinery: a jitted batched plan over episodes, warm starts, graph excess per goal."""
+
+    def __init__(self, cfg: ControlConfig, action_dim: int, graph: goal_graph.LatentGraph | None):
+        validate_control(cfg)
+        self.cfg = cfg
+        self.action_block = cfg.action_block
+        self.block_dim = action_dim * cfg.action_block
+        self.planner = get_planner(cfg.planner)
+        self.planner_cfg = cfg.planner_config(self.block_dim)
+        self.cost = cost_lib.make_cost({"goal": (goal_term(cfg), 1.0)})
+        self.graph = graph
+        self.nodes = jnp.asarray(graph.nodes) if graph is not None else jnp.zeros((1, 1), jnp.float32)
+        self.plans: np.ndarray | None = None
+
+    def _goal_ctx(self, goals: np.ndarray) -> dict:
+        if self.cfg.goal_cost == "graph":
+            excess = np.stack([goal_graph.detour_excess(self.graph, g) for g in goals])
+        else:
+            excess = np.zeros((len(goals), 1), np.float32)
+        return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(excess)}
+
+    def _plan(self, start: jax.Array, key: jax.Array) -> tuple[np.ndarray, dict]:
+        b = start.shape[0]
+        init = jnp.asarray(self.plans)
+        keys = jax.random.split(key, b)
+        t0 = time.perf_counter()
+        actions, info = self._plan_batch(start, self.ctx["goal"], self.ctx["excess"], init, keys)
+        actions = np.asarray(jax.block_until_ready(actions))
+        latency = time.perf_counter() - t0
+        self.plans = np.asarray(jax.vmap(shift_plan)(jnp.asarray(actions)))
+        block = actions[:, 0].reshape(b, self.action_block, -1)
+        return block, {"latency_s": latency, "final_cost": np.asarray(info["final_cost"])}
+
+    def _reset_plans(self, b: int) -> None:
+        self.plans = np.zeros((b, self.cfg.horizon, self.block_dim), np.float32)
+
+
+class LatentPlannerPolicy(_PlannerPolicy):
+    """Plan in the learned latent space: encode obs and goal, roll the predictor, cost on latents."""
+
+    def __init__(self, model: Any, cfg: ControlConfig, graph: goal_graph.LatentGraph | None):
+        if model.action_dim != model.config.model.action_dim:
+            raise ConfigError("model action_dim mismatch")
+        raw_dim = model.action_dim // cfg.action_block
+        if raw_dim * cfg.action_block != model.action_dim:
+            raise ConfigError(
+                f"--action-block {cfg.action_block} does not divide the model's action input ({model.action_dim})"
+            )
+        super().__init__(cfg, raw_dim, graph)
+        self.model = model
+        encode_p = model.encode_p
+        self._encode = jax.jit(lambda state, obs: encode_p(state, obs))
+        cost, planner, pcfg, nodes, rollout_p = self.cost, self.planner, self.planner_cfg, self.nodes, model.rollout_p
+
+        @jax.jit
+        def plan_batch(params, z0, goal, excess, init, keys):
+            def one(z0, goal, excess, init, key):
+                ctx = {"goal": goal, "nodes": nodes, "excess": excess}
+                cost_fn = cost_lib.latent_cost_fn(lambda z, a: rollout_p(params, z, a), z0, ctx, cost)
+                return planner.plan(cost_fn, init, key, pcfg)
+
+            return jax.vmap(one)(z0, goal, excess, init, keys)
+
+        self._plan_batch = lambda *args: plan_batch(model.state, *args)
+
+    def encode(self, obs: np.ndarray) -> jax.Array:
+        return self._encode(self.model.state, jnp.asarray(obs))
+
+    def start(self, obs, goal_obs, goal_states, key):
+        self.ctx = self._goal_ctx(np.asarray(self.encode(goal_obs)))
+        self._reset_plans(len(obs))
+
+    def act(self, obs, states, key):
+        return self._plan(self.encode(obs), key)
+
+
+class OraclePlannerPolicy(_PlannerPolicy):
+    """The same planner on the true simulator: batched MuJoCo rollouts, cost on physical position.
+
+    The goal graph (for goal_cost="graph") is built the same way, from the dataset's positions.
+    """
+
+    def __init__(self, simulate: Callable[[np.ndarray, np.ndarray], np.ndarray], cfg: ControlConfig,
+                 graph: goal_graph.LatentGraph | None, action_dim: int = 2):
+        super().__init__(cfg, action_dim, graph)
+        cost, planner, pcfg, nodes = self.cost, self.planner, self.planner_cfg, self.nodes
+        horizon = cfg.horizon
+
+        def sim_callback(states, actions):
+            lead = states.shape[:-1]
+            out = simulate(states.reshape(-1, states.shape[-1]), actions.reshape((-1,) + actions.shape[-2:]))
+            return out.reshape(lead + (horizon, 2)).astype(np.float32)
+
+        def rollout_positions(state0, actions):
+            shape = jax.ShapeDtypeStruct((horizon, 2), jnp.float32)
+            return jax.pure_callback(sim_callback, shape, state0, actions, vmap_method="broadcast_all")
+
+        @jax.jit
+        def plan_batch(state0, goal, excess, init, keys):
+            def one(state0, goal, excess, init, key):
+                ctx = {"goal": goal, "nodes": nodes, "excess": excess}
+                cost_fn = lambda a: cost(rollout_positions(state0, a), a, ctx)  # noqa: E731
+                return planner.plan(cost_fn, init, key, pcfg)
+
+            return jax.vmap(one)(state0, goal, excess, init, keys)
+
+        self._plan_batch = plan_batch
+
+    def start(self, obs, goal_obs, goal_states, key):
+        self.ctx = self._goal_ctx(np.asarray(goal_states)[:, :2])
+        self._reset_plans(len(obs))
+
+    def act(self, obs, states, key):
+        return self._plan(jnp.asarray(states, jnp.float32), key)
+
+
+class RandomActionsPolicy:
+    """No planning: uniform random actions in [-1, 1] (the floor every table needs)."""
+
+    def __init__(self, action_block: int = 5, action_dim: int = 2):
+        self.action_block = action_block
+        self.action_dim = action_dim
+
+    def start(self, obs, goal_obs, goal_states, key):
+        pass
+
+    def act(self, obs, states, key):
+        a = jax.random.uniform(key, (len(obs), self.action_block, self.action_dim), minval=-1.0, maxval=1.0)
+        return np.asarray(a), {"latency_s": 0.0}
+
+
+# --------------------------------------------------------------------------- the MPC loop
+
+
+@dataclasses.dataclass
+class EpisodeRecord:
+    task: str
+    success: bool = False
+    steps: int = 0
+    violation_steps: int = 0
+    final_distance: float = float("nan")
+    path: list = dataclasses.field(default_factory=list)  # positions (x, y) after reset and each step
+    plans: int = 0
+
+    @property
+    def violation_free(self) -> bool:
+        return self.violation_steps == 0
+
+
+def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.Array,
+            on_plan: Callable[[dict], None] | None = None) -> list[EpisodeRecord]:
+    """Run one episode per (env, task) pair in lockstep until each succeeds or runs out of steps."""
+    if len(envs) != len(tasks):
+        raise ValueError("one env per task")
+    records = [EpisodeRecord(task=t.name) for t in tasks]
+    obs, goal_obs, goal_states, states = [], [], [], []
+    for env, task, rec in zip(envs, tasks, records):
+        o, info = env.reset(options={"task": task})
+        obs.append(o)
+        goal_obs.append(env.observation_at(task.goal))
+        goal_states.append(np.asarray(info["goal"], np.float32))
+        states.append(np.asarray(info["state"], np.float32))
+        rec.path.append([float(v) for v in info["state"][:2]])
+        rec.final_distance = info["distance_to_goal"]
+        rec.success = bool(info["success"])
+    obs, states = np.stack(obs), np.stack(states)
+    key, sub = jax.random.split(key)
+    policy.start(obs, np.stack(goal_obs), np.stack(goal_states), sub)
+    live = np.array([not r.success for r in records])
+    while live.any():
+        key, sub = jax.random.split(key)
+        blocks, plan_info = policy.act(obs, states, sub)
+        if on_plan is not None:
+            on_plan({**plan_info, "live": int(live.sum())})
+        for i in np.flatnonzero(live):
+            env, rec = envs[i], records[i]
+            rec.plans += 1
+            for a in blocks[i]:
+                o, _, terminated, truncated, info = env.step(a)
+                rec.steps += 1
+                rec.violation_steps += int(info["violation"])
+                rec.path.append([float(v) for v in info["state"][:2]])
+                rec.final_distance = info["distance_to_goal"]
+                obs[i], states[i] = o, info["state"]
+                if terminated or truncated:
+                    rec.success = bool(info["success"])
+                    live[i] = False
+                    break
+    return records
+
+
+# ------------------------------------------------------------------ true dynamics (oracle)
+
+
+def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int
+                           ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """`simulate(states (N, 4), blocks (N, H, action_block * 2)) -> positions (N, H, 2)` after each block.
+
+    One batched `mujoco.rollout` over all N sequences, one thread per core (the data collector's
+    simulator): the true dynamics, contacts with the walls included.
+    """
+    from jepa_mpc.data.collect import StateCollector
+
+    collector = StateCollector(model, frame_skip=frame_skip)
+
+    def simulate(states: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+        n, h = blocks.shape[:2]
+        steps = blocks.reshape(n, h * action_block, -1)
+        return collector.run(states, steps)["state"][:, action_block::action_block, :2]
+
+    return simulate

@@ -1,0 +1,321 @@
+"""`jepa-mpc eval`: MPC on a task suite, with results a paper can cite.
+
+    jepa-mpc eval --checkpoint runs/tworoom-state --suite envs/tasks/tworoom_heldout.json --planner cem
+    jepa-mpc eval --checkpoint runs/tworoom-state --planner random-actions      # floor
+    jepa-mpc eval --checkpoint runs/tworoom-state --dynamics oracle             # planner on true dynamics
+
+Writes a results folder: `results.json` (schema below), `summary.md`, and optionally
+`episodes.mp4`. Success is the environment's physical predicate.
+
+results.json (schema_version 1)::
+
+    {"schema_version": 1, "created": ISO time, "git_commit": str|null, "versions": {...},
+     "args": {...every flag...}, "suite": {"path", "sha256", "env_id", "tasks"},
+     "checkpoint": {"run", "step"} | null, "dataset": path, "planner_config": {...} | null,
+     "summary": {"episodes", "successes", "success_rate", "success_ci95": [lo, hi],
+                 "violation_free_rate", "violation_free_ci95", "mean_steps_success",
+                 "plan_latency_ms": {"calls", "batch", "p50", "p95", "per_episode_p50"},
+                 "wall_time_s"},
+     "episodes": [{"task", "success", "steps", "violation_steps", "violation_free",
+                   "final_distance", "plans"}]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from jepa_mpc.config import to_dict
+from jepa_mpc.control import (
+    ControlConfig,
+    EpisodeRecord,
+    LatentPlannerPolicy,
+    OraclePlannerPolicy,
+    RandomActionsPolicy,
+    mujoco_block_simulator,
+    run_mpc,
+    validate_control,
+)
+from jepa_mpc.errors import ConfigError
+
+DEFAULT_SUITE = str(Path(__file__).resolve().parent.parent / "envs" / "tasks" / "tworoom_heldout.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalArgs:
+    """Evaluate MPC on a task suite and write a results folder."""
+
+    checkpoint: str = "runs/tworoom-state"
+    """Training run directory (from `jepa-mpc train`). Its dataset is used for the goal graph."""
+    suite: str = DEFAULT_SUITE
+    """Task-suite JSON file (see envs/tasks/SCHEMA.md)."""
+    planner: str = "cem"
+    """A planner (cem, mppi, gradient, cem-gd, random-shooting) or random-actions (no planning)."""
+    dynamics: Literal["model", "oracle"] = "model"
+    """model: plan through the learned world model; oracle: the same planner on true MuJoCo dynamics."""
+    out: str = ""
+    """Results folder (default: results/<suite>-<planner>-<dynamics>)."""
+    episodes: int = 0
+    """Evaluate the first N tasks of the suite (0: all)."""
+    batch: int = 100
+    """Episodes run and planned at once (vmapped)."""
+    control: ControlConfig = ControlConfig()
+    video: int = 0
+    """Record the first N episodes to episodes.mp4 (0: none)."""
+    seed: int = 0
+
+
+# ------------------------------------------------------------------------------ statistics
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval for a binomial proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarize(records: list[EpisodeRecord], latencies: list[float], batch_sizes: list[int], wall: float) -> dict:
+    n = len(records)
+    wins = sum(r.success for r in records)
+    free = sum(r.violation_free for r in records)
+    lat = np.asarray(latencies) * 1e3
+    per_ep = lat / np.maximum(np.asarray(batch_sizes, float), 1) if len(lat) else lat
+    steps_ok = [r.steps for r in records if r.success]
+    return {
+        "episodes": n,
+        "successes": wins,
+        "success_rate": wins / n if n else 0.0,
+        "success_ci95": list(wilson_interval(wins, n)),
+        "violation_free_rate": free / n if n else 0.0,
+        "violation_free_ci95": list(wilson_interval(free, n)),
+        "mean_steps_success": float(np.mean(steps_ok)) if steps_ok else None,
+        "plan_latency_ms": {
+            "calls": int(len(lat)),
+            "p50": float(np.percentile(lat, 50)) if len(lat) else None,
+            "p95": float(np.percentile(lat, 95)) if len(lat) else None,
+            "per_episode_p50": float(np.percentile(per_ep, 50)) if len(lat) else None,
+        },
+        "wall_time_s": wall,
+    }
+
+
+def summary_markdown(label: str, s: dict) -> str:
+    lo, hi = s["success_ci95"]
+    vlo, vhi = s["violation_free_ci95"]
+    lat = s["plan_latency_ms"]
+    fmt = lambda v: "–" if v is None else f"{v:.1f}"  # noqa: E731
+    return (
+        "| run | episodes | success | 95 % CI | violation-free | plan p50 (ms) | plan p95 (ms) | per-episode p50 (ms) |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        f"| {label} | {s['episodes']} | {100 * s['success_rate']:.1f} % | [{100 * lo:.1f}, {100 * hi:.1f}] "
+        f"| {100 * s['violation_free_rate']:.1f} % [{100 * vlo:.1f}, {100 * vhi:.1f}] "
+        f"| {fmt(lat['p50'])} | {fmt(lat['p95'])} | {fmt(lat['per_episode_p50'])} |\n"
+    )
+
+
+# ---------------------------------------------------------------------------- provenance
+
+
+def git_commit() -> str | None:
+    from jepa_mpc.data.collect import _git_commit
+
+    return _git_commit()
+
+
+def package_versions() -> dict[str, str]:
+    import flax
+    import optax
+
+    from jepa_mpc.data.collect import package_versions as base
+
+    return {**base(), "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# ------------------------------------------------------------------------------- set-up
+
+
+def _load_suite(path: str):
+    from jepa_mpc_envs.tasks import load_suite
+
+    return load_suite(path)
+
+
+def _run_record(run_dir: str) -> dict:
+    from jepa_mpc.model.checkpoint import read_run_config
+
+    return read_run_config(run_dir)[1]
+
+
+def _dataset_for(args: EvalArgs, record: dict | None):
+    from jepa_mpc.data.store import Dataset
+
+    path = (record or {}).get("data")
+    if not path:
+        raise ConfigError(f"{args.checkpoint}: run record names no dataset (needed for the goal graph)")
+    return Dataset.open(path), path
+
+
+def _check_suite_matches(suite, meta: dict, where: str) -> None:
+    env_id = meta.get("env_id")
+    if env_id and env_id != suite.env_id:
+        raise ConfigError(f"{suite.path}: suite is for {suite.env_id!r}, but {where} was trained on {env_id!r}")
+
+
+def build_policy(args: EvalArgs, suite, frame_skip: int):
+    """(policy, env obs_type, planner config or None, checkpoint info)."""
+    cfg = args.control
+    if args.planner == "random-actions":
+        return RandomActionsPolicy(cfg.action_block), "state", None, None
+    validate_control(dataclasses.replace(cfg, planner=args.planner))
+    cfg = dataclasses.replace(cfg, planner=args.planner)
+    from jepa_mpc import goal_graph
+
+    record = _run_record(args.checkpoint)
+    ds, data_path = _dataset_for(args, record)
+    _check_suite_matches(suite, ds.meta, f"{args.checkpoint} (dataset {data_path})")
+    graph_cfg = goal_graph.GraphConfig(num_nodes=cfg.graph_nodes, seed=cfg.seed)
+    if args.dynamics == "oracle":
+        from jepa_mpc_envs.tworoom import build_model
+
+        graph = goal_graph.build_graph([e[:, :2] for e in ds.arrays["state"]], graph_cfg) if cfg.goal_cost == "graph" else None
+        sim = mujoco_block_simulator(build_model(suite.layout), frame_skip, cfg.action_block)
+        policy = OraclePlannerPolicy(sim, cfg, graph)
+        return policy, "state", policy.planner_cfg, None
+    from jepa_mpc.model.checkpoint import load_world_model
+
+    model = load_world_model(args.checkpoint)
+    graph = None
+    if cfg.goal_cost == "graph":
+        encode = jax.jit(model.encode_p)
+        latents = encode_episodes(lambda obs: encode(model.state, obs), ds.arrays[model.obs_key])
+        graph = goal_graph.build_graph(latents, graph_cfg)
+    policy = LatentPlannerPolicy(model, cfg, graph)
+    return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
+
+
+def encode_episodes(encode, observations: np.ndarray, batch: int = 4096) -> list[np.ndarray]:
+    """Embeddings (T, D) of every dataset episode (E, T, *obs), with `encode(obs batch) -> (B, D)`."""
+    e, t = observations.shape[:2]
+    flat = observations.reshape((e * t,) + observations.shape[2:])
+    z = np.concatenate([np.asarray(encode(flat[i : i + batch])) for i in range(0, len(flat), batch)])
+    return list(z.reshape(e, t, -1))
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def evaluate(args: EvalArgs) -> tuple[dict, Path]:
+    from jepa_mpc_envs.tworoom import TwoRoomEnv
+
+    if args.episodes < 0 or args.batch <= 0:
+        raise ConfigError("--episodes must be >= 0 and --batch > 0")
+    if args.planner != "random-actions" and args.dynamics == "model" and not Path(args.checkpoint).is_dir():
+        raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory (train one with `jepa-mpc train`)")
+    suite = _load_suite(args.suite)
+    tasks = suite.tasks[: args.episodes or None]
+    frame_skip = 5
+    policy, obs_type, planner_cfg, ckpt = build_policy(args, suite, frame_skip)
+    label = f"{args.planner}" + ("" if args.planner == "random-actions" else f" ({args.dynamics})")
+    out = Path(args.out or f"results/{Path(args.suite).stem}-{args.planner}-{args.dynamics}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    latencies, batch_sizes, records = [], [], []
+    key = jax.random.key(args.seed)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(tasks), desc=f"eval {label}", unit="ep")
+    for start in range(0, len(tasks), args.batch):
+        chunk = tasks[start : start + args.batch]
+        envs = [TwoRoomEnv(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip) for _ in chunk]
+
+        def on_plan(info, n=len(chunk)):
+            if info["latency_s"]:
+                latencies.append(info["latency_s"])
+                batch_sizes.append(n)
+
+        key, sub = jax.random.split(key)
+        recs = run_mpc(envs, chunk, policy, sub, on_plan=on_plan)
+        records += recs
+        for env in envs:
+            env.close()
+        bar.update(len(chunk))
+        bar.set_postfix(success=f"{np.mean([r.success for r in records]):.3f}")
+    bar.close()
+    wall = time.perf_counter() - t0
+    summary = summarize(records, latencies, batch_sizes, wall)
+    result = {
+        "schema_version": 1,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+        "args": to_dict(args),
+        "label": label,
+        "suite": {
+            "path": str(args.suite),
+            "sha256": hashlib.sha256(Path(args.suite).read_bytes()).hexdigest(),
+            "env_id": suite.env_id,
+            "tasks": len(tasks),
+        },
+        "checkpoint": ckpt,
+        "planner_config": to_dict(planner_cfg) if planner_cfg is not None else None,
+        "summary": summary,
+        "episodes": [
+            {
+                "task": r.task,
+                "success": r.success,
+                "steps": r.steps,
+                "violation_steps": r.violation_steps,
+                "violation_free": r.violation_free,
+                "final_distance": float(r.final_distance),
+                "plans": r.plans,
+            }
+            for r in records
+        ],
+    }
+    write_json_atomic(out / "results.json", result)
+    (out / "summary.md").write_text(summary_markdown(label, summary))
+    if args.video:
+        from jepa_mpc.video import write_episode_video
+
+        write_episode_video(out / "episodes.mp4", suite, tasks[: args.video], records[: args.video])
+    return result, out
+
+
+def eval_main(args: EvalArgs) -> None:
+    result, out = evaluate(args)
+    print(summary_markdown(result["label"], result["summary"]), end="")
+    print(f"results: {out / 'results.json'}")
+
+
+__all__ = ["EvalArgs", "evaluate", "eval_main", "wilson_interval", "summarize"]
