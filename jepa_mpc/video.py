@@ -1,0 +1,58 @@
+"""Rollout videos: the executed path, the goal and the hazards, drawn over top-down renders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+GOAL_RGB = np.array([40, 200, 60], np.uint8)
+TRAIL_RGB = np.array([30, 90, 255], np.uint8)
+
+
+def world_to_pixel(xy: np.ndarray, view_half: float, size: int) -> np.ndarray:
+    """(..., 2) arena coordinates -> (..., 2) integer (row, col) in a top-down frame (up = +y)."""
+    col = (np.asarray(xy)[..., 0] + view_half) / (2 * view_half) * size
+    row = (view_half - np.asarray(xy)[..., 1]) / (2 * view_half) * size
+    return np.stack([row, col], axis=-1).astype(int)
+
+
+def _dot(frame: np.ndarray, rc: np.ndarray, radius: int, rgb: np.ndarray) -> None:
+    r, c = rc
+    h, w = frame.shape[:2]
+    frame[max(r - radius, 0) : min(r + radius + 1, h), max(c - radius, 0) : min(c + radius + 1, w)] = rgb
+
+
+def episode_frames(layout, task, path: np.ndarray, size: int = 256) -> np.ndarray:
+    """(T, size, size, 3) uint8 frames: the agent along `path` (T, 2), goal and trail marked."""
+    from jepa_mpc_envs.tworoom import PixelRenderer, build_model
+
+    renderer = PixelRenderer(build_model(layout, tuple(task.hazards)), size)
+    states = np.zeros((len(path), 4), np.float32)
+    states[:, :2] = path
+    frames = renderer.render_states(states).copy()
+    renderer.close()
+    view_half = layout.arena_half + 2 * 0.05  # the camera sees the arena plus its boundary walls (build_mjcf)
+    goal = world_to_pixel(np.asarray(task.goal[:2]), view_half, size)
+    trail = world_to_pixel(path, view_half, size)
+    for t, frame in enumerate(frames):
+        for rc in trail[: t + 1 : 2]:
+            _dot(frame, rc, 0, TRAIL_RGB)
+        _dot(frame, goal, max(size // 64, 2), GOAL_RGB)
+    return frames
+
+
+def write_episode_video(out: Path, suite, tasks: Sequence, records: Sequence, fps: int = 20, size: int = 256) -> Path:
+    """One mp4 with the given episodes one after another (written atomically)."""
+    import imageio_ffmpeg
+
+    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
+    writer = imageio_ffmpeg.write_frames(str(tmp), (size, size), fps=fps, macro_block_size=1)
+    writer.send(None)
+    for task, rec in zip(tasks, records):
+        for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size):
+            writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    tmp.replace(out)
+    return out
