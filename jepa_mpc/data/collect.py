@@ -438,7 +438,7 @@ def bench_collect(args: BenchCollectArgs) -> dict[str, list[float]]:
         policy=args.policy, chunk_episodes=args.num_episodes, seed=args.seed,
     )
     validate_config(cfg)
-    results: dict[str, list[float]] = {"rollout": [], "chunk": [], "render": []}
+    results: dict[str, list[float]] = {"rollout": [], "rollout_cpu": [], "chunk": [], "render": []}
     with StateCollector(model, args.frame_skip, args.nthread or None) as collector:
         rng = np.random.default_rng(args.seed)
         pos = sample_free_positions(layout, rng, args.num_episodes)
@@ -447,9 +447,10 @@ def bench_collect(args: BenchCollectArgs) -> dict[str, list[float]]:
         collector.run(init[:8], actions[:8])  # warm-up
         states = None
         for r in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             states = collector.run(init, actions)["state"]
             results["rollout"].append(time.perf_counter() - t0)
+            results["rollout_cpu"].append(time.process_time() - c0)  # CPU time of all threads
             t0 = time.perf_counter()
             collect_chunk(cfg, layout, collector, r)
             results["chunk"].append(time.perf_counter() - t0)
@@ -475,12 +476,14 @@ def bench_collect_main(args: BenchCollectArgs) -> None:
     rows = [
         ("rollout only: control steps/s", steps, res["rollout"]),
         ("rollout only: physics steps/s", steps * args.frame_skip, res["rollout"]),
+        ("rollout only: physics steps per CPU-second", steps * args.frame_skip, res["rollout_cpu"]),
         ("chunk (starts+policy+rollout): control steps/s", steps, res["chunk"]),
         ("chunk (starts+policy+rollout): physics steps/s", steps * args.frame_skip, res["chunk"]),
         (f"render {args.render_size}x{args.render_size}: frames/s", args.render_frames, res["render"]),
     ]
     print(f"bench collect: {args.num_episodes} episodes x {args.episode_len} steps, frame_skip {args.frame_skip}, "
-          f"policy {args.policy}, {nthread} rollout thread(s), {args.repeats} repeats")
+          f"policy {args.policy}, {nthread} rollout thread(s), {args.repeats} repeats, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'measure':<50} {'min':>12} {'median':>12} {'max':>12}")
     for name, count, times in rows:
         rates = count / np.asarray(times)
