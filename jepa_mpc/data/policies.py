@@ -16,10 +16,11 @@ from jepa_mpc.errors import ConfigError
 
 POLICIES = ("ou", "uniform")
 
-# OU defaults, chosen with `jepa-mpc collect` on the default TwoRoom layout (T=100 control steps of
-# 0.05 s): a slow mean reversion (correlation time 1/theta = 2 s) with a large stationary std
-# (sigma / sqrt(2 theta) ~ 1.1, so the thrust often saturates) makes long straight runs that cross
-# the door far more often than white noise does.
+# OU defaults, chosen on the default TwoRoom layout (T=100 control steps of 0.05 s): a slow mean
+# reversion (correlation time 1/theta = 2 s) with stationary std sigma / sqrt(2 theta) ~ 1.1 (thrust
+# saturated about a third of the time) makes long straight runs. About 20 % of OU episodes change
+# room vs. 2 % with uniform white noise (`jepa-mpc collect --policy ou|uniform`, 500 episodes); a
+# larger sigma crosses slightly more often (~23 % at sigma 2.5) but makes actions nearly bang-bang.
 OU_THETA = 0.5
 OU_SIGMA = 1.1
 OU_DT = 0.05
