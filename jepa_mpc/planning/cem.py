@@ -25,6 +25,8 @@ class CEMConfig:
     """Plan length in action blocks."""
     action_low: float | tuple[float, ...] = -1.0
     action_high: float | tuple[float, ...] = 1.0
+    noise: str = "hash"
+    """Sampler: "hash" (fast counter-hash Gaussian/uniform, default) or "jax" (jax.random)."""
     init_std: float = 1.0
     """Initial standard deviation, as a fraction of half the action range."""
     min_std: float = 0.05
@@ -41,6 +43,7 @@ class CEMConfig:
 
 def validate(config: CEMConfig) -> None:
     common.validate(config)
+    common.check_noise(config)
     if not 0 < config.elites <= config.samples:
         raise ConfigError(f"CEMConfig.elites must be in 1..samples={config.samples}, got {config.elites}")
     if not 0 <= config.keep_elites <= config.elites or config.keep_elites >= config.samples:
@@ -68,7 +71,7 @@ def run_cem(cost_fn, init_actions, key, config: CEMConfig):
 
     def iteration(carry, key):
         mean, std, elites, best_a, best_c = carry
-        noise = jax.random.normal(key, (n, horizon, action_dim), jnp.float32)
+        noise = common.normal_noise(key, (n, horizon, action_dim), config.noise)
         cand = jnp.clip(mean + std * noise, low, high)
         if config.include_mean:
             cand = cand.at[0].set(mean)

@@ -18,6 +18,8 @@ class MPPIConfig:
     horizon: int = 5
     action_low: float | tuple[float, ...] = -1.0
     action_high: float | tuple[float, ...] = 1.0
+    noise: str = "hash"
+    """Sampler: "hash" (fast counter-hash Gaussian/uniform, default) or "jax" (jax.random)."""
     temperature: float = 0.1
     """Softmax temperature. With normalize_costs, in units of (median cost - min cost)."""
     normalize_costs: bool = True
@@ -34,6 +36,7 @@ class MPPIConfig:
 
 def validate(config: MPPIConfig) -> None:
     common.validate(config)
+    common.check_noise(config)
     if config.temperature <= 0:
         raise ConfigError(f"MPPIConfig.temperature must be > 0, got {config.temperature}")
 
@@ -55,7 +58,7 @@ def plan(cost_fn, init_actions, key, config: MPPIConfig = MPPIConfig()):
 
     def iteration(carry, key):
         mean, std, best_a, best_c = carry
-        noise = jax.random.normal(key, (n, horizon, action_dim), jnp.float32)
+        noise = common.normal_noise(key, (n, horizon, action_dim), config.noise)
         cand = jnp.clip(mean + std * noise, low, high)
         if config.include_mean:
             cand = cand.at[0].set(mean)

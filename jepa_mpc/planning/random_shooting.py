@@ -19,12 +19,15 @@ class RandomShootingConfig:
     horizon: int = 5
     action_low: float | tuple[float, ...] = -1.0
     action_high: float | tuple[float, ...] = 1.0
+    noise: str = "hash"
+    """Sampler: "hash" (fast counter-hash Gaussian/uniform, default) or "jax" (jax.random)."""
     include_init: bool = True
     """Evaluate init_actions (the warm start) as one of the samples."""
 
 
 def validate(config: RandomShootingConfig) -> None:
     common.validate(config)
+    common.check_noise(config)
 
 
 def model_evaluations(config: RandomShootingConfig) -> int:
@@ -41,7 +44,7 @@ def plan(cost_fn, init_actions, key, config: RandomShootingConfig = RandomShooti
     def batch(carry, xs):
         best_a, best_c = carry
         key, i = xs
-        cand = common.uniform_actions(key, (config.samples, horizon, action_dim), low, high)
+        cand = common.uniform_noise(key, (config.samples, horizon, action_dim), low, high, config.noise)
         if config.include_init:
             cand = jnp.where(i == 0, cand.at[0].set(init), cand)
         best_a, best_c = common.best_of(cand, costs_of(cand), best_a, best_c)
