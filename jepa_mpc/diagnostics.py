@@ -69,8 +69,12 @@ def _jit_encode(graphdef):
     return _ENCODE_CACHE[graphdef]
 
 
-def prediction_ratios(graphdef, state, z: jax.Array, actions: jax.Array, history: int) -> dict:
-    """One-step and open-loop k-step error / copy-last error on latent windows z (N, W, D), a (N, W-1, A)."""
+_RATIO_CACHE: dict = {}
+
+
+def _jit_ratios(graphdef, history: int):
+    if (graphdef, history) in _RATIO_CACHE:
+        return _RATIO_CACHE[graphdef, history]
 
     @jax.jit
     def fn(state, z, actions):
@@ -85,6 +89,13 @@ def prediction_ratios(graphdef, state, z: jax.Array, actions: jax.Array, history
         roll_copy = jnp.mean((z[:, L - 1 : L] - z[:, L:]) ** 2)
         return one_err, one_copy, roll_err, roll_copy
 
+    _RATIO_CACHE[graphdef, history] = fn
+    return fn
+
+
+def prediction_ratios(graphdef, state, z: jax.Array, actions: jax.Array, history: int) -> dict:
+    """One-step and open-loop k-step error / copy-last error on latent windows z (N, W, D), a (N, W-1, A)."""
+    fn = _jit_ratios(graphdef, history)
     one_err, one_copy, roll_err, roll_copy = (float(x) for x in fn(state, z, actions))
     return {
         "pred_err": one_err,

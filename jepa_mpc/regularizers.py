@@ -42,6 +42,21 @@ def random_directions(key: jax.Array, dim: int, num: int) -> jax.Array:
     return a / jnp.linalg.norm(a, axis=0, keepdims=True)
 
 
+def _cos_sin_knots(p: jax.Array, dt: float, num_knots: int) -> tuple[jax.Array, jax.Array]:
+    """cos(t_k p), sin(t_k p) for t_k = k dt, k = 0..K-1 -> two (..., K) arrays.
+
+    Uses the angle-addition recurrence e^{i(k+1)x} = e^{ikx} e^{ix} (two trig calls per sample
+    instead of 2K; trig dominates the cost of SIGReg on CPU). Error grows ~K ulp: negligible.
+    """
+    c1, s1 = jnp.cos(dt * p), jnp.sin(dt * p)
+    cs, ss = [jnp.ones_like(p), c1], [jnp.zeros_like(p), s1]
+    for _ in range(2, num_knots):
+        c, s = cs[-1], ss[-1]
+        cs.append(c * c1 - s * s1)
+        ss.append(s * c1 + c * s1)
+    return jnp.stack(cs[:num_knots], axis=-1), jnp.stack(ss[:num_knots], axis=-1)
+
+
 def epps_pulley(
     p: jax.Array, num_knots: int = 17, t_max: float = 3.0, axis_name: str | None = None
 ) -> jax.Array:
@@ -51,9 +66,9 @@ def epps_pulley(
     trap = jnp.full((num_knots,), dt).at[0].set(dt / 2).at[-1].set(dt / 2)
     gauss = jnp.exp(-0.5 * t**2)
     weights = 2.0 * trap * gauss  # even integrand: twice the half line; w(t) = exp(-t^2/2)
-    tp = p[:, :, None] * t  # (N, M, K)
-    re = _mean(jnp.cos(tp), 0, axis_name)  # (M, K)
-    im = _mean(jnp.sin(tp), 0, axis_name)
+    cos_tp, sin_tp = _cos_sin_knots(p, dt, num_knots)  # (N, M, K)
+    re = _mean(cos_tp, 0, axis_name)  # (M, K): empirical characteristic function
+    im = _mean(sin_tp, 0, axis_name)
     err = (re - gauss) ** 2 + im**2
     return _count(p.shape[0], axis_name) * (err @ weights)
 
