@@ -48,6 +48,8 @@ class BenchPlanArgs:
     batch_planners: tuple[str, ...] = ("cem",)
     repeats: int = 10
     """Timed rounds after compilation."""
+    iterations: int | None = None
+    """Override every planner's iteration count (default: each planner's own default budget)."""
     compiler_options: tuple[str, ...] = ()
     """XLA options for every compiled function, NAME=VALUE, e.g.
     xla_cpu_experimental_ynn_fusion_type= (empty: Eigen dots instead of YNNPACK)."""
@@ -203,7 +205,8 @@ def bench(args: BenchPlanArgs) -> dict:
     fns["matmul"] = lambda: mm_fn(mm)
 
     for name in dict.fromkeys(args.planners + args.batch_planners):
-        config = make_config(name, horizon=args.horizon)
+        overrides = {} if args.iterations is None else {"iterations": args.iterations}
+        config = make_config(name, horizon=args.horizon, **overrides)
         counts = args.episodes if name in args.batch_planners else (1,)
         if name not in args.planners:
             counts = tuple(e for e in counts if e > 1)
