@@ -357,7 +357,46 @@ class Dataset:
         if held_out_fraction > 0 and n >= 2:
             n_held = min(max(n_held, 1), n - 1)
         perm = np.random.default_rng([seed, n]).permutation(n)
-        return np.sort(perm[n_held:]), np.sort(perm[:n_held])
+        train, held = np.sort(perm[n_held:]), np.sort(perm[:n_held])
+        if self.source_episode is None:
+            return train, held
+        # A blocked view: split its source episodes, so no source is on both sides.
+        src = self.source_episode
+        return np.flatnonzero(np.isin(src, train)), np.flatnonzero(np.isin(src, held))
+
+    # -- action blocks
+    source_episode: np.ndarray | None = None  # for a blocked view: the source episode of each row
+
+    def action_blocks(self, k: int) -> "Dataset":
+        """A view at k times the control period: actions of k consecutive steps concatenated.
+
+        Each episode of T steps becomes k episodes (phase offsets 0..k-1) of floor((T - k + 1) / k)
+        blocks: states o, o+k, ..., and actions (n, k * A). All data is used; `split` keeps the
+        k copies of an episode on the same side. k = 1 returns this dataset.
+        """
+        if k < 1:
+            raise ConfigError(f"action_block must be >= 1, got {k}")
+        if k == 1:
+            return self
+        if np.any(self.episode_lengths != self.episode_len):
+            raise DatasetError(f"{self.path or 'dataset'}: action blocks need equal-length episodes")
+        t = self.episode_len
+        n = (t - k + 1) // k
+        if n < 1:
+            raise DatasetError(f"{self.path or 'dataset'}: episodes of {t} steps are too short for blocks of {k}")
+        arrays = {}
+        for key, a in self.arrays.items():
+            if key in STEP_KEYS:
+                arrays[key] = np.stack([a[:, o : o + n * k + 1 : k] for o in range(k)], axis=1)
+            elif key in TRANSITION_KEYS:
+                arrays[key] = np.stack([a[:, o : o + n * k].reshape(a.shape[0], n, -1) for o in range(k)], axis=1)
+            else:
+                continue
+            arrays[key] = arrays[key].reshape((-1,) + arrays[key].shape[2:])
+        arrays["episode_length"] = np.full((self.num_episodes * k,), n, np.int32)
+        out = Dataset(arrays, {**self.meta, "action_block": k}, self.path)
+        out.source_episode = np.repeat(np.arange(self.num_episodes), k)
+        return out
 
 
 # ------------------------------------------------------------------ window sampler
