@@ -263,6 +263,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
             if info["latency_s"]:
                 latencies.append(info["latency_s"])
                 batch_sizes.append(n)
+            bar.set_postfix(live=info["live"], plan_ms=f"{1e3 * info['latency_s']:.0f}")
 
         key, sub = jax.random.split(key)
         recs = run_mpc(envs, chunk, policy, sub, on_plan=on_plan)
