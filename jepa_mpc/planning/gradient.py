@@ -47,8 +47,7 @@ def descend(cost_fn, starts, low, high, iterations: int, learning_rate: float):
 
     def value_and_grad(a):
         c, g = jax.value_and_grad(lambda x: jnp.asarray(single(x), jnp.float32))(a)
-        g = jnp.where(jnp.isfinite(g), g, 0.0) * half_range  # step scaled to the action range
-        return common.sanitize_costs(c), g
+        return common.sanitize_costs(c), jnp.where(jnp.isfinite(g), g, 0.0)
 
     vg = jax.vmap(value_and_grad)
 
@@ -59,7 +58,7 @@ def descend(cost_fn, starts, low, high, iterations: int, learning_rate: float):
         best_a = jnp.where(better[:, None, None], a, best_a)
         best_c = jnp.where(better, c, best_c)
         updates, state = opt.update(g, state, a)
-        a = common.project(a + updates, low, high)
+        a = common.project(a + updates * half_range, low, high)  # Adam steps ~ lr * half range
         return (a, state, best_a, best_c), jnp.min(best_c)
 
     big = jnp.full(starts.shape[:1], common.BIG, jnp.float32)
