@@ -123,6 +123,15 @@ def test_nonpositive_sizes_are_config_errors(name, field, value):
         plan(quadratic, jnp.zeros((max(cfg.horizon, 1), A)), jax.random.PRNGKey(0), cfg)
 
 
+def test_make_config_elites_follow_samples():
+    assert make_config("cem").elites == 30
+    assert make_config("cem", samples=16).elites == 2
+    assert make_config("cem", samples=3).elites == 1
+    assert make_config("cem", samples=16, elites=5).elites == 5
+    cfg = make_config("cem-gd", samples=20)
+    assert (cfg.elites, cfg.gd_elites) == (2, 2)
+
+
 def test_bad_bounds_init_shape_and_elites_are_config_errors():
     with pytest.raises(ConfigError, match="action_low"):
         make_config("cem", action_low=1.0, action_high=-1.0)

@@ -70,12 +70,25 @@ def planner_for(config: Any) -> Planner:
 
 
 def make_config(name: str, **overrides: Any) -> Any:
-    """Default config of planner ``name`` with ``overrides`` (unknown fields -> ConfigError); validated."""
+    """Default config of planner ``name`` with ``overrides`` (unknown fields -> ConfigError); validated.
+
+    When ``samples`` is overridden but ``elites`` is not, elites follow it (10 % of samples, at least
+    1; CEM's default 30 of 300), and CEM+GD's ``gd_elites`` is capped at the elites.
+    """
     planner = get_planner(name)
     fields = {f.name for f in dataclasses.fields(planner.config_cls)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ConfigError(f"planner {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(fields))}")
+    overrides = dict(overrides)
+    if "elites" in fields and "samples" in overrides and "elites" not in overrides:
+        samples = overrides["samples"]
+        if isinstance(samples, int) and samples > 0:
+            overrides["elites"] = max(1, round(0.1 * samples))
+    if "gd_elites" in fields and "gd_elites" not in overrides and "elites" in overrides:
+        default_gd = next(f.default for f in dataclasses.fields(planner.config_cls) if f.name == "gd_elites")
+        if isinstance(overrides["elites"], int) and overrides["elites"] > 0:
+            overrides["gd_elites"] = min(default_gd, overrides["elites"])
     config = planner.config_cls(**overrides)
     planner.validate(config)
     return config
