@@ -37,9 +37,10 @@ class ControlConfig:
     """cem | mppi | gradient | cem-gd | random-shooting (see jepa_mpc.planning.PLANNERS)."""
     horizon: int = 5
     """Plan length in blocks."""
-    samples: int = 300
-    """Sequences per iteration (sampling planners) / restarts x ... (see each planner)."""
-    iterations: int = 30
+    samples: int | None = None
+    """Sequences per iteration (CEM, MPPI, random shooting) or restarts (gradient); None: the planner's default."""
+    iterations: int | None = None
+    """Planner iterations (gradient: Adam steps); None: the planner's default."""
     action_block: int = 5
     """Env steps per plan block; the world model predicts one block ahead (actions concatenated)."""
     goal_cost: str = "graph"
@@ -55,14 +56,13 @@ class ControlConfig:
         planner = get_planner(self.planner)
         fields = {f.name for f in dataclasses.fields(planner.config_cls)}
         wanted = {"horizon": self.horizon, "samples": self.samples, "iterations": self.iterations}
-        cfg = make_config(self.planner, **{k: v for k, v in wanted.items() if k in fields})
         del action_dim  # bounds are [-1, 1] for every dimension
-        return cfg
+        return make_config(self.planner, **{k: v for k, v in wanted.items() if k in fields and v is not None})
 
 
 def validate_control(cfg: ControlConfig) -> None:
     for name in ("horizon", "samples", "iterations", "action_block", "graph_nodes"):
-        if getattr(cfg, name) <= 0:
+        if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
     if cfg.goal_cost not in ("graph", "latent"):
         raise ConfigError(f"--goal-cost must be 'graph' or 'latent', got {cfg.goal_cost!r}")
