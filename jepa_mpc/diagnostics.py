@@ -2,7 +2,8 @@
 
 - latent std per dimension (min / mean over dims): ~0 means collapsed dimensions;
 - effective rank of a latent batch: exp(entropy of normalised singular values of the centred batch),
-  between 1 (rank one / collapsed) and D (isotropic);
+  between 1 (rank one / collapsed) and D (isotropic); it is scale-free, so also `active_dims`: the
+  principal directions with std > 0.05 (catches a latent shrinking to a point);
 - SIGReg statistic (Epps-Pulley vs isotropic Gaussian; O(1) when Gaussian, O(N) when collapsed);
 - one-step and k-step prediction error relative to the copy-last baseline z_{t+1} = z_t (< 1 means the
   predictor beats doing nothing);
@@ -17,6 +18,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 from flax import nnx
 
 from jepa_mpc.regularizers import sigreg
@@ -37,6 +39,14 @@ def effective_rank(z: np.ndarray) -> float:
     p = s / s.sum()
     p = p[p > 0]
     return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def active_dims(z: np.ndarray, min_std: float = 0.05) -> int:
+    """Principal directions of z (N, D) whose std exceeds `min_std` (absolute scale: a latent that
+    shrinks towards a point loses active dims even when its effective rank, which is scale-free, stays)."""
+    z = np.asarray(z, np.float64)
+    s = np.linalg.svd(z - z.mean(0), compute_uv=False) / np.sqrt(len(z))
+    return int((s > min_std).sum())
 
 
 def ridge_r2(
@@ -167,6 +177,7 @@ def evaluate(graphdef, state, data: EvalData, history: int, key: jax.Array | Non
         "latent_std_min": std_min,
         "latent_std_mean": std_mean,
         "effective_rank": effective_rank(flat),
+        "active_dims": active_dims(flat),
         "latent_dim": int(flat.shape[-1]),
         "sigreg": float(sigreg(jnp.asarray(flat[:1024]), key)),
     }
@@ -183,7 +194,8 @@ def evaluate(graphdef, state, data: EvalData, history: int, key: jax.Array | Non
 def format_report(d: dict) -> str:
     lines = [
         f"latent std (min / mean over {d['latent_dim']} dims): {d['latent_std_min']:.4f} / {d['latent_std_mean']:.4f}",
-        f"effective rank: {d['effective_rank']:.2f} of {d['latent_dim']}",
+        f"effective rank: {d['effective_rank']:.2f} of {d['latent_dim']}; "
+        f"principal directions with std > 0.05: {d['active_dims']}",
         f"SIGReg statistic: {d['sigreg']:.3f}",
         f"prediction error / copy-last: one-step {d['pred_copy_ratio']:.4f}, rollout {d['rollout_copy_ratio']:.4f}",
         f"ridge read-out R^2 (held-out episodes): state {d['r2_state']:.4f} "
@@ -199,7 +211,7 @@ def format_report(d: dict) -> str:
 class InspectArgs:
     """Print collapse diagnostics of a training run (latest checkpoint, held-out episodes)."""
 
-    run: str  # run directory written by `jepa-mpc train`
+    run: tyro.conf.Positional[str]  # run directory written by `jepa-mpc train`
     data: str = ""  # dataset directory (default: the one recorded in the run's config.json)
     max_windows: int = 512  # held-out windows for the prediction ratios
     seed: int = 0

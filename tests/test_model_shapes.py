@@ -63,8 +63,9 @@ def test_rollout_first_step_equals_predict():
 def test_presets_are_valid():
     for name, cfg in TRAIN_PRESETS.items():
         validate_model_config(cfg.model, name)
-        model = nnx.eval_shape(lambda: init_world_model(cfg.model))
-        z = jax.eval_shape(model.encode, jax.ShapeDtypeStruct((2, *obs_shape(cfg.model)), jnp.float32))
+        graphdef, state = nnx.split(nnx.eval_shape(lambda: init_world_model(cfg.model)))
+        obs = jax.ShapeDtypeStruct((2, *obs_shape(cfg.model)), jnp.float32)
+        z = jax.eval_shape(lambda s, o: encode(graphdef, s, o), state, obs)
         assert z.shape == (2, cfg.model.latent_dim)
 
 

@@ -78,6 +78,7 @@ def test_none_collapses_sigreg_does_not(tmp_path, ds):
         out[kind] = train(cfg, tmp_path / kind, dataset=ds, progress=False, tensorboard=False).last_eval
     assert out["none"]["latent_std_mean"] < 0.3 * out["sigreg"]["latent_std_mean"]
     assert out["sigreg"]["latent_std_min"] > 0.2
+    assert out["none"]["active_dims"] < out["sigreg"]["active_dims"]
 
 
 def test_resume_after_signal_matches_uninterrupted_run(tmp_path, ds):
