@@ -188,7 +188,7 @@ def open_dataset(path: str, cfg: TrainConfig):
 
     if not path:
         raise ConfigError("no dataset given (--data DIR)")
-    ds = Dataset.open(path)
+    ds = Dataset.open(path).action_blocks(cfg.action_block)
     check_dataset(ds, cfg, where=str(path))
     return ds
 
@@ -207,7 +207,10 @@ def check_dataset(ds, cfg: TrainConfig, where: str = "dataset") -> None:
         )
     a_dim = ds.arrays["action"].shape[-1]
     if a_dim != cfg.model.action_dim:
-        raise ConfigError(f"{where}: actions have dim {a_dim}, model.action_dim={cfg.model.action_dim}")
+        raise ConfigError(
+            f"{where}: blocks of {cfg.action_block} actions have dim {a_dim}, model.action_dim={cfg.model.action_dim} "
+            "(set --model.action-dim to action_block x the env's action dim)"
+        )
 
 
 def split_episodes(ds, held_out_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -361,7 +364,7 @@ def train(
     if dataset is None:
         ds = open_dataset(data_path, cfg)
     else:
-        ds = dataset
+        ds = dataset.action_blocks(cfg.action_block)
         check_dataset(ds, cfg)
     train_ids, heldout_ids = split_episodes(ds, cfg.held_out_fraction)
     if (run_dir / STATS_FILE).exists():
