@@ -53,9 +53,10 @@ def test_cli_train_reduces_loss_writes_run_and_inspects(tmp_path, capsys):
     assert saved["train"]["steps"] == 60 and saved["train"]["model"]["latent_dim"] == 8
     assert set(json.loads((run / "norm_stats.json").read_text())) >= {"state_mean", "state_std"}
     wm = load_world_model(run)
-    assert wm.step == 60 and wm.latent_dim == 8 and wm.obs_key == "state" and wm.action_dim == 2
+    assert wm.step == 60 and wm.latent_dim == 8 and wm.obs_key == "state"
+    assert wm.action_dim == 2 * wm.action_block  # preset: blocks of env actions, concatenated
     z = jax.jit(wm.encode)(np.zeros((5, 4), np.float32))
-    assert jax.jit(wm.rollout)(z[0], np.zeros((6, 2), np.float32)).shape == (6, 8)
+    assert jax.jit(wm.rollout)(z[0], np.zeros((6, wm.action_dim), np.float32)).shape == (6, 8)
 
     from jepa_mpc.diagnostics import InspectArgs, inspect_main
 

@@ -97,7 +97,8 @@ def abstract(tree: Any) -> Any:
 class LoadedModel:
     """A trained world model, ready for the planner.
 
-    encode(obs (..., *obs_shape)) -> (..., D); rollout(z0 (D,), actions (H, A)) -> (H, D);
+    encode(obs (..., *obs_shape)) -> (..., D); rollout(z0 (D,), actions (H, A)) -> (H, D), where one
+    model step is `action_block` env steps and A = action_dim = action_block x env action dim;
     predict(z (..., D), a (..., A)) -> (..., D). All pure (params closed over), jit/vmap-able.
     For large models prefer the explicit-params forms: encode_p(state, obs), rollout_p(state, z0, a)
     with `state` passed as a jit argument (then the params are not baked in as constants).
@@ -121,6 +122,11 @@ class LoadedModel:
     @property
     def action_dim(self) -> int:
         return self.config.model.action_dim
+
+    @property
+    def action_block(self) -> int:
+        """Env steps per model step: a model action is `action_block` env actions concatenated."""
+        return self.config.action_block
 
     @property
     def obs_key(self) -> str:
