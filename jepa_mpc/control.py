@@ -46,7 +46,7 @@ class ControlConfig:
     goal_cost: str = "graph"
     """"graph": latent distance + detour excess from the data's reachability graph (sees walls);
     "latent": plain latent distance to the goal embedding (greedy; stalls at walls)."""
-    goal_mode: str = "all"
+    goal_mode: str = "terminal"
     """Goal term on "terminal" block only or "all" blocks (the last weighted as much as the rest)."""
     graph_nodes: int = 1500
     seed: int = 0
@@ -85,13 +85,13 @@ def goal_term(cfg: ControlConfig) -> cost_lib.Term:
     weights = goal_step_weights(cfg.horizon, cfg.goal_mode)
 
     def fn(z_seq, a_seq, ctx):
-        if cfg.goal_cost == "graph":
-            dist = jax.vmap(goal_graph.graph_goal_distance, in_axes=(0, None, None, None))(
-                z_seq, ctx["goal"], ctx["nodes"], ctx["excess"]
-            )
-        else:
-            dist = jnp.sqrt(jnp.sum(jnp.square(z_seq - ctx["goal"]), axis=-1) + 1e-12)
-        return dist * weights
+        if cfg.goal_cost == "latent":
+            return jnp.sqrt(jnp.sum(jnp.square(z_seq - ctx["goal"]), axis=-1) + 1e-12) * weights
+        graph_dist = jax.vmap(goal_graph.graph_goal_distance, in_axes=(0, None, None, None))
+        if cfg.goal_mode == "terminal":  # only the last latent counts: skip the node search elsewhere
+            last = graph_dist(z_seq[-1:], ctx["goal"], ctx["nodes"], ctx["excess"])
+            return jnp.zeros(z_seq.shape[:1], jnp.float32).at[-1].set(last[0] * weights[-1])
+        return graph_dist(z_seq, ctx["goal"], ctx["nodes"], ctx["excess"]) * weights
 
     return cost_lib.Term(fn)
 

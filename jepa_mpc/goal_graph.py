@@ -128,5 +128,6 @@ def detour_excess(graph: LatentGraph, goal: np.ndarray) -> np.ndarray:
 
 def graph_goal_distance(z: jax.Array, goal: jax.Array, nodes: jax.Array, excess: jax.Array) -> jax.Array:
     """``||z - goal|| + excess[nearest node of z]`` for one latent z (D,). Pure, jittable."""
-    cell = jnp.argmin(jnp.sum((nodes - z) ** 2, axis=1))
+    # argmin ||n - z||^2 = argmin (||n||^2 - 2 n.z): a matrix product once vmapped over samples.
+    cell = jnp.argmin(jnp.sum(nodes**2, axis=1) - 2.0 * (nodes @ z))
     return jnp.sqrt(jnp.sum((z - goal) ** 2) + 1e-12) + excess[cell]
