@@ -1,6 +1,6 @@
 """`jepa-mpc` command line: one verb per pipeline stage.
 
-    jepa-mpc collect | tasks | train | inspect | eval | bench collect | bench plan | demo
+    jepa-mpc collect | tasks | train | inspect | probe | eval | bench collect | bench plan | demo
 
 Each verb is a function taking a frozen dataclass of arguments (parsed by tyro).
 Bad input ends with one line on stderr and exit code 2.
@@ -23,6 +23,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "tasks": ("jepa_mpc_envs.tasks", "tasks_main", "TasksArgs"),
     "train": ("jepa_mpc.train", "train_main", ""),
     "inspect": ("jepa_mpc.diagnostics", "inspect_main", "InspectArgs"),
+    "probe": ("jepa_mpc.probe", "probe_main", "ProbeArgs"),
     "eval": ("jepa_mpc.evaluate", "eval_main", "EvalArgs"),
     "bench collect": ("jepa_mpc.data.collect", "bench_collect_main", "BenchCollectArgs"),
     "bench plan": ("jepa_mpc.bench_plan", "bench_plan_main", "BenchPlanArgs"),
