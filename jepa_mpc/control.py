@@ -104,7 +104,9 @@ class Policy(Protocol):
 
     def start(self, obs: np.ndarray, goal_obs: np.ndarray, goal_states: np.ndarray, key: jax.Array) -> None: ...
 
-    def act(self, obs: np.ndarray, states: np.ndarray, key: jax.Array) -> tuple[np.ndarray, dict]: ...
+    def act(self, obs: np.ndarray, states: np.ndarray, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
+        """One block of actions (len(idx), action_block, A) for the live episodes `idx` (rows of obs/states)."""
+        ...
 
 
 class _PlannerPolicy:
@@ -129,17 +131,22 @@ class _PlannerPolicy:
             excess = np.zeros((len(goals), 1), np.float32)
         return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(excess)}
 
-    def _plan(self, start: jax.Array, key: jax.Array) -> tuple[np.ndarray, dict]:
-        b = start.shape[0]
-        init = jnp.asarray(self.plans)
-        keys = jax.random.split(key, b)
+    def _plan(self, start: jax.Array, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Plan for the live episodes `idx` only, padded to a power of two (few compiles)."""
+        n = len(idx)
+        size = min(1 << (n - 1).bit_length(), len(self.plans))
+        rows = np.concatenate([idx, np.full(size - n, idx[0])])  # pad with copies of a live episode
+        start = jnp.concatenate([start, jnp.repeat(start[:1], size - n, axis=0)])
         t0 = time.perf_counter()
-        actions, info = self._plan_batch(start, self.ctx["goal"], self.ctx["excess"], init, keys)
-        actions = np.asarray(jax.block_until_ready(actions))
+        actions, info = self._plan_batch(
+            start, self.ctx["goal"][rows], self.ctx["excess"][rows], jnp.asarray(self.plans[rows]),
+            jax.random.split(key, size),
+        )
+        actions = np.asarray(jax.block_until_ready(actions))[:n]
         latency = time.perf_counter() - t0
-        self.plans = np.asarray(jax.vmap(shift_plan)(jnp.asarray(actions)))
-        block = actions[:, 0].reshape(b, self.action_block, -1)
-        return block, {"latency_s": latency, "final_cost": np.asarray(info["final_cost"])}
+        self.plans[idx] = np.asarray(jax.vmap(shift_plan)(jnp.asarray(actions)))
+        block = actions[:, 0].reshape(n, self.action_block, -1)
+        return block, {"latency_s": latency, "final_cost": np.asarray(info["final_cost"])[:n]}
 
     def _reset_plans(self, b: int) -> None:
         self.plans = np.zeros((b, self.cfg.horizon, self.block_dim), np.float32)
@@ -180,8 +187,8 @@ class LatentPlannerPolicy(_PlannerPolicy):
         self.ctx = self._goal_ctx(np.asarray(self.encode(goal_obs)))
         self._reset_plans(len(obs))
 
-    def act(self, obs, states, key):
-        return self._plan(self.encode(obs), key)
+    def act(self, obs, states, key, idx):
+        return self._plan(self.encode(obs), key, idx)
 
 
 class OraclePlannerPolicy(_PlannerPolicy):
@@ -220,8 +227,8 @@ class OraclePlannerPolicy(_PlannerPolicy):
         self.ctx = self._goal_ctx(np.asarray(goal_states)[:, :2])
         self._reset_plans(len(obs))
 
-    def act(self, obs, states, key):
-        return self._plan(jnp.asarray(states, jnp.float32), key)
+    def act(self, obs, states, key, idx):
+        return self._plan(jnp.asarray(states, jnp.float32), key, idx)
 
 
 class RandomActionsPolicy:
@@ -234,9 +241,9 @@ class RandomActionsPolicy:
     def start(self, obs, goal_obs, goal_states, key):
         pass
 
-    def act(self, obs, states, key):
-        a = jax.random.uniform(key, (len(obs), self.action_block, self.action_dim), minval=-1.0, maxval=1.0)
-        return np.asarray(a), {"latency_s": 0.0}
+    def act(self, obs, states, key, idx):
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist())
+        return rng.uniform(-1.0, 1.0, (len(idx), self.action_block, self.action_dim)).astype(np.float32), {"latency_s": 0.0}
 
 
 # --------------------------------------------------------------------------- the MPC loop
@@ -279,13 +286,14 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
     live = np.array([not r.success for r in records])
     while live.any():
         key, sub = jax.random.split(key)
-        blocks, plan_info = policy.act(obs, states, sub)
+        idx = np.flatnonzero(live)
+        blocks, plan_info = policy.act(obs[idx], states[idx], sub, idx)
         if on_plan is not None:
-            on_plan({**plan_info, "live": int(live.sum())})
-        for i in np.flatnonzero(live):
+            on_plan({**plan_info, "live": len(idx)})
+        for j, i in enumerate(idx):
             env, rec = envs[i], records[i]
             rec.plans += 1
-            for a in blocks[i]:
+            for a in blocks[j]:
                 o, _, terminated, truncated, info = env.step(a)
                 rec.steps += 1
                 rec.violation_steps += int(info["violation"])
