@@ -25,6 +25,7 @@ import numpy as np
 
 from jepa_mpc import costs as cost_lib
 from jepa_mpc import goal_graph
+from jepa_mpc import safety as safety_lib
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.planning import get_planner, make_config, shift_plan
 
@@ -50,6 +51,27 @@ class ControlConfig:
     """Goal term on "terminal" block only or "all" blocks (the last weighted as much as the rest)."""
     graph_nodes: int = 1500
     seed: int = 0
+    safety: str = "none"
+    """Constraint handling (jepa_mpc.safety): none | penalty | constrained (feasible-first ranking) | auglag."""
+    safety_margin: float = 2.0
+    """Safety margin added to every hazard, as a multiple of the probe's held-out position RMSE."""
+    safety_buffer: float = 0.01
+    """Extra margin in metres (the only margin on oracle dynamics, which need no probe)."""
+    interp_points: int = 4
+    """Constraint check points per predicted block, linearly interpolated between block ends."""
+    speed_limit: float = 0.0
+    """Speed limit (m/s) as a per-step constraint; 0: none."""
+    penalty_weight: float = 100.0
+    """safety=penalty: weight on the summed violations (metres)."""
+    auglag_rounds: int = 3
+    """safety=auglag: outer rounds (the planner's iterations are split over them)."""
+    auglag_rho: float = 10.0
+    auglag_growth: float = 5.0
+
+    def safety_config(self):
+        from jepa_mpc.safety import SafetyConfig
+
+        return SafetyConfig(self.safety, self.penalty_weight, self.auglag_rounds, self.auglag_rho, self.auglag_growth)
 
     def planner_config(self, action_dim: int) -> Any:
         """The planner's own config, with this budget (fields a planner lacks are left alone)."""
@@ -61,7 +83,7 @@ class ControlConfig:
 
 
 def validate_control(cfg: ControlConfig) -> None:
-    for name in ("horizon", "samples", "iterations", "action_block", "graph_nodes"):
+    for name in ("horizon", "samples", "iterations", "action_block", "graph_nodes", "interp_points"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
     if cfg.goal_cost not in ("graph", "latent"):
@@ -69,6 +91,9 @@ def validate_control(cfg: ControlConfig) -> None:
     if cfg.goal_mode not in ("terminal", "all"):
         raise ConfigError(f"--goal-mode must be 'terminal' or 'all', got {cfg.goal_mode!r}")
     get_planner(cfg.planner)
+    safety_lib.validate(cfg.safety_config())
+    if cfg.safety_margin < 0 or cfg.safety_buffer < 0 or cfg.speed_limit < 0:
+        raise ConfigError("--control.safety-margin, --control.safety-buffer and --control.speed-limit must be >= 0")
 
 
 # ----------------------------------------------------------------------------- goal costs
@@ -123,13 +148,26 @@ class _PlannerPolicy:
         self.graph = graph
         self.nodes = jnp.asarray(graph.nodes) if graph is not None else jnp.zeros((1, 1), jnp.float32)
         self.plans: np.ndarray | None = None
+        self.safety = cfg.safety_config()
+        self.hazards: dict | None = None
+        self.speed_limit = cfg.speed_limit
+
+    def set_tasks(self, tasks: Sequence[Any], layouts: Sequence[Any]) -> None:
+        """Per-episode constraints (hazards, arena, speed limit) for the next `start`."""
+        self.hazards = safety_lib.hazard_arrays(tasks, list(layouts), self.cfg.speed_limit)
 
     def _goal_ctx(self, goals: np.ndarray) -> dict:
         if self.cfg.goal_cost == "graph":
             excess = np.stack([goal_graph.detour_excess(self.graph, g) for g in goals])
         else:
             excess = np.zeros((len(goals), 1), np.float32)
-        return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(excess)}
+        b = len(goals)
+        hz = self.hazards
+        if hz is None or len(hz["arena"]) != b:
+            hz = safety_lib.empty_hazards(b, speed_limit=self.cfg.speed_limit)
+        self.hazards = None
+        return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(excess),
+                **{k: jnp.asarray(v) for k, v in hz.items()}}
 
     def _plan(self, start: jax.Array, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
         """Plan for the live episodes `idx` only, padded to a power of two (few compiles)."""
@@ -139,14 +177,20 @@ class _PlannerPolicy:
         start = jnp.concatenate([start, jnp.repeat(start[:1], size - n, axis=0)])
         t0 = time.perf_counter()
         actions, info = self._plan_batch(
-            start, self.ctx["goal"][rows], self.ctx["excess"][rows], jnp.asarray(self.plans[rows]),
+            start, {k: v[rows] for k, v in self.ctx.items()}, jnp.asarray(self.plans[rows]),
             jax.random.split(key, size),
         )
         actions = np.asarray(jax.block_until_ready(actions))[:n]
         latency = time.perf_counter() - t0
         self.plans[idx] = np.asarray(jax.vmap(shift_plan)(jnp.asarray(actions)))
         block = actions[:, 0].reshape(n, self.action_block, -1)
-        return block, {"latency_s": latency, "final_cost": np.asarray(info["final_cost"])[:n]}
+        return block, {
+            "latency_s": latency,
+            "final_cost": np.asarray(info["final_cost"])[:n],
+            "infeasible": np.asarray(info["infeasible"])[:n],
+            "predicted_violation": np.asarray(info["violation"])[:n],
+            "planned_path": np.asarray(info["path"])[:n],
+        }
 
     def _reset_plans(self, b: int) -> None:
         self.plans = np.zeros((b, self.cfg.horizon, self.block_dim), np.float32)
@@ -155,7 +199,7 @@ class _PlannerPolicy:
 class LatentPlannerPolicy(_PlannerPolicy):
     """Plan in the learned latent space: encode obs and goal, roll the predictor, cost on latents."""
 
-    def __init__(self, model: Any, cfg: ControlConfig, graph: goal_graph.LatentGraph | None):
+    def __init__(self, model: Any, cfg: ControlConfig, graph: goal_graph.LatentGraph | None, probe: Any = None):
         if model.action_dim != model.config.model.action_dim:
             raise ConfigError("model action_dim mismatch")
         raw_dim = model.action_dim // cfg.action_block
@@ -164,21 +208,38 @@ class LatentPlannerPolicy(_PlannerPolicy):
                 f"--action-block {cfg.action_block} does not divide the model's action input ({model.action_dim})"
             )
         super().__init__(cfg, raw_dim, graph)
+        if probe is None and cfg.safety != "none":
+            raise ConfigError(f"--control.safety {cfg.safety} needs a probe (run `jepa-mpc probe {model.run_dir}`)")
         self.model = model
+        self.probe = probe
+        self.margin = cfg.safety_buffer + (cfg.safety_margin * probe.position_rmse if probe is not None else 0.0)
         encode_p = model.encode_p
         self._encode = jax.jit(lambda state, obs: encode_p(state, obs))
         cost, planner, pcfg, nodes, rollout_p = self.cost, self.planner, self.planner_cfg, self.nodes, model.rollout_p
+        safety_cfg, margin, points = self.safety, self.margin, cfg.interp_points
+        probe_arrays = probe.arrays() if probe is not None else None
+        from jepa_mpc.probe import apply_probe
 
         @jax.jit
-        def plan_batch(params, z0, goal, excess, init, keys):
-            def one(z0, goal, excess, init, key):
-                ctx = {"goal": goal, "nodes": nodes, "excess": excess}
-                cost_fn = cost_lib.latent_cost_fn(lambda z, a: rollout_p(params, z, a), z0, ctx, cost)
-                return planner.plan(cost_fn, init, key, pcfg)
+        def plan_batch(params, probe_p, z0, ctx, init, keys):
+            def one(z0, ctx, init, key):
+                ctx = {**ctx, "nodes": nodes}
 
-            return jax.vmap(one)(z0, goal, excess, init, keys)
+                def objective(a):
+                    z = rollout_p(params, z0, a)
+                    c = cost(z, a, ctx)
+                    if probe_p is None:  # no read-out: no constraint can be evaluated
+                        h = a.shape[0]
+                        return c, jnp.full((h, len(safety_lib.CONSTRAINTS)), -1.0), jnp.zeros((h, 2))
+                    xyv = apply_probe(probe_p, z)
+                    pos, vel = safety_lib.interpolate_blocks(apply_probe(probe_p, z0), xyv, points)
+                    return c, safety_lib.block_constraints(pos, vel, ctx, margin), xyv[:, :2]
 
-        self._plan_batch = lambda *args: plan_batch(model.state, *args)
+                return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
+
+            return jax.vmap(one)(z0, ctx, init, keys)
+
+        self._plan_batch = lambda *args: plan_batch(model.state, probe_arrays, *args)
 
     def encode(self, obs: np.ndarray) -> jax.Array:
         return self._encode(self.model.state, jnp.asarray(obs))
@@ -201,25 +262,43 @@ class OraclePlannerPolicy(_PlannerPolicy):
                  graph: goal_graph.LatentGraph | None, action_dim: int = 2):
         super().__init__(cfg, action_dim, graph)
         cost, planner, pcfg, nodes = self.cost, self.planner, self.planner_cfg, self.nodes
-        horizon = cfg.horizon
+        horizon, block = cfg.horizon, cfg.action_block
+        # A simulator marked `per_step` returns every env step's state (N, H, block, 4): constraints
+        # are then checked at each env step; otherwise (N, H, 2) block-end positions, interpolated.
+        per_step = bool(getattr(simulate, "per_step", False))
+        out_shape = (horizon, block, 4) if per_step else (horizon, 2)
+        safety_cfg, margin, points = self.safety, cfg.safety_buffer, cfg.interp_points
+        self.margin = margin
 
         def sim_callback(states, actions):
             lead = states.shape[:-1]
             out = simulate(states.reshape(-1, states.shape[-1]), actions.reshape((-1,) + actions.shape[-2:]))
-            return out.reshape(lead + (horizon, 2)).astype(np.float32)
+            return out.reshape(lead + out_shape).astype(np.float32)
 
-        def rollout_positions(state0, actions):
-            shape = jax.ShapeDtypeStruct((horizon, 2), jnp.float32)
+        def rollout(state0, actions):
+            shape = jax.ShapeDtypeStruct(out_shape, jnp.float32)
             return jax.pure_callback(sim_callback, shape, state0, actions, vmap_method="broadcast_all")
 
         @jax.jit
-        def plan_batch(state0, goal, excess, init, keys):
-            def one(state0, goal, excess, init, key):
-                ctx = {"goal": goal, "nodes": nodes, "excess": excess}
-                cost_fn = lambda a: cost(rollout_positions(state0, a), a, ctx)  # noqa: E731
-                return planner.plan(cost_fn, init, key, pcfg)
+        def plan_batch(state0, ctx, init, keys):
+            def one(state0, ctx, init, key):
+                ctx = {**ctx, "nodes": nodes}
 
-            return jax.vmap(one)(state0, goal, excess, init, keys)
+                def objective(a):
+                    out = rollout(state0, a)
+                    if per_step:
+                        pos, vel = out[..., :2], out[..., 2:4]
+                    else:
+                        pad = jnp.zeros_like(out)
+                        start = jnp.concatenate([state0[:2], jnp.zeros((2,), jnp.float32)])
+                        pos, vel = safety_lib.interpolate_blocks(start, jnp.concatenate([out, pad], -1), points)
+                        vel = jnp.zeros_like(vel)  # unknown without per-step states
+                    ends = pos[:, -1]
+                    return cost(ends, a, ctx), safety_lib.block_constraints(pos, vel, ctx, margin), ends
+
+                return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
+
+            return jax.vmap(one)(state0, ctx, init, keys)
 
         self._plan_batch = plan_batch
 
@@ -258,6 +337,9 @@ class EpisodeRecord:
     final_distance: float = float("nan")
     path: list = dataclasses.field(default_factory=list)  # positions (x, y) after reset and each step
     plans: int = 0
+    infeasible_plans: int = 0  # plans acted on although predicted to violate a constraint (none feasible found)
+    speed_violation_steps: int = 0  # steps above the speed limit (when one is set); also in violation_steps
+    planned_paths: list = dataclasses.field(default_factory=list)  # (step, predicted block-end positions (H, 2))
 
     @property
     def violation_free(self) -> bool:
@@ -282,6 +364,9 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
         rec.success = bool(info["success"])
     obs, states = np.stack(obs), np.stack(states)
     key, sub = jax.random.split(key)
+    if hasattr(policy, "set_tasks"):
+        policy.set_tasks(tasks, [env.layout for env in envs])
+    speed_limit = float(getattr(policy, "speed_limit", 0.0) or 0.0)
     policy.start(obs, np.stack(goal_obs), np.stack(goal_states), sub)
     live = np.array([not r.success for r in records])
     while live.any():
@@ -293,10 +378,15 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
         for j, i in enumerate(idx):
             env, rec = envs[i], records[i]
             rec.plans += 1
+            if "infeasible" in plan_info:
+                rec.infeasible_plans += int(plan_info["infeasible"][j])
+                rec.planned_paths.append((rec.steps, np.asarray(plan_info["planned_path"][j]).tolist()))
             for a in blocks[j]:
                 o, _, terminated, truncated, info = env.step(a)
                 rec.steps += 1
-                rec.violation_steps += int(info["violation"])
+                too_fast = speed_limit > 0 and float(np.hypot(*info["state"][2:4])) > speed_limit
+                rec.speed_violation_steps += int(too_fast)
+                rec.violation_steps += int(bool(info["violation"]) or too_fast)
                 rec.path.append([float(v) for v in info["state"][:2]])
                 rec.final_distance = info["distance_to_goal"]
                 obs[i], states[i] = o, info["state"]
@@ -310,9 +400,11 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
 # ------------------------------------------------------------------ true dynamics (oracle)
 
 
-def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int
+def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True
                            ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """`simulate(states (N, 4), blocks (N, H, action_block * 2)) -> positions (N, H, 2)` after each block.
+    """`simulate(states (N, 4), blocks (N, H, action_block * 2)) -> positions (N, H, 2)` after each block,
+    or with `per_step` (default; marked by `simulate.per_step`) every env step's state (N, H, action_block, 4),
+    so the oracle checks constraints at every env step.
 
     One batched `mujoco.rollout` over all N sequences, one thread per core (the data collector's
     simulator): the true dynamics, contacts with the walls included.
@@ -324,6 +416,10 @@ def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int
     def simulate(states: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         n, h = blocks.shape[:2]
         steps = blocks.reshape(n, h * action_block, -1)
-        return collector.run(states, steps)["state"][:, action_block::action_block, :2]
+        out = collector.run(states, steps)["state"][:, 1:]
+        if per_step:
+            return out.reshape(n, h, action_block, -1)[..., :4]
+        return out[:, action_block - 1 :: action_block, :2]
 
+    simulate.per_step = per_step
     return simulate

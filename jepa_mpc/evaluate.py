@@ -13,11 +13,16 @@ results.json (schema_version 1)::
      "args": {...every flag...}, "suite": {"path", "sha256", "env_id", "tasks"},
      "checkpoint": {"run", "step"} | null, "dataset": path, "planner_config": {...} | null,
      "summary": {"episodes", "successes", "success_rate", "success_ci95": [lo, hi],
-                 "violation_free_rate", "violation_free_ci95", "mean_steps_success",
+                 "violation_free_rate", "violation_free_ci95", "infeasible_plans",
+                 "episodes_with_infeasible_plans", "mean_steps_success",
                  "plan_latency_ms": {"calls", "batch", "p50", "p95", "per_episode_p50"},
                  "wall_time_s"},
      "episodes": [{"task", "success", "steps", "violation_steps", "violation_free",
-                   "final_distance", "plans"}]}
+                   "final_distance", "plans", "infeasible_plans"}]}
+
+An "infeasible" plan is one the planner acted on although no plan it found satisfied every
+predicted constraint (see jepa_mpc.safety); with hazards in the suite a latent planner loads the
+run's probe (<run>/probe.npz), fitting it on the fly when missing.
 """
 
 from __future__ import annotations
@@ -104,6 +109,8 @@ def summarize(records: list[EpisodeRecord], latencies: list[float], batch_sizes:
         "success_ci95": list(wilson_interval(wins, n)),
         "violation_free_rate": free / n if n else 0.0,
         "violation_free_ci95": list(wilson_interval(free, n)),
+        "infeasible_plans": int(sum(r.infeasible_plans for r in records)),
+        "episodes_with_infeasible_plans": int(sum(r.infeasible_plans > 0 for r in records)),
         "mean_steps_success": float(np.mean(steps_ok)) if steps_ok else None,
         "plan_latency_ms": {
             "calls": int(len(lat)),
@@ -221,7 +228,12 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         encode = jax.jit(model.encode_p)
         latents = encode_episodes(lambda obs: encode(model.state, obs), ds.arrays[model.obs_key])
         graph = goal_graph.build_graph(latents, graph_cfg)
-    policy = LatentPlannerPolicy(model, cfg, graph)
+    probe = None
+    if cfg.safety != "none" or any(t.hazards for t in suite.tasks):
+        from jepa_mpc.probe import load_or_train_probe
+
+        probe = load_or_train_probe(model, ds)  # constraints are read from the latents through it
+    policy = LatentPlannerPolicy(model, cfg, graph, probe)
     return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
 
 
@@ -300,6 +312,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
                 "violation_free": r.violation_free,
                 "final_distance": float(r.final_distance),
                 "plans": r.plans,
+                "infeasible_plans": r.infeasible_plans,
             }
             for r in records
         ],
