@@ -48,15 +48,17 @@ class ControlConfig:
     """"graph": latent distance + detour excess from the data's reachability graph (sees walls);
     "latent": plain latent distance to the goal embedding (greedy; stalls at walls)."""
     goal_mode: str = "terminal"
-    """Goal term on "terminal" block only or "all" blocks (the last weighted as much as the rest)."""
+    """Goal term on the "terminal" block only, on "all" blocks (the last counting double), or
+    "mixed": straight latent distance on all blocks, detour excess (graph) at the last."""
     graph_nodes: int = 1500
     seed: int = 0
     safety: str = "none"
     """Constraint handling (jepa_mpc.safety): none | penalty | constrained (feasible-first ranking) | auglag."""
     safety_margin: float = 2.0
     """Safety margin added to every hazard, as a multiple of the probe's held-out position RMSE."""
-    safety_buffer: float = 0.01
-    """Extra margin in metres (the only margin on oracle dynamics, which need no probe)."""
+    safety_buffer: float = 0.03
+    """Extra margin in metres, for the predictor's own error (runs/blk: one-block position RMSE 0.036 m
+    through the probe, 5 blocks 0.054 m); the only margin on oracle dynamics, which need no probe."""
     interp_points: int = 4
     """Constraint check points per predicted block, linearly interpolated between block ends."""
     speed_limit: float = 0.0
@@ -67,6 +69,9 @@ class ControlConfig:
     """safety=auglag: outer rounds (the planner's iterations are split over them)."""
     auglag_rho: float = 10.0
     auglag_growth: float = 5.0
+    hazard_graph: bool = True
+    """With safety on and goal_cost=graph: drop goal-graph nodes inside hazards (+ margin) before the
+    detour search, so the goal cost routes around hazards as it does around walls."""
 
     def safety_config(self):
         from jepa_mpc.safety import SafetyConfig
@@ -88,8 +93,8 @@ def validate_control(cfg: ControlConfig) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
     if cfg.goal_cost not in ("graph", "latent"):
         raise ConfigError(f"--goal-cost must be 'graph' or 'latent', got {cfg.goal_cost!r}")
-    if cfg.goal_mode not in ("terminal", "all"):
-        raise ConfigError(f"--goal-mode must be 'terminal' or 'all', got {cfg.goal_mode!r}")
+    if cfg.goal_mode not in ("terminal", "all", "mixed"):
+        raise ConfigError(f"--goal-mode must be 'terminal', 'all' or 'mixed', got {cfg.goal_mode!r}")
     get_planner(cfg.planner)
     safety_lib.validate(cfg.safety_config())
     if cfg.safety_margin < 0 or cfg.safety_buffer < 0 or cfg.speed_limit < 0:
@@ -113,9 +118,12 @@ def goal_term(cfg: ControlConfig) -> cost_lib.Term:
         if cfg.goal_cost == "latent":
             return jnp.sqrt(jnp.sum(jnp.square(z_seq - ctx["goal"]), axis=-1) + 1e-12) * weights
         graph_dist = jax.vmap(goal_graph.graph_goal_distance, in_axes=(0, None, None, None))
-        if cfg.goal_mode == "terminal":  # only the last latent counts: skip the node search elsewhere
-            last = graph_dist(z_seq[-1:], ctx["goal"], ctx["nodes"], ctx["excess"])
-            return jnp.zeros(z_seq.shape[:1], jnp.float32).at[-1].set(last[0] * weights[-1])
+        if cfg.goal_mode in ("terminal", "mixed"):  # node search for the last latent only
+            last = graph_dist(z_seq[-1:], ctx["goal"], ctx["nodes"], ctx["excess"])[0]
+            if cfg.goal_mode == "terminal":
+                return jnp.zeros(z_seq.shape[:1], jnp.float32).at[-1].set(last * weights[-1])
+            straight = jnp.sqrt(jnp.sum(jnp.square(z_seq - ctx["goal"]), axis=-1) + 1e-12)
+            return (straight * weights).at[-1].add(last - straight[-1])
         return graph_dist(z_seq, ctx["goal"], ctx["nodes"], ctx["excess"]) * weights
 
     return cost_lib.Term(fn)
@@ -156,16 +164,27 @@ class _PlannerPolicy:
         """Per-episode constraints (hazards, arena, speed limit) for the next `start`."""
         self.hazards = safety_lib.hazard_arrays(tasks, list(layouts), self.cfg.speed_limit)
 
+    node_xy: np.ndarray | None = None  # goal-graph node positions (for the hazard-aware detour search)
+    margin: float = 0.0
+
     def _goal_ctx(self, goals: np.ndarray) -> dict:
-        if self.cfg.goal_cost == "graph":
-            excess = np.stack([goal_graph.detour_excess(self.graph, g) for g in goals])
-        else:
-            excess = np.zeros((len(goals), 1), np.float32)
         b = len(goals)
         hz = self.hazards
         if hz is None or len(hz["arena"]) != b:
             hz = safety_lib.empty_hazards(b, speed_limit=self.cfg.speed_limit)
         self.hazards = None
+        if self.cfg.goal_cost == "graph":
+            avoid = self.cfg.safety != "none" and self.cfg.hazard_graph and self.node_xy is not None
+            excess = []
+            for i, g in enumerate(goals):
+                if avoid:
+                    blocked = safety_lib.blocked_nodes(self.node_xy, {k: v[i] for k, v in hz.items()}, self.margin)
+                    excess.append(safety_lib.detour_excess_avoiding(self.graph, g, blocked))
+                else:
+                    excess.append(goal_graph.detour_excess(self.graph, g))
+            excess = np.stack(excess)
+        else:
+            excess = np.zeros((len(goals), 1), np.float32)
         return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(excess),
                 **{k: jnp.asarray(v) for k, v in hz.items()}}
 
@@ -220,6 +239,9 @@ class LatentPlannerPolicy(_PlannerPolicy):
         probe_arrays = probe.arrays() if probe is not None else None
         from jepa_mpc.probe import apply_probe
 
+        if probe is not None and graph is not None:
+            self.node_xy = np.asarray(jax.jit(apply_probe)(probe_arrays, jnp.asarray(graph.nodes)))[:, :2]
+
         @jax.jit
         def plan_batch(params, probe_p, z0, ctx, init, keys):
             def one(z0, ctx, init, key):
@@ -269,6 +291,7 @@ class OraclePlannerPolicy(_PlannerPolicy):
         out_shape = (horizon, block, 4) if per_step else (horizon, 2)
         safety_cfg, margin, points = self.safety, cfg.safety_buffer, cfg.interp_points
         self.margin = margin
+        self.node_xy = np.asarray(graph.nodes)[:, :2] if graph is not None else None
 
         def sim_callback(states, actions):
             lead = states.shape[:-1]
