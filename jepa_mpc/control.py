@@ -362,7 +362,7 @@ class EpisodeRecord:
     plans: int = 0
     infeasible_plans: int = 0  # plans acted on although predicted to violate a constraint (none feasible found)
     speed_violation_steps: int = 0  # steps above the speed limit (when one is set); also in violation_steps
-    planned_paths: list = dataclasses.field(default_factory=list)  # (step, predicted block-end positions (H, 2))
+    planned_paths: list = dataclasses.field(default_factory=list)  # (step, predicted block ends (H, 2), infeasible)
 
     @property
     def violation_free(self) -> bool:
@@ -403,7 +403,8 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
             rec.plans += 1
             if "infeasible" in plan_info:
                 rec.infeasible_plans += int(plan_info["infeasible"][j])
-                rec.planned_paths.append((rec.steps, np.asarray(plan_info["planned_path"][j]).tolist()))
+                rec.planned_paths.append((rec.steps, np.asarray(plan_info["planned_path"][j]).tolist(),
+                                          bool(plan_info["infeasible"][j])))
             for a in blocks[j]:
                 o, _, terminated, truncated, info = env.step(a)
                 rec.steps += 1

@@ -9,6 +9,8 @@ import numpy as np
 
 GOAL_RGB = np.array([40, 200, 60], np.uint8)
 TRAIL_RGB = np.array([30, 90, 255], np.uint8)
+PLAN_RGB = np.array([255, 150, 0], np.uint8)
+INFEASIBLE_RGB = np.array([230, 30, 30], np.uint8)
 
 
 def world_to_pixel(xy: np.ndarray, view_half: float, size: int) -> np.ndarray:
@@ -24,8 +26,12 @@ def _dot(frame: np.ndarray, rc: np.ndarray, radius: int, rgb: np.ndarray) -> Non
     frame[max(r - radius, 0) : min(r + radius + 1, h), max(c - radius, 0) : min(c + radius + 1, w)] = rgb
 
 
-def episode_frames(layout, task, path: np.ndarray, size: int = 256) -> np.ndarray:
-    """(T, size, size, 3) uint8 frames: the agent along `path` (T, 2), goal and trail marked."""
+def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Sequence = ()) -> np.ndarray:
+    """(T, size, size, 3) uint8 frames: the agent along `path` (T, 2), goal and trail marked.
+
+    `plans`: (step, predicted block-end positions (H, 2)) per plan (EpisodeRecord.planned_paths); each
+    frame shows the latest plan made at or before it (orange dots; red when it was infeasible).
+    """
     from jepa_mpc_envs.tworoom import PixelRenderer, build_model
 
     renderer = PixelRenderer(build_model(layout, tuple(task.hazards)), size)
@@ -36,9 +42,15 @@ def episode_frames(layout, task, path: np.ndarray, size: int = 256) -> np.ndarra
     view_half = layout.arena_half + 2 * 0.05  # the camera sees the arena plus its boundary walls (build_mjcf)
     goal = world_to_pixel(np.asarray(task.goal[:2]), view_half, size)
     trail = world_to_pixel(path, view_half, size)
+    plan_steps = np.array([p[0] for p in plans], int)
     for t, frame in enumerate(frames):
         for rc in trail[: t + 1 : 2]:
             _dot(frame, rc, 0, TRAIL_RGB)
+        k = int(np.searchsorted(plan_steps, t, side="right")) - 1 if len(plan_steps) else -1
+        if k >= 0:
+            rgb = INFEASIBLE_RGB if len(plans[k]) > 2 and plans[k][2] else PLAN_RGB
+            for rc in world_to_pixel(np.asarray(plans[k][1], np.float32), view_half, size):
+                _dot(frame, rc, 1, rgb)
         _dot(frame, goal, max(size // 64, 2), GOAL_RGB)
     return frames
 
@@ -51,7 +63,8 @@ def write_episode_video(out: Path, suite, tasks: Sequence, records: Sequence, fp
     writer = imageio_ffmpeg.write_frames(str(tmp), (size, size), fps=fps, macro_block_size=1)
     writer.send(None)
     for task, rec in zip(tasks, records):
-        for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size):
+        plans = getattr(rec, "planned_paths", ())
+        for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size, plans):
             writer.send(np.ascontiguousarray(frame))
     writer.close()
     tmp.replace(out)
