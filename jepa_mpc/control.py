@@ -51,6 +51,9 @@ class ControlConfig:
     """Goal term on the "terminal" block only, on "all" blocks (the last counting double), or
     "mixed": straight latent distance on all blocks, detour excess (graph) at the last."""
     graph_nodes: int = 1500
+    graph_space: str = "probe"
+    """Space the goal graph is built in: "probe" (the probe's position read-out of each latent; cells
+    follow geometry) or "latent" (raw embeddings: velocity dimensions blur cells across the wall)."""
     seed: int = 0
     safety: str = "none"
     """Constraint handling (jepa_mpc.safety): none | penalty | constrained (feasible-first ranking) | auglag."""
@@ -91,6 +94,8 @@ def validate_control(cfg: ControlConfig) -> None:
     for name in ("horizon", "samples", "iterations", "action_block", "graph_nodes", "interp_points"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+    if cfg.graph_space not in ("probe", "latent"):
+        raise ConfigError(f"--graph-space must be 'probe' or 'latent', got {cfg.graph_space!r}")
     if cfg.goal_cost not in ("graph", "latent"):
         raise ConfigError(f"--goal-cost must be 'graph' or 'latent', got {cfg.goal_cost!r}")
     if cfg.goal_mode not in ("terminal", "all", "mixed"):
@@ -110,14 +115,22 @@ def goal_step_weights(horizon: int, mode: str) -> jax.Array:
     return w.at[-1].add(1.0)
 
 
-def goal_term(cfg: ControlConfig) -> cost_lib.Term:
-    """Goal term on (H, D) predicted embeddings; ctx holds goal, and for "graph" nodes + excess."""
+def goal_term(cfg: ControlConfig, readout: Callable[[jax.Array], jax.Array] | None = None,
+              scale: float = 1.0) -> cost_lib.Term:
+    """Goal term on (H, D) predicted embeddings; ctx holds goal, and for "graph" nodes + excess.
+
+    `readout` maps a latent into the graph's space when the graph is not built on latents
+    (e.g. the probe's position read-out); `scale` converts the graph's detour excess to latent units.
+    """
     weights = goal_step_weights(cfg.horizon, cfg.goal_mode)
+
+    def one(z, goal, nodes, excess):
+        return goal_graph.graph_goal_distance(z, goal, nodes, excess, None if readout is None else readout(z), scale)
 
     def fn(z_seq, a_seq, ctx):
         if cfg.goal_cost == "latent":
             return jnp.sqrt(jnp.sum(jnp.square(z_seq - ctx["goal"]), axis=-1) + 1e-12) * weights
-        graph_dist = jax.vmap(goal_graph.graph_goal_distance, in_axes=(0, None, None, None))
+        graph_dist = jax.vmap(one, in_axes=(0, None, None, None))
         if cfg.goal_mode in ("terminal", "mixed"):  # node search for the last latent only
             last = graph_dist(z_seq[-1:], ctx["goal"], ctx["nodes"], ctx["excess"])[0]
             if cfg.goal_mode == "terminal":
@@ -167,8 +180,10 @@ class _PlannerPolicy:
     node_xy: np.ndarray | None = None  # goal-graph node positions (for the hazard-aware detour search)
     margin: float = 0.0
 
-    def _goal_ctx(self, goals: np.ndarray) -> dict:
+    def _goal_ctx(self, goals: np.ndarray, graph_goals: np.ndarray | None = None) -> dict:
+        """ctx rows for goal embeddings `goals`; `graph_goals`: the goals in the graph's space."""
         b = len(goals)
+        graph_goals = goals if graph_goals is None else graph_goals
         hz = self.hazards
         if hz is None or len(hz["arena"]) != b:
             hz = safety_lib.empty_hazards(b, speed_limit=self.cfg.speed_limit)
@@ -176,7 +191,7 @@ class _PlannerPolicy:
         if self.cfg.goal_cost == "graph":
             avoid = self.cfg.safety != "none" and self.cfg.hazard_graph and self.node_xy is not None
             excess = []
-            for i, g in enumerate(goals):
+            for i, g in enumerate(graph_goals):
                 if avoid:
                     blocked = safety_lib.blocked_nodes(self.node_xy, {k: v[i] for k, v in hz.items()}, self.margin)
                     excess.append(safety_lib.detour_excess_avoiding(self.graph, g, blocked))
@@ -239,7 +254,14 @@ class LatentPlannerPolicy(_PlannerPolicy):
         probe_arrays = probe.arrays() if probe is not None else None
         from jepa_mpc.probe import apply_probe
 
-        if probe is not None and graph is not None:
+        self.graph_readout = None
+        if graph is not None and cfg.graph_space == "probe":
+            if probe is None:
+                raise ConfigError("--control.graph-space probe needs a probe (run `jepa-mpc probe RUN`)")
+            self.graph_readout = jax.jit(lambda z: apply_probe(probe_arrays, z)[..., :2])
+            self.cost = cost = cost_lib.make_cost({"goal": (goal_term(cfg, self.graph_readout, graph.scale), 1.0)})
+            self.node_xy = np.asarray(graph.nodes)
+        elif probe is not None and graph is not None:
             self.node_xy = np.asarray(jax.jit(apply_probe)(probe_arrays, jnp.asarray(graph.nodes)))[:, :2]
 
         @jax.jit
@@ -267,7 +289,9 @@ class LatentPlannerPolicy(_PlannerPolicy):
         return self._encode(self.model.state, jnp.asarray(obs))
 
     def start(self, obs, goal_obs, goal_states, key):
-        self.ctx = self._goal_ctx(np.asarray(self.encode(goal_obs)))
+        goals = np.asarray(self.encode(goal_obs))
+        graph_goals = None if self.graph_readout is None else np.asarray(self.graph_readout(goals))
+        self.ctx = self._goal_ctx(goals, graph_goals)
         self._reset_plans(len(obs))
 
     def act(self, obs, states, key, idx):

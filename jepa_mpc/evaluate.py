@@ -223,16 +223,27 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
     from jepa_mpc.model.checkpoint import load_world_model
 
     model = load_world_model(args.checkpoint)
+    probe = None
+    if cfg.safety != "none" or any(t.hazards for t in suite.tasks) or (
+        cfg.goal_cost == "graph" and cfg.graph_space == "probe"
+    ):
+        from jepa_mpc.probe import load_or_train_probe
+
+        probe = load_or_train_probe(model, ds)  # constraints (and the goal graph) read latents through it
     graph = None
     if cfg.goal_cost == "graph":
         encode = jax.jit(model.encode_p)
         latents = encode_episodes(lambda obs: encode(model.state, obs), ds.arrays[model.obs_key])
-        graph = goal_graph.build_graph(latents, graph_cfg)
-    probe = None
-    if cfg.safety != "none" or any(t.hazards for t in suite.tasks):
-        from jepa_mpc.probe import load_or_train_probe
+        if cfg.graph_space == "probe":
+            from jepa_mpc.probe import apply_probe
 
-        probe = load_or_train_probe(model, ds)  # constraints are read from the latents through it
+            readout = jax.jit(lambda z: apply_probe(probe.arrays(), z)[..., :2])
+            points = [np.asarray(readout(z)) for z in latents]
+            graph = goal_graph.build_graph(points, graph_cfg)
+            scale = goal_graph.metric_scale(np.concatenate(latents), np.concatenate(points), seed=cfg.seed)
+            graph = dataclasses.replace(graph, scale=scale)
+        else:
+            graph = goal_graph.build_graph(latents, graph_cfg)
     policy = LatentPlannerPolicy(model, cfg, graph, probe)
     return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
 

@@ -44,6 +44,7 @@ class GraphConfig:
 class LatentGraph:
     nodes: np.ndarray  # (N, D) float32
     adjacency: scipy.sparse.csr_matrix  # (N, N) symmetric edge lengths
+    scale: float = 1.0  # goal-cost units per graph unit (see `metric_scale`)
 
     @property
     def num_nodes(self) -> int:
@@ -126,8 +127,27 @@ def detour_excess(graph: LatentGraph, goal: np.ndarray) -> np.ndarray:
     return np.where(finite, excess, cap).astype(np.float32)
 
 
-def graph_goal_distance(z: jax.Array, goal: jax.Array, nodes: jax.Array, excess: jax.Array) -> jax.Array:
-    """``||z - goal|| + excess[nearest node of z]`` for one latent z (D,). Pure, jittable."""
-    # argmin ||n - z||^2 = argmin (||n||^2 - 2 n.z): a matrix product once vmapped over samples.
-    cell = jnp.argmin(jnp.sum(nodes**2, axis=1) - 2.0 * (nodes @ z))
-    return jnp.sqrt(jnp.sum((z - goal) ** 2) + 1e-12) + excess[cell]
+def metric_scale(latents: np.ndarray, points: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float:
+    """Median ratio of latent distance to graph-space distance over random pairs of data points.
+
+    When the graph lives in another space than the goal cost (e.g. the probe's position read-out),
+    the detour excess is multiplied by this to be in latent units.
+    """
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(len(points), size=(2, pairs))
+    dp = np.linalg.norm(points[i] - points[j], axis=1)
+    keep = dp > np.quantile(dp, 0.1)
+    dz = np.linalg.norm(latents[i] - latents[j], axis=1)
+    return float(np.median(dz[keep] / dp[keep]))
+
+
+def graph_goal_distance(z: jax.Array, goal: jax.Array, nodes: jax.Array, excess: jax.Array,
+                        key: jax.Array | None = None, scale: float = 1.0) -> jax.Array:
+    """``||z - goal|| + scale * excess[cell]`` for one latent z (D,). Pure, jittable.
+
+    The cell is the node nearest to ``key`` (z itself, or z read out into the graph's space).
+    """
+    key = z if key is None else key
+    # argmin ||n - k||^2 = argmin (||n||^2 - 2 n.k): a matrix product once vmapped over samples.
+    cell = jnp.argmin(jnp.sum(nodes**2, axis=1) - 2.0 * (nodes @ key))
+    return jnp.sqrt(jnp.sum((z - goal) ** 2) + 1e-12) + scale * excess[cell]
