@@ -1,6 +1,7 @@
 """Safety benchmark: unconstrained / penalty / constrained MPC on the TwoRoom hazard suite.
 
     .venv/bin/python experiments/safety_benchmark.py --episodes 40          # quick
+    .venv/bin/python experiments/safety_benchmark.py --stride 5 --offset 2  # 40 tasks, half line, half door
     .venv/bin/python experiments/safety_benchmark.py                        # all 200 tasks (~1 h on 2 cores)
 
 Each mode is one `jepa-mpc eval` run (same checkpoint, tasks, planner budget and seed); finished
@@ -18,6 +19,7 @@ from pathlib import Path
 from jepa_mpc.config import to_dict
 from jepa_mpc.control import ControlConfig
 from jepa_mpc.evaluate import EvalArgs, evaluate
+from jepa_mpc_envs.tasks import load_suite, save_suite
 
 
 def main() -> None:
@@ -27,14 +29,22 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=0, help="first N tasks (0: all)")
     ap.add_argument("--planner", default="cem")
     ap.add_argument("--modes", default="none,penalty,constrained")
+    ap.add_argument("--stride", type=int, default=1, help="every k-th task (from --offset): a mixed line/door subset")
+    ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--out", default="results/safety")
     args = ap.parse_args()
+    suite_path, tag = args.suite, str(args.episodes or "all")
+    if args.stride > 1 or args.offset:
+        suite = load_suite(args.suite)
+        subset = dataclasses.replace(suite, tasks=suite.tasks[args.offset :: args.stride])
+        tag = f"s{args.stride}o{args.offset}-{args.episodes or 'all'}"
+        suite_path = save_suite(subset, f"{args.out}/suite-{tag}.json")
 
     rows = []
     for mode in args.modes.split(","):
-        ev = EvalArgs(checkpoint=args.checkpoint, suite=args.suite, planner=args.planner, episodes=args.episodes,
+        ev = EvalArgs(checkpoint=args.checkpoint, suite=suite_path, planner=args.planner, episodes=args.episodes,
                       control=dataclasses.replace(ControlConfig(), safety=mode),
-                      out=f"{args.out}/{mode}-{args.episodes or 'all'}")
+                      out=f"{args.out}/{mode}-{tag}")
         path = Path(ev.out) / "results.json"
         old = json.loads(path.read_text()) if path.is_file() else None
         if old is not None and old["args"] == json.loads(json.dumps(to_dict(ev))):
