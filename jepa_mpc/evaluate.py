@@ -224,27 +224,24 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
 
     model = load_world_model(args.checkpoint)
     probe = None
-    if cfg.safety != "none" or any(t.hazards for t in suite.tasks) or (
-        cfg.goal_cost == "graph" and cfg.graph_space == "probe"
-    ):
+    if cfg.safety != "none" or any(t.hazards for t in suite.tasks):
         from jepa_mpc.probe import load_or_train_probe
 
-        probe = load_or_train_probe(model, ds)  # constraints (and the goal graph) read latents through it
-    graph = None
+        probe = load_or_train_probe(model, ds)  # constraints are read from the latents through it
+    graph, readout = None, None
     if cfg.goal_cost == "graph":
         encode = jax.jit(model.encode_p)
         latents = encode_episodes(lambda obs: encode(model.state, obs), ds.arrays[model.obs_key])
         if cfg.graph_space == "probe":
-            from jepa_mpc.probe import apply_probe
-
-            readout = jax.jit(lambda z: apply_probe(probe.arrays(), z)[..., :2])
-            points = [np.asarray(readout(z)) for z in latents]
+            flat = np.concatenate(latents)
+            readout = goal_graph.fit_linear_readout(flat, ds.arrays["state"][..., :2].reshape(len(flat), 2))
+            points = [z @ readout[0] + readout[1] for z in latents]
             graph = goal_graph.build_graph(points, graph_cfg)
-            scale = goal_graph.metric_scale(np.concatenate(latents), np.concatenate(points), seed=cfg.seed)
+            scale = goal_graph.metric_scale(flat, np.concatenate(points), seed=cfg.seed)
             graph = dataclasses.replace(graph, scale=scale)
         else:
             graph = goal_graph.build_graph(latents, graph_cfg)
-    policy = LatentPlannerPolicy(model, cfg, graph, probe)
+    policy = LatentPlannerPolicy(model, cfg, graph, probe, graph_readout=readout)
     return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
 
 

@@ -127,6 +127,19 @@ def detour_excess(graph: LatentGraph, goal: np.ndarray) -> np.ndarray:
     return np.where(finite, excess, cap).astype(np.float32)
 
 
+def fit_linear_readout(latents: np.ndarray, targets: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge regression ``targets ~ latents @ W + b`` (closed form). Returns (W (D, K), b (K,)).
+
+    Linear on purpose: a planner searching latents cannot exploit a linear map the way it can an
+    MLP's off-manifold read-out.
+    """
+    x = np.concatenate([latents, np.ones((len(latents), 1), latents.dtype)], axis=1).astype(np.float64)
+    reg = ridge * len(x) * np.eye(x.shape[1])
+    reg[-1, -1] = 0.0
+    coef = np.linalg.solve(x.T @ x + reg, x.T @ targets.astype(np.float64))
+    return coef[:-1].astype(np.float32), coef[-1].astype(np.float32)
+
+
 def metric_scale(latents: np.ndarray, points: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float:
     """Median ratio of latent distance to graph-space distance over random pairs of data points.
 
