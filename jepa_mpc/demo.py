@@ -30,7 +30,8 @@ class DemoArgs:
     oracle_episodes: int = 50
     """Tasks for the oracle baseline (true MuJoCo dynamics are the slow part; 0: all)."""
     planner: str = "cem"
-    control: ControlConfig = ControlConfig()
+    control: ControlConfig = ControlConfig(iterations=10)
+    """CEM: 300 samples, 30 elites, 10 warm-started iterations per re-plan (LeWorldModel uses 30)."""
     oracle_control: ControlConfig = ControlConfig(samples=64, iterations=4)
     """Oracle budget: batched MuJoCo rollouts cost ~1,000x a latent step, so it gets a smaller one."""
     num_episodes: int = 500

@@ -279,10 +279,10 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
         chunk = tasks[start : start + args.batch]
         envs = [TwoRoomEnv(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip) for _ in chunk]
 
-        def on_plan(info, n=len(chunk)):
+        def on_plan(info):
             if info["latency_s"]:
                 latencies.append(info["latency_s"])
-                batch_sizes.append(n)
+                batch_sizes.append(info["live"])  # episodes planned in this call
             bar.set_postfix(live=info["live"], plan_ms=f"{1e3 * info['latency_s']:.0f}")
 
         key, sub = jax.random.split(key)
