@@ -15,7 +15,7 @@ results.json (schema_version 1)::
      "summary": {"episodes", "successes", "success_rate", "success_ci95": [lo, hi],
                  "violation_free_rate", "violation_free_ci95", "infeasible_plans",
                  "episodes_with_infeasible_plans", "mean_steps_success",
-                 "plan_latency_ms": {"calls", "batch", "p50", "p95", "per_episode_p50"},
+                 "plan_latency_ms": {"calls", "p50", "p95", "per_episode_p50"},
                  "wall_time_s"},
      "episodes": [{"task", "success", "steps", "violation_steps", "violation_free",
                    "final_distance", "plans", "infeasible_plans"}]}
