@@ -34,6 +34,9 @@ def test_split_keeps_phase_copies_of_an_episode_together():
     src = blocked.source_episode
     assert set(src[train]).isdisjoint(src[held])
     assert len(train) + len(held) == blocked.num_episodes
+    # the same source episodes as the unblocked dataset's split
+    src_train, src_held = _dataset(episodes=10).split(0.3)
+    assert set(src[held]) == set(src_held) and set(src[train]) == set(src_train)
 
 
 def test_block_of_one_is_identity():

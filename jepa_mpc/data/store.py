@@ -352,16 +352,17 @@ class Dataset:
         """
         if not 0.0 <= held_out_fraction < 1.0:
             raise ConfigError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
-        n = self.num_episodes
+        # A blocked view splits its source episodes (the same split as the source dataset), so the
+        # k phase copies of an episode are never on both sides.
+        src = self.source_episode
+        n = self.num_episodes if src is None else int(src.max()) + 1
         n_held = int(round(n * held_out_fraction))
         if held_out_fraction > 0 and n >= 2:
             n_held = min(max(n_held, 1), n - 1)
         perm = np.random.default_rng([seed, n]).permutation(n)
         train, held = np.sort(perm[n_held:]), np.sort(perm[:n_held])
-        if self.source_episode is None:
+        if src is None:
             return train, held
-        # A blocked view: split its source episodes, so no source is on both sides.
-        src = self.source_episode
         return np.flatnonzero(np.isin(src, train)), np.flatnonzero(np.isin(src, held))
 
     # -- action blocks
