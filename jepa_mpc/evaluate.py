@@ -53,8 +53,9 @@ from jepa_mpc.control import (
     validate_control,
 )
 from jepa_mpc.errors import ConfigError
+from jepa_mpc_envs.tasks import shipped_suite_path
 
-DEFAULT_SUITE = str(Path(__file__).resolve().parent.parent / "envs" / "tasks" / "tworoom_heldout.json")
+DEFAULT_SUITE = shipped_suite_path("tworoom_heldout")  # installed with the package (envs/tasks/)
 
 
 @dataclasses.dataclass(frozen=True)
