@@ -322,6 +322,9 @@ class OraclePlannerPolicy(_PlannerPolicy):
 
         def sim_callback(states, actions):
             lead = states.shape[:-1]
+            # Candidates mid-optimisation may be non-finite or out of bounds (a gradient step):
+            # the simulator gets what the env would execute, never NaN controls.
+            actions = np.clip(np.nan_to_num(np.asarray(actions), nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
             out = simulate(states.reshape(-1, states.shape[-1]), actions.reshape((-1,) + actions.shape[-2:]))
             return out.reshape(lead + out_shape).astype(np.float32)
 
