@@ -236,8 +236,6 @@ class LatentPlannerPolicy(_PlannerPolicy):
     def __init__(self, model: Any, cfg: ControlConfig, graph: goal_graph.LatentGraph | None, probe: Any = None,
                  graph_readout: tuple[np.ndarray, np.ndarray] | None = None):
         """`graph_readout` (W, b): the linear map latent -> graph space (cfg.graph_space == "probe")."""
-        if model.action_dim != model.config.model.action_dim:
-            raise ConfigError("model action_dim mismatch")
         raw_dim = model.action_dim // cfg.action_block
         if raw_dim * cfg.action_block != model.action_dim:
             raise ConfigError(

@@ -30,9 +30,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Literal
@@ -41,6 +39,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from jepa_mpc.atomic import write_json_atomic
 from jepa_mpc.config import to_dict
 from jepa_mpc.control import (
     ControlConfig,
@@ -153,22 +152,6 @@ def package_versions() -> dict[str, str]:
     from jepa_mpc.data.collect import package_versions as base
 
     return {**base(), "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 # ------------------------------------------------------------------------------- set-up
@@ -326,7 +309,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
             for r in records
         ],
     }
-    write_json_atomic(out / "results.json", result)
+    write_json_atomic(out / "results.json", result, sort_keys=False)
     (out / "summary.md").write_text(summary_markdown(label, summary))
     if args.video:
         from jepa_mpc.video import write_episode_video

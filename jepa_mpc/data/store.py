@@ -29,10 +29,10 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from jepa_mpc.atomic import write_json_atomic
 from jepa_mpc.errors import ConfigError, DatasetError
 
 FORMAT_VERSION = 1
@@ -67,17 +67,6 @@ def remove_stale_tmp(directory: str | os.PathLike) -> list[Path]:
     for p in removed:
         p.unlink()
     return removed
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_meta(directory: str | os.PathLike, meta: dict) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from jepa_mpc.atomic import write_json_atomic
 from jepa_mpc.config import ModelConfig, RegularizerConfig, TrainConfig
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.model.world_model import WorldModel, init_world_model, obs_shape, split_model
@@ -31,13 +31,6 @@ from jepa_mpc.model.world_model import WorldModel, init_world_model, obs_shape, 
 CONFIG_FILE = "config.json"
 STATS_FILE = "norm_stats.json"
 CKPT_DIR = "checkpoints"
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _build(cls, d: dict, where: str):
