@@ -39,6 +39,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from jepa_mpc import provenance
 from jepa_mpc.atomic import write_json_atomic
 from jepa_mpc.config import to_dict
 from jepa_mpc.control import (
@@ -139,19 +140,13 @@ def summary_markdown(label: str, s: dict) -> str:
 # ---------------------------------------------------------------------------- provenance
 
 
-def git_commit() -> str | None:
-    from jepa_mpc.data.collect import _git_commit
-
-    return _git_commit()
-
-
 def package_versions() -> dict[str, str]:
     import flax
     import optax
 
-    from jepa_mpc.data.collect import package_versions as base
+    from jepa_mpc import provenance
 
-    return {**base(), "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
+    return {**provenance.package_versions(), "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
 
 
 # ------------------------------------------------------------------------------- set-up
@@ -282,7 +277,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     result = {
         "schema_version": 1,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        "git_commit": provenance.git_commit(),
         "versions": package_versions(),
         "args": to_dict(args),
         "label": label,

@@ -17,14 +17,13 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
 from jepa_mpc.config import COLLECT_POLICIES, CollectConfig
+from jepa_mpc.provenance import git_commit, package_versions
 from jepa_mpc.data import store
 from jepa_mpc.data.policies import make_actions
 from jepa_mpc.errors import ConfigError, DatasetError
@@ -190,32 +189,6 @@ def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: 
 # ------------------------------------------------------------------ meta
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def package_versions() -> dict[str, str]:
-    import h5py
-    import mujoco
-
-    import jepa_mpc
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "mujoco": mujoco.__version__,
-        "h5py": h5py.__version__,
-        "hdf5": h5py.version.hdf5_version,
-        "jepa_mpc": getattr(jepa_mpc, "__version__", "unknown"),
-    }
-
-
 def content_config(cfg: CollectConfig) -> dict:
     """The config fields that determine the dataset's content (compared on resume)."""
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NON_CONTENT_FIELDS}
@@ -246,7 +219,7 @@ def make_meta(cfg: CollectConfig, layout, model) -> dict:
         "chunk_seeds": "np.random.default_rng([seed, chunk_index])",
         "config": content_config(cfg),
         "versions": package_versions(),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
