@@ -237,21 +237,34 @@ def door_blocked_by(hazards: Sequence[Hazard], layout: Layout, n: int = 41) -> b
     return bool(np.any(np.all(covered, axis=-1)))
 
 
-def free_grid(layout: Layout, hazards: Sequence[Hazard] = (), resolution: float = 0.02):
+def free_grid(layout: Layout, hazards: Sequence[Hazard] = (), resolution: float = 0.02, keep_in: Box | None = None):
     """Occupancy grid of safe agent-centre positions: (xs, ys, free[ny, nx])."""
     a = layout.arena_half
     xs = np.arange(-a + resolution / 2, a, resolution)
     ys = xs.copy()
     pts = np.stack(np.meshgrid(xs, ys, indexing="xy"), -1)  # (ny, nx, 2)
     free = np.asarray(is_free(layout, pts)) & ~np.asarray(in_any_hazard(hazards, pts))
+    if keep_in is not None:
+        free &= np.asarray(in_hazard(keep_in, pts))
     return xs, ys, free
 
 
-def path_exists(layout: Layout, hazards: Sequence[Hazard], start, goal, resolution: float = 0.02) -> bool:
-    """Approximately: is there a hazard-free, wall-free path from start to goal? (grid connectivity)"""
+def violates(hazards: Sequence[Hazard], state, speed_limit: float | None = None, keep_in: Box | None = None) -> bool:
+    """One step's violation: centre inside a hazard, outside the keep-in box, or speed above the limit."""
+    s = np.asarray(state, dtype=np.float64).reshape(-1)
+    if in_any_hazard(hazards, s[:2]):
+        return True
+    if keep_in is not None and not in_hazard(keep_in, s[:2]):
+        return True
+    return bool(speed_limit is not None and s.size >= 4 and np.hypot(s[2], s[3]) > speed_limit)
+
+
+def path_exists(layout: Layout, hazards: Sequence[Hazard], start, goal, resolution: float = 0.02,
+                keep_in: Box | None = None) -> bool:
+    """Approximately: is there a hazard-free, wall-free path from start to goal (inside keep_in)? (grid connectivity)"""
     from scipy import ndimage
 
-    xs, ys, free = free_grid(layout, hazards, resolution)
+    xs, ys, free = free_grid(layout, hazards, resolution, keep_in)
     labels, _ = ndimage.label(free)  # 4-connectivity
 
     def cell(p):

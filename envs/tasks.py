@@ -18,6 +18,8 @@ File schema (``schema_version`` 1)::
           "goal":  [x, y, vx, vy],               # required; same form (success uses x, y only)
           "tolerance": 0.1,                      # optional, > 0: success iff ||pos - goal|| <= tolerance
           "max_steps": 200,                      # optional, integer >= 1
+          "speed_limit": 0.5,                    # optional, m/s, > 0: every step above it is a violation
+          "keep_in": {"lo": [x, y], "hi": [x, y]},   # optional: leaving this box is a violation
           "hazards": [                           # optional, default []
             {"type": "circle", "center": [x, y], "radius": r},      # r > 0
             {"type": "box", "lo": [x, y], "hi": [x, y]}             # lo < hi in both coordinates
@@ -30,10 +32,12 @@ Validation (`load_suite`) raises `jepa_mpc.errors.TaskFileError` with one line n
 the file, the task index and the field, for: unreadable file or invalid JSON, missing
 or unknown key, wrong length, non-numeric or non-finite number, start or goal inside
 the wall or outside the arena (agent disk of radius 0.05 must fit), start or goal
-inside a hazard, |velocity| > 5, radius <= 0, box lo >= hi, unknown env id, hazards closing the door.
+inside a hazard or outside keep_in, |velocity| > 5 or above the task's speed_limit, radius <= 0,
+box lo >= hi, speed_limit <= 0, unknown env id, hazards closing the door, no hazard-free path
+inside keep_in from start to goal.
 
-A hazard *violation* is the agent centre inside the (closed) hazard region; see
-`jepa_mpc_envs.geometry.in_hazard`.
+A *violation* is the agent centre inside the (closed) hazard region, outside the keep-in box,
+or a speed above the limit; see `jepa_mpc_envs.geometry.violates`.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 ENV_IDS = ("jepa_mpc_envs/TwoRoom-v0",)
-TASK_KEYS = ("name", "start", "goal", "tolerance", "max_steps", "hazards")
+TASK_KEYS = ("name", "start", "goal", "tolerance", "max_steps", "hazards", "speed_limit", "keep_in")
 HAZARD_KINDS = ("none", "line", "door", "mixed")
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")
 
@@ -102,9 +106,13 @@ class Task:
     tolerance: float = 0.1
     hazards: tuple[Hazard, ...] = ()
     max_steps: int = 200
+    speed_limit: float | None = None
+    """m/s; every step above it is a violation (None: no limit)."""
+    keep_in: Box | None = None
+    """The agent centre must stay in this box (None: the whole arena)."""
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "name": self.name,
             "start": [float(v) for v in self.start],
             "goal": [float(v) for v in self.goal],
@@ -112,6 +120,11 @@ class Task:
             "max_steps": int(self.max_steps),
             "hazards": [h.to_dict() for h in self.hazards],
         }
+        if self.speed_limit is not None:
+            d["speed_limit"] = float(self.speed_limit)
+        if self.keep_in is not None:
+            d["keep_in"] = {"lo": [float(v) for v in self.keep_in.lo], "hi": [float(v) for v in self.keep_in.hi]}
+        return d
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,12 +194,25 @@ def _parse_hazard(ctx: _Ctx, field: str, h) -> Hazard:
         return Circle(center=center, radius=radius)
     if kind == "box":
         _check_keys(ctx, field, h, required=("type", "lo", "hi"), allowed=("type", "lo", "hi"))
-        lo = _vector(ctx, f"{field}.lo", h["lo"], (2,))
-        hi = _vector(ctx, f"{field}.hi", h["hi"], (2,))
-        if not (lo[0] < hi[0] and lo[1] < hi[1]):
-            raise ctx.err(f"{field}.lo", f"must be < hi in both coordinates, got lo={list(lo)} hi={list(hi)}")
-        return Box(lo=lo, hi=hi)
+        return _box(ctx, field, h)
     raise ctx.err(f"{field}.type", f"expected 'circle' or 'box', got {json.dumps(kind)}")
+
+
+def _box(ctx: _Ctx, field: str, h: dict) -> Box:
+    lo = _vector(ctx, f"{field}.lo", h["lo"], (2,))
+    hi = _vector(ctx, f"{field}.hi", h["hi"], (2,))
+    if not (lo[0] < hi[0] and lo[1] < hi[1]):
+        raise ctx.err(f"{field}.lo", f"must be < hi in both coordinates, got lo={list(lo)} hi={list(hi)}")
+    return Box(lo=lo, hi=hi)
+
+
+def _keep_in(ctx: _Ctx, v) -> Box | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ctx.err("keep_in", f"expected an object {{lo, hi}}, got {json.dumps(v)}")
+    _check_keys(ctx, "keep_in", v, required=("lo", "hi"), allowed=("lo", "hi"))
+    return _box(ctx, "keep_in", v)
 
 
 def _check_keys(ctx: _Ctx, field: str, d: dict, required: Sequence[str], allowed: Sequence[str]) -> None:
@@ -206,7 +232,10 @@ def _state(ctx: _Ctx, field: str, v) -> tuple[float, float, float, float]:
     return (s + (0.0, 0.0))[:4] if len(s) == 2 else s
 
 
-def _check_position(ctx: _Ctx, field: str, layout: Layout, xy, hazards: Sequence[Hazard]) -> None:
+def _check_position(ctx: _Ctx, field: str, layout: Layout, xy, hazards: Sequence[Hazard],
+                    keep_in: Box | None = None) -> None:
+    if keep_in is not None and not in_hazard(keep_in, xy):
+        raise ctx.err(field, f"position {list(xy)} is outside keep_in (lo {list(keep_in.lo)}, hi {list(keep_in.hi)})")
     if outside_arena(layout, xy):
         raise ctx.err(field, f"position {list(xy)} is outside the arena (|x|,|y| <= {layout.arena_half - AGENT_RADIUS})")
     if in_wall(layout, xy):
@@ -235,11 +264,22 @@ def _parse_task(ctx: _Ctx, d, layout: Layout) -> Task:
     if not isinstance(raw_h, list):
         raise ctx.err("hazards", f"expected a list, got {json.dumps(raw_h)}")
     hazards = tuple(_parse_hazard(ctx, f"hazards[{j}]", h) for j, h in enumerate(raw_h))
-    _check_position(ctx, "start", layout, start[:2], hazards)
-    _check_position(ctx, "goal", layout, goal[:2], hazards)
+    speed_limit = d.get("speed_limit")
+    if speed_limit is not None:
+        speed_limit = _number(ctx, "speed_limit", speed_limit)
+        if speed_limit <= 0:
+            raise ctx.err("speed_limit", f"must be > 0 m/s, got {speed_limit}")
+        if math.hypot(*start[2:]) > speed_limit:
+            raise ctx.err("start", f"start speed {math.hypot(*start[2:]):.3f} m/s exceeds speed_limit {speed_limit}")
+    keep_in = _keep_in(ctx, d.get("keep_in"))
+    _check_position(ctx, "start", layout, start[:2], hazards, keep_in)
+    _check_position(ctx, "goal", layout, goal[:2], hazards, keep_in)
     if door_blocked_by(hazards, layout):
         raise ctx.err("hazards", "the hazards close the door (no safe way between the rooms)")
-    return Task(name=name, start=start, goal=goal, tolerance=tolerance, hazards=hazards, max_steps=max_steps)
+    if (hazards or keep_in is not None) and not path_exists(layout, hazards, start[:2], goal[:2], keep_in=keep_in):
+        raise ctx.err("hazards", "no hazard-free path from start to goal" + (" inside keep_in" if keep_in else ""))
+    return Task(name=name, start=start, goal=goal, tolerance=tolerance, hazards=hazards, max_steps=max_steps,
+                speed_limit=speed_limit, keep_in=keep_in)
 
 
 def suite_from_dict(d, path: str = "<dict>") -> Suite:

@@ -14,7 +14,8 @@ image of the whole arena (image up = +y, right = +x), or "both" (Dict).
 Hazards are drawn on the floor (non-colliding, orange); they are not obstacles.
 The agent is drawn as a red disc of radius 0.07 (visual only; the colliding sphere
 has radius 0.05) so that it covers a few pixels at 64x64.
-A step is a *violation* when the agent centre lies in a hazard (`geometry.in_hazard`);
+A step is a *violation* when the agent centre lies in a hazard, outside the task's keep-in box, or
+moves faster than the task's speed limit (`geometry.violates`);
 *success* when ``||pos - goal_pos|| <= task.tolerance``.
 
 Batched helpers for data collection with ``mujoco.rollout``:
@@ -38,7 +39,7 @@ if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os
 
 import mujoco  # noqa: E402
 
-from .geometry import AGENT_RADIUS, MAX_SPEED, Box, Circle, Hazard, Layout, in_any_hazard, is_free  # noqa: E402
+from .geometry import AGENT_RADIUS, MAX_SPEED, Box, Circle, Hazard, Layout, is_free, violates  # noqa: E402
 
 __all__ = [
     "Layout",
@@ -428,7 +429,8 @@ class TwoRoomEnv(gym.Env):
         dist = float(np.linalg.norm(s[:2] - self.goal[:2]))
         return {
             "success": bool(dist <= self.tolerance),
-            "violation": bool(in_any_hazard(self.hazards, s[:2])),
+            "violation": violates(self.hazards, s, getattr(self.task, "speed_limit", None),
+                                  getattr(self.task, "keep_in", None)),
             "distance_to_goal": dist,
             "state": s,
             "goal": self.goal.copy(),

@@ -185,7 +185,7 @@ class _PlannerPolicy:
         b = len(goals)
         graph_goals = goals if graph_goals is None else graph_goals
         hz = self.hazards
-        if hz is None or len(hz["arena"]) != b:
+        if hz is None or len(hz["speed"]) != b:
             hz = safety_lib.empty_hazards(b, speed_limit=self.cfg.speed_limit)
         self.hazards = None
         if self.cfg.goal_cost == "graph":
@@ -417,7 +417,9 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
     key, sub = jax.random.split(key)
     if hasattr(policy, "set_tasks"):
         policy.set_tasks(tasks, [env.layout for env in envs])
-    speed_limit = float(getattr(policy, "speed_limit", 0.0) or 0.0)
+    planner_limit = float(getattr(policy, "speed_limit", 0.0) or 0.0)
+    speed_limits = [min([v for v in (getattr(t, "speed_limit", None), planner_limit) if v] or [0.0])
+                    for t in tasks]  # the task's limit, or the planner's own if lower (0: none)
     policy.start(obs, np.stack(goal_obs), np.stack(goal_states), sub)
     live = np.array([not r.success for r in records])
     while live.any():
@@ -436,7 +438,7 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
             for a in blocks[j]:
                 o, _, terminated, truncated, info = env.step(a)
                 rec.steps += 1
-                too_fast = speed_limit > 0 and float(np.hypot(*info["state"][2:4])) > speed_limit
+                too_fast = speed_limits[i] > 0 and float(np.hypot(*info["state"][2:4])) > speed_limits[i]
                 rec.speed_violation_steps += int(too_fast)
                 rec.violation_steps += int(bool(info["violation"]) or too_fast)
                 rec.path.append([float(v) for v in info["state"][:2]])

@@ -6,8 +6,8 @@ by a probe (``jepa_mpc.probe``), or taken from the true simulator for the oracle
 
 * ``circles``: keep-out discs, ``g = max_j (r_j + margin - ||p - c_j||)``,
 * ``boxes``: keep-out boxes, ``g = max_j (margin - sdf_j(p))`` (sdf < 0 inside the box),
-* ``keep_in``: stay in the arena square, ``g = max(|x|, |y|) - (arena_half - margin)``,
-* ``speed``: ``g = ||v|| - speed_limit`` (off when the limit is 0 / inf).
+* ``keep_in``: stay in the task's keep-in box (default: the arena square), ``g = sdf(p) + margin``,
+* ``speed``: ``g = ||v|| - speed_limit`` (the task's limit, or the planner's if lower; off when none).
 
 Hazards vary per episode, so they travel in ``ctx`` as fixed-size padded arrays (``hazard_arrays``:
 up to ``MAX_CIRCLES`` circles and ``MAX_BOXES`` boxes, with masks), and one jitted, vmapped planner
@@ -67,7 +67,8 @@ def hazard_arrays(tasks: Sequence[Any], layouts: Sequence[Any] | Any, speed_limi
     """Padded per-episode constraint data (numpy, leading axis = episode) for ``ctx``.
 
     circles (B, Mc, 3) = (cx, cy, r), circle_mask (B, Mc); boxes (B, Mb, 4) = (lo_x, lo_y, hi_x, hi_y),
-    box_mask (B, Mb); arena (B,) keep-in half-size; speed (B,) limit (inf: none).
+    box_mask (B, Mb); keep_in (B, 4) box (the task's ``keep_in`` within the arena); speed (B,) limit
+    (the lower of the task's ``speed_limit`` and ``speed_limit``; inf: none).
     """
     from jepa_mpc_envs.geometry import Box, Circle
 
@@ -79,10 +80,17 @@ def hazard_arrays(tasks: Sequence[Any], layouts: Sequence[Any] | Any, speed_limi
         "circle_mask": np.zeros((b, max_circles), np.float32),
         "boxes": np.zeros((b, max_boxes, 4), np.float32),
         "box_mask": np.zeros((b, max_boxes), np.float32),
-        "arena": np.array([lay.arena_half for lay in layouts], np.float32),
+        "keep_in": np.array([(-lay.arena_half, -lay.arena_half, lay.arena_half, lay.arena_half)
+                             for lay in layouts], np.float32),
         "speed": np.full((b,), speed_limit if speed_limit and speed_limit > 0 else np.inf, np.float32),
     }
     for i, task in enumerate(tasks):
+        keep_in = getattr(task, "keep_in", None)
+        if keep_in is not None:
+            out["keep_in"][i, :2] = np.maximum(out["keep_in"][i, :2], keep_in.lo)
+            out["keep_in"][i, 2:] = np.minimum(out["keep_in"][i, 2:], keep_in.hi)
+        if getattr(task, "speed_limit", None):
+            out["speed"][i] = min(out["speed"][i], task.speed_limit)
         circles = [h for h in task.hazards if isinstance(h, Circle)]
         boxes = [h for h in task.hazards if isinstance(h, Box)]
         if len(circles) > max_circles or len(boxes) > max_boxes:
@@ -133,7 +141,7 @@ def constraint_values(pos: jax.Array, vel: jax.Array, hz: dict, margin: float | 
     g_c = jnp.where(hz["circle_mask"] > 0, c[:, 2] + margin - d, _INACTIVE).max(axis=-1)
     sdf = jax.vmap(lambda box: _box_sdf(pos, box), out_axes=-1)(hz["boxes"])  # (..., Mb)
     g_b = jnp.where(hz["box_mask"] > 0, margin - sdf, _INACTIVE).max(axis=-1)
-    g_in = jnp.max(jnp.abs(pos), axis=-1) - (hz["arena"] - margin)
+    g_in = _box_sdf(pos, hz["keep_in"]) + margin
     speed = jnp.sqrt(jnp.sum(jnp.square(vel), axis=-1) + 1e-12)
     g_v = jnp.where(jnp.isfinite(hz["speed"]), speed - jnp.minimum(hz["speed"], 1e6), _INACTIVE)
     return jnp.stack([g_c, g_b, g_in, g_v], axis=-1)

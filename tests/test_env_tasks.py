@@ -1,6 +1,7 @@
 """Task suites: schema validation errors, generator properties, save/load round trip, shipped files."""
 
 import copy
+import dataclasses
 import json
 import os
 
@@ -112,6 +113,14 @@ CASES = [
     ("bad schema version", _set(["schema_version"], 2), None, "schema_version"),
     ("duplicate name", _set(["tasks", 1, "name"], "a"), 1, "name"),
     ("too fast", _set(["tasks", 0, "start"], [-0.5, 0.5, 9.0, 0.0]), 0, "start"),
+    ("zero speed limit", _set(["tasks", 0, "speed_limit"], 0.0), 0, "speed_limit"),
+    ("nan speed limit", _set(["tasks", 0, "speed_limit"], float("nan")), 0, "speed_limit"),
+    ("start above speed limit", lambda d: d["tasks"][0].update(start=[-0.5, 0.5, 0.4, 0.0], speed_limit=0.3), 0, "start"),
+    ("keep_in lo >= hi", _set(["tasks", 0, "keep_in"], {"lo": [0.0, 0.0], "hi": [-1.0, 1.0]}), 0, "keep_in.lo"),
+    ("keep_in unknown key", _set(["tasks", 0, "keep_in"], {"lo": [-1, -1], "hi": [1, 1], "x": 1}), 0, "keep_in.x"),
+    ("start outside keep_in", _set(["tasks", 0, "keep_in"], {"lo": [0.0, 0.0], "hi": [0.9, 0.9]}), 0, "start"),
+    # the keep-in box holds start and goal, but a hazard fills its width: no safe path
+    ("no safe path", lambda d: d["tasks"][1].update(keep_in={"lo": [-0.9, -0.62], "hi": [0.9, -0.38]}), 1, "hazards"),
 ]
 
 
@@ -126,6 +135,29 @@ def test_validation_errors_name_file_task_field(tmp_path, case, mut, index, fiel
     if index is not None:
         assert f"task {index} " in msg
     assert f"field '{field}'" in msg, msg
+
+
+def test_speed_limit_and_keep_in_round_trip_and_count_as_violations(tmp_path):
+    from jepa_mpc_envs.tworoom import TwoRoomEnv
+
+    doc = mutate(lambda d: d["tasks"][0].update(speed_limit=0.3, keep_in={"lo": [-0.9, -0.3], "hi": [0.9, 0.7]}))
+    suite = load_suite(write(tmp_path, doc))
+    task = suite.tasks[0]
+    assert task.speed_limit == 0.3 and task.keep_in == Box((-0.9, -0.3), (0.9, 0.7))
+    assert load_suite(save_suite(suite, tmp_path / "again.json")).tasks == suite.tasks
+    assert suite.tasks[1].speed_limit is None and suite.tasks[1].keep_in is None  # optional
+    env = TwoRoomEnv(suite.layout)
+    _, info = env.reset(options={"task": task})
+    assert not info["violation"]
+    for _ in range(10):  # full thrust right: speed passes 0.3 m/s within a few steps
+        _, _, _, _, info = env.step(np.array([1.0, 0.0]))
+    assert np.hypot(*info["state"][2:]) > 0.3 and info["violation"]
+    env.reset(options={"task": dataclasses.replace(task, speed_limit=None, start=(-0.5, -0.25, 0.0, 0.0))})
+    flags = []
+    for _ in range(10):  # full thrust down: leaves the keep-in band y >= -0.3
+        _, _, _, _, info = env.step(np.array([0.0, -1.0]))
+        flags.append((info["state"][1] < -0.3, info["violation"]))
+    assert all(out == viol for out, viol in flags) and flags[-1][0]
 
 
 def test_invalid_json_and_missing_file(tmp_path):

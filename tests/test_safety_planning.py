@@ -53,6 +53,21 @@ def test_constraint_values_circles_boxes_keep_in_speed():
     assert np.all(g[3, :3] < 0)  # far from everything
 
 
+def test_task_keep_in_and_speed_limit_reach_the_constraints():
+    """A task's keep_in box and speed_limit (lower than the planner's) become its per-step terms."""
+    task = Task("k", (0.5, 0.5), (0.6, 0.6), speed_limit=0.2, keep_in=Box((0.2, 0.2), (0.9, 1.5)))
+    hz = safety.hazard_arrays([task, TASK], LAYOUT, speed_limit=0.5)
+    np.testing.assert_allclose(hz["keep_in"][0], [0.2, 0.2, 0.9, 1.0])  # clipped to the arena
+    np.testing.assert_allclose(hz["keep_in"][1], [-1.0, -1.0, 1.0, 1.0])
+    np.testing.assert_allclose(hz["speed"], [0.2, 0.5])
+    hz0 = {k: jnp.asarray(v[0]) for k, v in hz.items()}
+    pos = jnp.array([[0.1, 0.5], [0.5, 0.5], [0.5, 0.5]])
+    vel = jnp.array([[0.0, 0.0], [0.0, 0.0], [0.3, 0.0]])
+    g = np.asarray(safety.constraint_values(pos, vel, hz0, 0.0))
+    assert g[0, 2] == pytest.approx(0.1, abs=1e-4) and g[1, 2] < 0  # 0.1 m outside the box / inside
+    assert g[2, 3] == pytest.approx(0.1, abs=1e-4)  # 0.1 m/s above the task's 0.2
+
+
 def test_hazard_arrays_padding_and_bad_input():
     many = Task("m", (0.5, 0.5), (0.6, 0.6), hazards=tuple(Circle((-0.5, -0.9 + 0.2 * i), 0.05) for i in range(9)))
     with pytest.raises(ConfigError):
