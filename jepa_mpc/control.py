@@ -62,6 +62,9 @@ class ControlConfig:
     safety_buffer: float = 0.03
     """Extra margin in metres, for the predictor's own error (runs/blk: one-block position RMSE 0.036 m
     through the probe, 5 blocks 0.054 m); the only margin on oracle dynamics, which need no probe."""
+    safety_motion: float = 0.0
+    """Extra margin per metre a predicted block moves (the predictor's error grows with its motion);
+    the margin of block t is the fixed one above plus this times the block's predicted travel."""
     interp_points: int = 4
     """Constraint check points per predicted block, linearly interpolated between block ends."""
     speed_limit: float = 0.0
@@ -102,8 +105,9 @@ def validate_control(cfg: ControlConfig) -> None:
         raise ConfigError(f"--goal-mode must be 'terminal', 'all' or 'mixed', got {cfg.goal_mode!r}")
     get_planner(cfg.planner)
     safety_lib.validate(cfg.safety_config())
-    if cfg.safety_margin < 0 or cfg.safety_buffer < 0 or cfg.speed_limit < 0:
-        raise ConfigError("--control.safety-margin, --control.safety-buffer and --control.speed-limit must be >= 0")
+    if min(cfg.safety_margin, cfg.safety_buffer, cfg.safety_motion, cfg.speed_limit) < 0:
+        raise ConfigError("--control.safety-margin, --control.safety-buffer, --control.safety-motion and "
+                          "--control.speed-limit must be >= 0")
 
 
 # ----------------------------------------------------------------------------- goal costs
@@ -250,7 +254,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
         encode_p = model.encode_p
         self._encode = jax.jit(lambda state, obs: encode_p(state, obs))
         cost, planner, pcfg, nodes, rollout_p = self.cost, self.planner, self.planner_cfg, self.nodes, model.rollout_p
-        safety_cfg, margin, points = self.safety, self.margin, cfg.interp_points
+        safety_cfg, margin, points, per_metre = self.safety, self.margin, cfg.interp_points, cfg.safety_motion
         probe_arrays = probe.arrays() if probe is not None else None
         from jepa_mpc.probe import apply_probe
 
@@ -276,9 +280,10 @@ class LatentPlannerPolicy(_PlannerPolicy):
                     if probe_p is None:  # no read-out: no constraint can be evaluated
                         h = a.shape[0]
                         return c, jnp.full((h, len(safety_lib.CONSTRAINTS)), -1.0), jnp.zeros((h, 2))
-                    xyv = apply_probe(probe_p, z)
-                    pos, vel = safety_lib.interpolate_blocks(apply_probe(probe_p, z0), xyv, points)
-                    return c, safety_lib.block_constraints(pos, vel, ctx, margin), xyv[:, :2]
+                    xyv, xyv0 = apply_probe(probe_p, z), apply_probe(probe_p, z0)
+                    pos, vel = safety_lib.interpolate_blocks(xyv0, xyv, points)
+                    margins = safety_lib.motion_margin(xyv0[:2], xyv[:, :2], margin, per_metre)
+                    return c, safety_lib.block_constraints(pos, vel, ctx, margins), xyv[:, :2]
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
 
@@ -300,7 +305,8 @@ class LatentPlannerPolicy(_PlannerPolicy):
 
 
 class OraclePlannerPolicy(_PlannerPolicy):
-    """The same planner on the true simulator: batched MuJoCo rollouts, cost on physical position.
+    """The same planner on the true simulator: batched MuJoCo rollouts, cost on physical position
+    (the env's goal features: the first two state fields, e.g. Reacher's joint angles).
 
     The goal graph (for goal_cost="graph") is built the same way, from the dataset's positions.
     """
@@ -454,18 +460,19 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
 # ------------------------------------------------------------------ true dynamics (oracle)
 
 
-def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True
-                           ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True,
+                           env: Any = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """`simulate(states (N, 4), blocks (N, H, action_block * 2)) -> positions (N, H, 2)` after each block,
     or with `per_step` (default; marked by `simulate.per_step`) every env step's state (N, H, action_block, 4),
     so the oracle checks constraints at every env step.
 
     One batched `mujoco.rollout` over all N sequences, one thread per core (the data collector's
-    simulator): the true dynamics, contacts with the walls included.
+    simulator): the true dynamics, contacts with the walls included. `env`: the EnvSpec whose state
+    conversion to use (default TwoRoom); "positions" are its goal features (the first two state fields).
     """
     from jepa_mpc.data.collect import StateCollector
 
-    collector = StateCollector(model, frame_skip=frame_skip)
+    collector = StateCollector(model, frame_skip=frame_skip, env=env)
 
     def simulate(states: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         n, h = blocks.shape[:2]

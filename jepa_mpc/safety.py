@@ -160,8 +160,24 @@ def interpolate_blocks(xyv0: jax.Array, xyv: jax.Array, points: int) -> tuple[ja
 
 
 def block_constraints(pos: jax.Array, vel: jax.Array, hz: dict, margin) -> jax.Array:
-    """(H, K, 2) check points -> (H, C) worst g over each block's points."""
-    return constraint_values(pos, vel, hz, margin).max(axis=1)
+    """(H, K, 2) check points -> (H, C) worst g over each block's points.
+
+    ``margin``: a scalar, or (H,) one per block (see ``motion_margin``).
+    """
+    margin = jnp.broadcast_to(jnp.asarray(margin, jnp.float32), pos.shape[:1])
+    return jax.vmap(lambda p, v, m: constraint_values(p, v, hz, m).max(axis=0))(pos, vel, margin)
+
+
+def motion_margin(xy0: jax.Array, xy: jax.Array, base, per_metre) -> jax.Array:
+    """(H,) margins ``base + per_metre * (distance the block moves)``.
+
+    A predictor's position error grows with how far it predicts the agent to move (its velocity
+    error carries over the block), so fast predicted blocks get a wider margin than slow ones.
+    xy0 (2,) is the current position, xy (H, 2) the predicted block ends.
+    """
+    prev = jnp.concatenate([xy0[None], xy[:-1]], axis=0)
+    step = jnp.sqrt(jnp.sum(jnp.square(xy - prev), axis=-1) + 1e-12)
+    return base + per_metre * step
 
 
 def violation(g: jax.Array) -> jax.Array:
@@ -263,7 +279,7 @@ def plan_safely(planner: Any, objective: Objective, init: jax.Array, key: jax.Ar
 __all__ = [
     "CONSTRAINTS", "MAX_BOXES", "MAX_CIRCLES", "SAFETY_MODES", "SafetyConfig", "augmented_term",
     "auglag_plan", "block_constraints", "constraint_values", "empty_hazards", "hazard_arrays",
-    "interpolate_blocks", "plan_safely", "ranked_cost", "violating_steps", "violation",
+    "interpolate_blocks", "motion_margin", "plan_safely", "ranked_cost", "violating_steps", "violation",
 ]
 
 

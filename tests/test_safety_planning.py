@@ -140,3 +140,14 @@ def test_episode_metrics_on_hand_made_records():
     lo, hi = wilson_interval(2, 3)
     assert 0.20 < lo < 0.21 and 0.93 < hi < 0.95  # Wilson 95 % for 2/3: [0.208, 0.939]
     assert s["episodes_with_infeasible_plans"] == 1 and s["infeasible_plans"] == 2
+
+
+def test_motion_margin_widens_with_predicted_travel():
+    """Per-block margins: base + per_metre * distance moved; a fast block near a hazard violates, a slow one not."""
+    m = np.asarray(safety.motion_margin(jnp.zeros(2), jnp.array([[0.1, 0.0], [0.1, 0.2], [0.1, 0.2]]), 0.04, 0.25))
+    np.testing.assert_allclose(m, [0.065, 0.09, 0.04], atol=1e-5)
+    hz = {k: jnp.asarray(v[0]) for k, v in safety.hazard_arrays(
+        [Task("t", (0.5, 0.5), (0.6, 0.6), hazards=(Circle((0.0, 0.0), 0.1),))], LAYOUT).items()}
+    pos = jnp.array([[[0.17, 0.0]], [[0.17, 0.0]]])  # both blocks end 0.07 m from the disc edge
+    g = np.asarray(safety.block_constraints(pos, jnp.zeros_like(pos), hz, jnp.array([0.04, 0.09])))
+    assert g[0, 0] < 0 < g[1, 0]
