@@ -87,6 +87,7 @@ __all__ = [
     "TasksArgs",
     "tasks_main",
     "shipped_suite_path",
+    "any_suite_from_dict",
 ]
 
 SCHEMA_VERSION = 1
@@ -291,7 +292,9 @@ def suite_from_dict(d, path: str = "<dict>") -> Suite:
     if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise ctx.err("schema_version", f"unsupported version {json.dumps(d['schema_version'])} (expected {SCHEMA_VERSION})")
     if d["env_id"] not in ENV_IDS:
-        raise ctx.err("env_id", f"unknown env id {json.dumps(d['env_id'])} (known: {', '.join(ENV_IDS)})")
+        from .registry import ENV_IDS as KNOWN
+
+        raise ctx.err("env_id", f"unknown env id {json.dumps(d['env_id'])} (known: {', '.join(KNOWN)})")
     raw_layout = d.get("layout", {})
     if not isinstance(raw_layout, dict):
         raise ctx.err("layout", "expected an object")
@@ -325,6 +328,16 @@ def load_suite(path: str | os.PathLike) -> Suite:
         d = json.loads(text)
     except json.JSONDecodeError as e:
         raise TaskFileError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    return any_suite_from_dict(d, path)
+
+
+def any_suite_from_dict(d, path: str = "<dict>") -> Suite:
+    """Validate a suite document of any registered env (dispatched on its `env_id`)."""
+    from .registry import REGISTRY
+
+    env_id = d.get("env_id") if isinstance(d, dict) else None
+    if isinstance(env_id, str) and env_id in REGISTRY and env_id not in ENV_IDS:
+        return REGISTRY[env_id].suite_from_dict(d, path)
     return suite_from_dict(d, path)
 
 
@@ -485,23 +498,23 @@ def generate_suite(
 
 @dataclasses.dataclass(frozen=True)
 class TasksArgs:
-    """Generate a TwoRoom task suite file (or validate one with --check)."""
+    """Generate a task suite file for an env (or validate one with --check)."""
+
+    env: str = ENV_IDS[0]  # env id (jepa_mpc_envs/TwoRoom-v0 | jepa_mpc_envs/Reacher-v0)
 
     seed: int = 0  # seed of the task RNG (independent of any collected data)
     n: int = 100  # number of tasks
     hazards: Literal["none", "line", "door", "mixed"] = "none"  # hazard placement ("mixed": half line, half door)
     out: str = "tasks.json"  # output suite file (written atomically)
-    tolerance: float = 0.1  # success radius (m) around the goal position
-    max_steps: int = 200  # episode length (control steps)
+    tolerance: float = 0.0  # success radius around the goal features; 0: the env's default (TwoRoom 0.1 m, Reacher 0.12 rad)
+    max_steps: int = 0  # episode length (control steps); 0: the env's default (TwoRoom 200, Reacher 100)
     check: str = ""  # if set: only load and validate this suite file, print its summary
 
 
 def _summary(suite: Suite, where: str) -> str:
     n_h = sum(len(t.hazards) for t in suite.tasks)
-    return (
-        f"{where}: {len(suite)} tasks, {suite.door_crossing_fraction():.0%} need a door crossing, "
-        f"{n_h} hazards, env {suite.env_id}"
-    )
+    crossing = f"{suite.door_crossing_fraction():.0%} need a door crossing, " if suite.env_id in ENV_IDS else ""
+    return f"{where}: {len(suite)} tasks, {crossing}{n_h} hazards, env {suite.env_id}"
 
 
 def tasks_main(args: TasksArgs) -> None:
@@ -510,6 +523,11 @@ def tasks_main(args: TasksArgs) -> None:
         suite = load_suite(args.check)
         print(_summary(suite, f"ok {args.check}"))
         return
-    suite = generate_suite(args.seed, args.n, hazards=args.hazards, tolerance=args.tolerance, max_steps=args.max_steps)
+    from .registry import get_env_spec
+
+    spec = get_env_spec(args.env)
+    suite = spec.generate_suite(args.seed, args.n, hazards=args.hazards,
+                                tolerance=args.tolerance or spec.default_tolerance,
+                                max_steps=args.max_steps or spec.default_max_steps)
     save_suite(suite, args.out)
     print(_summary(suite, f"wrote {args.out}"))

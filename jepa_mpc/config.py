@@ -144,6 +144,26 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         batch_size=32,
         lr=5e-4,
     ),
+    # Reacher (envs/reacher.py): state (q1, q2, dq1, dq2), 2 torques; same model and budget as TwoRoom.
+    "reacher-state": TrainConfig(
+        model=ModelConfig(latent_dim=64, action_dim=10),
+        reg=RegularizerConfig(weight=0.01, num_projections=64),
+        action_block=5,
+    ),
+    "reacher-pixels": TrainConfig(
+        model=ModelConfig(
+            obs_key="pixels",
+            latent_dim=64,
+            encoder_hidden=(256,),
+            cnn_channels=(16, 32, 64, 128),
+            action_dim=10,
+        ),
+        action_block=5,
+        reg=RegularizerConfig(weight=0.1, num_projections=64),
+        steps=3000,
+        batch_size=32,
+        lr=5e-4,
+    ),
 }
 
 # ---------------------------------------------------------------- planning + eval

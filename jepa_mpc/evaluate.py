@@ -181,9 +181,12 @@ def _check_suite_matches(suite, meta: dict, where: str) -> None:
 
 def build_policy(args: EvalArgs, suite, frame_skip: int):
     """(policy, env obs_type, planner config or None, checkpoint info)."""
+    from jepa_mpc_envs.registry import get_env_spec
+
     cfg = args.control
+    env = get_env_spec(suite.env_id)
     if args.planner == "random-actions":
-        return RandomActionsPolicy(cfg.action_block), "state", None, None
+        return RandomActionsPolicy(cfg.action_block, env.action_dim), "state", None, None
     validate_control(dataclasses.replace(cfg, planner=args.planner))
     cfg = dataclasses.replace(cfg, planner=args.planner)
     from jepa_mpc import goal_graph
@@ -193,11 +196,10 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
     _check_suite_matches(suite, ds.meta, f"{args.checkpoint} (dataset {data_path})")
     graph_cfg = goal_graph.GraphConfig(num_nodes=cfg.graph_nodes, seed=cfg.seed)
     if args.dynamics == "oracle":
-        from jepa_mpc_envs.tworoom import build_model
-
-        graph = goal_graph.build_graph([e[:, :2] for e in ds.arrays["state"]], graph_cfg) if cfg.goal_cost == "graph" else None
-        sim = mujoco_block_simulator(build_model(suite.layout), frame_skip, cfg.action_block)
-        policy = OraclePlannerPolicy(sim, cfg, graph)
+        graph = (goal_graph.build_graph([env.goal_features(e) for e in ds.arrays["state"]], graph_cfg)
+                 if cfg.goal_cost == "graph" else None)
+        sim = mujoco_block_simulator(env.build_model(suite.layout), frame_skip, cfg.action_block, env=env)
+        policy = OraclePlannerPolicy(sim, cfg, graph, action_dim=env.action_dim)
         return policy, "state", policy.planner_cfg, None
     from jepa_mpc.model.checkpoint import load_world_model
 
@@ -236,13 +238,14 @@ def encode_episodes(encode, observations: np.ndarray, batch: int = 4096) -> list
 
 
 def evaluate(args: EvalArgs) -> tuple[dict, Path]:
-    from jepa_mpc_envs.tworoom import TwoRoomEnv
+    from jepa_mpc_envs.registry import get_env_spec
 
     if args.episodes < 0 or args.batch <= 0:
         raise ConfigError("--episodes must be >= 0 and --batch > 0")
     if args.planner != "random-actions" and args.dynamics == "model" and not Path(args.checkpoint).is_dir():
         raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory (train one with `jepa-mpc train`)")
     suite = _load_suite(args.suite)
+    env_spec = get_env_spec(suite.env_id)
     tasks = suite.tasks[: args.episodes or None]
     frame_skip = 5
     policy, obs_type, planner_cfg, ckpt = build_policy(args, suite, frame_skip)
@@ -256,7 +259,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     bar = tqdm(total=len(tasks), desc=f"eval {label}", unit="ep")
     for start in range(0, len(tasks), args.batch):
         chunk = tasks[start : start + args.batch]
-        envs = [TwoRoomEnv(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip) for _ in chunk]
+        envs = [env_spec.make_env(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip) for _ in chunk]
 
         def on_plan(info):
             if info["latency_s"]:

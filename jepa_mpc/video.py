@@ -26,22 +26,27 @@ def _dot(frame: np.ndarray, rc: np.ndarray, radius: int, rgb: np.ndarray) -> Non
     frame[max(r - radius, 0) : min(r + radius + 1, h), max(c - radius, 0) : min(c + radius + 1, w)] = rgb
 
 
-def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Sequence = ()) -> np.ndarray:
-    """(T, size, size, 3) uint8 frames: the agent along `path` (T, 2), goal and trail marked.
+def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Sequence = (),
+                   env_id: str = "jepa_mpc_envs/TwoRoom-v0") -> np.ndarray:
+    """(T, size, size, 3) uint8 frames: the agent along `path` (T, 2) of goal features, goal and trail marked.
 
     `plans`: (step, predicted block-end positions (H, 2)) per plan (EpisodeRecord.planned_paths); each
     frame shows the latest plan made at or before it (orange dots; red when it was infeasible).
+    Goal features are drawn where the env puts them in the camera plane (TwoRoom: the position;
+    Reacher: the fingertip of that arm configuration).
     """
-    from jepa_mpc_envs.tworoom import PixelRenderer, build_model
+    from jepa_mpc_envs.registry import get_env_spec
 
-    renderer = PixelRenderer(build_model(layout, tuple(task.hazards)), size)
-    states = np.zeros((len(path), 4), np.float32)
+    env = get_env_spec(env_id)
+    renderer = env.pixel_renderer(env.build_model(layout, tuple(task.hazards)), size)
+    states = np.zeros((len(path), env.state_dim), np.float32)
     states[:, :2] = path
     frames = renderer.render_states(states).copy()
     renderer.close()
-    view_half = layout.arena_half + 2 * 0.05  # the camera sees the arena plus its boundary walls (build_mjcf)
-    goal = world_to_pixel(np.asarray(task.goal[:2]), view_half, size)
-    trail = world_to_pixel(path, view_half, size)
+    view_half = env.view_half(layout)
+    to_world = lambda f: env.feature_to_world(np.asarray(f, np.float32), layout)  # noqa: E731
+    goal = world_to_pixel(to_world(task.goal[:2]), view_half, size)
+    trail = world_to_pixel(to_world(path), view_half, size)
     plan_steps = np.array([p[0] for p in plans], int)
     for t, frame in enumerate(frames):
         for rc in trail[: t + 1 : 2]:
@@ -49,7 +54,7 @@ def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Seque
         k = int(np.searchsorted(plan_steps, t, side="right")) - 1 if len(plan_steps) else -1
         if k >= 0:
             rgb = INFEASIBLE_RGB if len(plans[k]) > 2 and plans[k][2] else PLAN_RGB
-            for rc in world_to_pixel(np.asarray(plans[k][1], np.float32), view_half, size):
+            for rc in world_to_pixel(to_world(plans[k][1]), view_half, size):
                 _dot(frame, rc, 1, rgb)
         _dot(frame, goal, max(size // 64, 2), GOAL_RGB)
     return frames
@@ -64,7 +69,7 @@ def write_episode_video(out: Path, suite, tasks: Sequence, records: Sequence, fp
     writer.send(None)
     for task, rec in zip(tasks, records):
         plans = getattr(rec, "planned_paths", ())
-        for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size, plans):
+        for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size, plans, suite.env_id):
             writer.send(np.ascontiguousarray(frame))
     writer.close()
     tmp.replace(out)

@@ -19,6 +19,9 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Annotated
+
+import tyro
 
 import numpy as np
 
@@ -28,23 +31,38 @@ from jepa_mpc.data import store
 from jepa_mpc.data.policies import make_actions
 from jepa_mpc.errors import ConfigError, DatasetError
 
-ENV_IDS = ("jepa_mpc_envs/TwoRoom-v0",)
 START_MARGIN = 0.02  # extra clearance (m) between a start position and walls, as in TwoRoomEnv
 # Settings that do not change the dataset's content (not compared when resuming).
 NON_CONTENT_FIELDS = ("out",)
 
-CollectArgs = CollectConfig  # `jepa-mpc collect` takes the collection config directly
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectArgs(CollectConfig):
+    """Reward-free exploration rollouts written as a chunked dataset (`jepa-mpc collect`).
+
+    An existing `out` directory with the same options is resumed at its first missing chunk.
+    """
+
+    env_id: Annotated[str, tyro.conf.arg(aliases=("--env",))] = CollectConfig.env_id
+    """Env id (envs/registry.py): jepa_mpc_envs/TwoRoom-v0 | jepa_mpc_envs/Reacher-v0."""
+
+
+def env_spec(env_id: str):
+    """The registry entry of `env_id` (one-line ConfigError listing the known ids when unknown)."""
+    from jepa_mpc_envs.registry import get_env_spec
+
+    return get_env_spec(env_id)
 
 
 # ------------------------------------------------------------------ layout / config
 
 
-def resolve_layout(spec: str):
-    """Layout from "default", a JSON file of Layout fields, or an inline JSON object."""
-    from jepa_mpc_envs.geometry import Layout
-
+def resolve_layout(spec: str, env_id: str = CollectConfig.env_id):
+    """The env's layout from "default", a JSON file of layout fields, or an inline JSON object."""
+    env = env_spec(env_id)
     if spec in ("", "default"):
-        return Layout()
+        return env.default_layout()
     text, where = spec, "--layout"
     if not spec.lstrip().startswith("{"):
         path = Path(spec)
@@ -55,14 +73,13 @@ def resolve_layout(spec: str):
         fields = json.loads(text)
         if not isinstance(fields, dict):
             raise ValueError("expected a JSON object of Layout fields")
-        return Layout.from_dict(fields)
+        return env.layout_from_dict(fields)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{where}: invalid layout ({' '.join(str(err).split())})") from None
 
 
 def validate_config(cfg: CollectConfig) -> None:
-    if cfg.env_id not in ENV_IDS:
-        raise ConfigError(f"--env-id {cfg.env_id!r} is not supported; expected one of: {', '.join(ENV_IDS)}")
+    env_spec(cfg.env_id)
     if cfg.policy not in COLLECT_POLICIES:
         raise ConfigError(f"--policy {cfg.policy!r} is unknown; expected one of: {', '.join(COLLECT_POLICIES)}")
     for name in ("num_episodes", "episode_len", "frame_skip", "chunk_episodes", "render_size"):
@@ -99,14 +116,17 @@ def sample_free_positions(layout, rng: np.random.Generator, n: int, margin: floa
 class StateCollector:
     """Batched open-loop rollouts of a MuJoCo model on a persistent `mujoco.rollout` thread pool.
 
-    `run(init_states (N, 4), actions (N, T, nu))` -> dict of state (N, T+1, 4) float32 and
+    `run(init_states (N, S), actions (N, T, nu))` -> dict of state (N, T+1, S) float32 and
     qpos (N, T+1, nq), qvel (N, T+1, nv) float64; each action is held for `frame_skip` physics steps.
+    States are converted with the env's `state_to_mjstate` / `mjstate_to_state` (`env`: an
+    EnvSpec; default TwoRoom).
     """
 
-    def __init__(self, model, frame_skip: int = 5, nthread: int | None = None):
+    def __init__(self, model, frame_skip: int = 5, nthread: int | None = None, env=None):
         import mujoco
         from mujoco import rollout
 
+        self.env = env if env is not None else env_spec(CollectConfig.env_id)
         self.model = model
         self.frame_skip = int(frame_skip)
         self.nthread = max(1, int(nthread or os.cpu_count() or 1))
@@ -117,13 +137,10 @@ class StateCollector:
         self._qvel_off = self._qpos_off + model.nq
 
     def initial_state(self, states: np.ndarray) -> np.ndarray:
-        from jepa_mpc_envs.tworoom import state_to_mjstate
-
-        return state_to_mjstate(self.model, states)
+        return self.env.state_to_mjstate(self.model, states)
 
     def run(self, init_states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
-        from jepa_mpc_envs.tworoom import mjstate_to_state
-
+        mjstate_to_state = self.env.mjstate_to_state
         n, t, _ = actions.shape
         if n == 0 or t == 0:
             raise ValueError(f"StateCollector.run needs at least one episode and one step (got actions {actions.shape})")
@@ -172,10 +189,10 @@ def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: 
     first, last = chunk_episode_range(cfg, index)
     e = last - first
     rng = np.random.default_rng([cfg.seed, index])
-    pos = sample_free_positions(layout, rng, e)
-    init = np.concatenate([pos, np.zeros_like(pos)], axis=1)
+    env = collector.env
+    init = env.sample_start_states(layout, rng, e)
     actions = make_actions(
-        cfg.policy, rng, e, cfg.episode_len, 2, ou_theta=cfg.ou_theta, ou_sigma=cfg.ou_sigma, ou_dt=cfg.ou_dt
+        cfg.policy, rng, e, cfg.episode_len, env.action_dim, ou_theta=cfg.ou_theta, ou_sigma=cfg.ou_sigma, ou_dt=cfg.ou_dt
     )
     arrays = collector.run(init, actions)
     arrays["action"] = actions
@@ -204,7 +221,7 @@ def make_meta(cfg: CollectConfig, layout, model) -> dict:
         "layout": layout.to_dict(),
         "obs_keys": obs_keys,
         "array_keys": ["state", "action", "qpos", "qvel"] + (["pixels"] if cfg.pixels else []),
-        "state_fields": ["x", "y", "vx", "vy"],
+        "state_fields": list(env_spec(cfg.env_id).state_fields),
         "render_size": cfg.render_size if cfg.pixels else None,
         "policy": cfg.policy,
         "policy_params": {"theta": cfg.ou_theta, "sigma": cfg.ou_sigma, "dt": cfg.ou_dt} if cfg.policy == "ou" else {},
@@ -250,15 +267,14 @@ def _check_resumable(out: Path, cfg: CollectConfig) -> dict | None:
 
 
 def dataset_summary(path: str | os.PathLike) -> dict:
-    """Episodes, steps, door-crossing fraction (from states) and size on disk of a dataset directory
-    (over the chunks present, so it also works on an incomplete dataset)."""
+    """Episodes, steps, door-crossing fraction (from states; None for envs without rooms) and size on
+    disk of a dataset directory (over the chunks present, so it also works on an incomplete dataset)."""
     import h5py
-
-    from jepa_mpc_envs.geometry import Layout
 
     path = Path(path)
     meta = store.read_meta(path)
-    layout = Layout.from_dict(meta["layout"])
+    env = env_spec(meta.get("env_id", CollectConfig.env_id))
+    layout = env.layout_from_dict(meta["layout"])
     episodes = steps = crossed = 0
     for i in sorted(set(store.existing_chunks(path)) & set(range(int(meta["num_chunks"])))):
         p = store.chunk_path(path, i)
@@ -269,12 +285,13 @@ def dataset_summary(path: str | os.PathLike) -> dict:
             raise DatasetError(f"{p}: chunk {i} is corrupt or truncated ({' '.join(str(err).split())[:200]})") from None
         episodes += len(states)
         steps += int(lengths.sum())
-        crossed += int(crossed_door(layout, states).sum())
+        if env.episode_crossings is not None:
+            crossed += int(env.episode_crossings(layout, states).sum())
     size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
     return {
         "episodes": episodes,
         "steps": steps,
-        "door_crossing_fraction": crossed / max(episodes, 1),
+        "door_crossing_fraction": crossed / max(episodes, 1) if env.episode_crossings is not None else None,
         "size_bytes": size,
     }
 
@@ -297,13 +314,12 @@ def collect(cfg: CollectConfig, progress: bool = True, max_chunks: int | None = 
     """
     from tqdm import tqdm
 
-    from jepa_mpc_envs.tworoom import PixelRenderer, build_model
-
     validate_config(cfg)
-    layout = resolve_layout(cfg.layout)
+    env = env_spec(cfg.env_id)
+    layout = resolve_layout(cfg.layout, cfg.env_id)
     out = Path(cfg.out)
     meta = _check_resumable(out, cfg)
-    model = build_model(layout)
+    model = env.build_model(layout)
     out.mkdir(parents=True, exist_ok=True)
     store.remove_stale_tmp(out)
     if meta is None:
@@ -316,11 +332,11 @@ def collect(cfg: CollectConfig, progress: bool = True, max_chunks: int | None = 
     if max_chunks is not None:
         todo = todo[:max_chunks]
 
-    renderer = PixelRenderer(model, cfg.render_size) if cfg.pixels else None
+    renderer = env.pixel_renderer(model, cfg.render_size) if cfg.pixels else None
     t_state = t_render = t_write = 0.0
     new_steps = new_frames = 0
     try:
-        with StateCollector(model, cfg.frame_skip) as collector, tqdm(
+        with StateCollector(model, cfg.frame_skip, env=env) as collector, tqdm(
             total=total, initial=len(present & set(range(total))), unit="chunk",
             desc="collect", disable=not progress,
         ) as bar:
@@ -368,7 +384,8 @@ def print_summary(cfg: CollectConfig, s: dict) -> None:
         print(f"  resumed at chunk {s['resumed_from_chunk']}, wrote {s['new_chunks']} new chunk(s)")
     print(f"  episodes       {s['episodes']:,} x {cfg.episode_len} control steps = {s['steps']:,} steps "
           f"(frame_skip {cfg.frame_skip}, policy {cfg.policy}, seed {cfg.seed})")
-    print(f"  door crossing  {100 * s['door_crossing_fraction']:.1f} % of episodes change room")
+    if s["door_crossing_fraction"] is not None:
+        print(f"  door crossing  {100 * s['door_crossing_fraction']:.1f} % of episodes change room")
     if s["new_steps"]:
         print(f"  speed          {s['state_steps_per_s']:,.0f} control steps/s "
               f"({s['state_steps_per_s'] * cfg.frame_skip:,.0f} physics steps/s) state collection")

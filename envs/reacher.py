@@ -1,0 +1,468 @@
+"""Reacher: a two-link planar arm on a fixed base, driven to a target arm configuration.
+
+Physics (see `build_mjcf`; our own MJCF): two capsule links (upper 0.12 m, fore 0.12 m, 0.1 kg
+each) on hinge joints about the vertical axis, seen from above, no gravity and no contacts.
+Joint damping 0.05 N m s/rad, armature 0.002 kg m^2, motors with gear 0.15 N m and ctrlrange
+[-1, 1] (torque-limited) => terminal joint speed 3 rad/s, velocity time constant 0.04-0.12 s.
+timestep 0.01, frame_skip 5 => control dt 0.05 s: the shoulder sweeps its whole range in ~40
+control steps.
+
+Joint ranges (hard limits): shoulder ``q1 in [-3.0, 3.0]`` rad (a stop behind the base),
+elbow ``q2 in [-2.6, 2.6]`` rad (the forearm cannot fold onto the upper link). Because of the
+stops the angles never wrap: every configuration has exactly one angle pair, the angle is a
+continuous coordinate, and the configuration space is a box (no seam for a learned encoder,
+and Euclidean distance in angle space is the path length a joint has to travel).
+
+Physical state: ``(q1, q2, dq1, dq2)`` float32 (rad, rad/s) = ``qpos[0:2], qvel[0:2]``.
+Goal features: ``(q1, q2)`` (the first two state fields, as TwoRoom's position).
+*Success*: ``||(q1, q2) - (g1, g2)||_2 <= tolerance`` (default 0.12 rad ~ 7 deg; both joints are
+then within it; at full reach the fingertip is within ~3 cm, comparable with dm_control's
+reacher-hard radius of 0.025 m on a 0.21 m arm). Reacher tasks have no hazards: `violation` is
+always False.
+
+Observations: "state" (4,) float32, "pixels" (S, S, 3) uint8 top-down orthographic image
+(image up = +y, right = +x; upper link blue, forearm green, fingertip red), or "both" (Dict).
+The goal is a target arm configuration; the planner gets it as an observation,
+``observation_at(goal_state)`` (for pixels: the arm rendered in the goal configuration).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+import os
+import sys
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"
+
+import mujoco  # noqa: E402
+
+from jepa_mpc.errors import ConfigError  # noqa: E402
+
+from .tasks import SCHEMA_VERSION, Suite, Task, _check_keys, _Ctx, _number, _vector  # noqa: E402
+from .tworoom import PixelRenderer, _state_offsets  # noqa: E402
+
+__all__ = [
+    "ENV_ID",
+    "ReacherLayout",
+    "ReacherEnv",
+    "build_mjcf",
+    "build_model",
+    "state_to_mjstate",
+    "mjstate_to_state",
+    "fingertip",
+    "sample_start_states",
+    "suite_from_dict",
+    "generate_suite",
+    "JOINT_LIMITS",
+    "MAX_JOINT_SPEED",
+]
+
+ENV_ID = "jepa_mpc_envs/Reacher-v0"
+STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
+TIMESTEP = 0.01
+LINK_MASS = 0.1
+DAMPING = 0.05
+ARMATURE = 0.002
+GEAR = 0.15
+MAX_JOINT_SPEED = GEAR / DAMPING  # terminal speed of one joint at full torque (rad/s)
+VEL_BOUND = 10.0  # |dq| bound of observation spaces and task files
+JOINT_LIMITS = ((-3.0, 3.0), (-2.6, 2.6))  # (shoulder, elbow) hard ranges (rad)
+SAMPLE_MARGIN = 0.1  # generated / collected angles stay this far inside the joint ranges
+DEFAULT_TOLERANCE = 0.12  # rad
+DEFAULT_MAX_STEPS = 100
+MIN_SEPARATION = 0.5  # generated start-goal distance in angle space (rad)
+TASK_KEYS = ("name", "start", "goal", "tolerance", "max_steps", "hazards")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReacherLayout:
+    """Arm geometry. `arena_half` (pi) is the joint-space box every configuration lies in
+    (the safety code's default keep-in box over the goal features)."""
+
+    upper_length: float = 0.12
+    fore_length: float = 0.12
+
+    def __post_init__(self):
+        for name in ("upper_length", "fore_length"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0.02 <= v <= 1.0:
+                raise ValueError(f"ReacherLayout field '{name}': must be a number in [0.02, 1.0] m, got {v!r}")
+
+    @property
+    def arena_half(self) -> float:
+        return math.pi
+
+    @property
+    def view_half(self) -> float:
+        """Half-width (m) of the square the top camera sees."""
+        return self.upper_length + self.fore_length + 0.04
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReacherLayout":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"ReacherLayout field '{sorted(unknown)[0]}': unknown field")
+        return cls(**d)
+
+
+def _f(x: float) -> str:
+    return f"{float(x):.6g}"
+
+
+def build_mjcf(layout: ReacherLayout = ReacherLayout()) -> str:
+    """MJCF XML string of the two-link arm (`layout` sets the link lengths)."""
+    l1, l2, v = layout.upper_length, layout.fore_length, layout.view_half
+    (s_lo, s_hi), (e_lo, e_hi) = JOINT_LIMITS
+    return f"""<mujoco model="reacher2link">
+  <compiler angle="radian"/>
+  <option timestep="{_f(TIMESTEP)}" gravity="0 0 0" integrator="implicitfast"/>
+  <visual>
+    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="6"/>
+    <global offwidth="256" offheight="256"/>
+    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
+  </visual>
+  <asset>
+    <material name="floor" rgba="0.85 0.85 0.85 1" reflectance="0"/>
+  </asset>
+  <default>
+    <geom contype="0" conaffinity="0"/>
+    <joint type="hinge" axis="0 0 1" limited="true" damping="{_f(DAMPING)}" armature="{_f(ARMATURE)}"/>
+    <motor ctrlrange="-1 1" ctrllimited="true" gear="{_f(GEAR)}"/>
+  </default>
+  <worldbody>
+    <camera name="top" pos="0 0 1" xyaxes="1 0 0 0 1 0" projection="orthographic" fovy="{_f(2 * v)}"/>
+    <geom name="floor" type="plane" size="{_f(v)} {_f(v)} 0.1" material="floor"/>
+    <geom name="base" type="cylinder" pos="0 0 0.005" size="0.025 0.005" rgba="0.2 0.2 0.2 1"/>
+    <body name="upper" pos="0 0 0.02">
+      <joint name="shoulder" range="{_f(s_lo)} {_f(s_hi)}"/>
+      <geom name="upper" type="capsule" fromto="0 0 0 {_f(l1)} 0 0" size="0.015" mass="{_f(LINK_MASS)}"
+            rgba="0.15 0.3 0.85 1"/>
+      <body name="fore" pos="{_f(l1)} 0 0.01">
+        <joint name="elbow" range="{_f(e_lo)} {_f(e_hi)}"/>
+        <geom name="fore" type="capsule" fromto="0 0 0 {_f(l2)} 0 0" size="0.013" mass="{_f(LINK_MASS)}"
+              rgba="0.1 0.65 0.2 1"/>
+        <geom name="fingertip" type="sphere" pos="{_f(l2)} 0 0.01" size="0.02" mass="0" rgba="0.85 0.1 0.1 1"/>
+        <site name="fingertip" pos="{_f(l2)} 0 0"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor name="shoulder" joint="shoulder"/>
+    <motor name="elbow" joint="elbow"/>
+  </actuator>
+</mujoco>
+"""
+
+
+_MODEL_CACHE: "collections.OrderedDict[ReacherLayout, mujoco.MjModel]" = collections.OrderedDict()
+
+
+def build_model(layout: ReacherLayout = ReacherLayout(), hazards=()) -> mujoco.MjModel:
+    """Compiled MjModel of the arm (cached; treat as read-only). `hazards` must be empty."""
+    if hazards:
+        raise ConfigError("Reacher tasks have no hazards")
+    if layout not in _MODEL_CACHE:
+        _MODEL_CACHE[layout] = mujoco.MjModel.from_xml_string(build_mjcf(layout))
+        while len(_MODEL_CACHE) > 8:
+            _MODEL_CACHE.popitem(last=False)
+    return _MODEL_CACHE[layout]
+
+
+# ------------------------------------------------------------------ state helpers (batched)
+
+
+def state_to_mjstate(model: mujoco.MjModel, states) -> np.ndarray:
+    """(N, 4) states (q1, q2, dq1, dq2) -> (N, nstate) mjSTATE_FULLPHYSICS rows (time 0); (4,) -> (nstate,)."""
+    s = np.asarray(states, dtype=np.float64)
+    single = s.ndim == 1
+    s = s.reshape(-1, 4)
+    template = np.empty(mujoco.mj_stateSize(model, STATE_SPEC))
+    mujoco.mj_getState(model, mujoco.MjData(model), template, STATE_SPEC)
+    _, qp, qv = _state_offsets(model)
+    out = np.repeat(template[None], len(s), axis=0)
+    out[:, qp : qp + 2] = s[:, 0:2]
+    out[:, qv : qv + 2] = s[:, 2:4]
+    return out[0] if single else out
+
+
+def mjstate_to_state(model: mujoco.MjModel, mjstates) -> np.ndarray:
+    """(..., nstate) mjSTATE_FULLPHYSICS arrays -> (..., 4) float32 states (q1, q2, dq1, dq2)."""
+    m = np.asarray(mjstates)
+    _, qp, qv = _state_offsets(model)
+    return np.concatenate([m[..., qp : qp + 2], m[..., qv : qv + 2]], axis=-1).astype(np.float32)
+
+
+def fingertip(states, layout: ReacherLayout = ReacherLayout()) -> np.ndarray:
+    """(..., >=2) states or angle pairs -> (..., 2) fingertip position (m) in the base frame."""
+    q = np.asarray(states, dtype=np.float64)
+    q1, q12 = q[..., 0], q[..., 0] + q[..., 1]
+    x = layout.upper_length * np.cos(q1) + layout.fore_length * np.cos(q12)
+    y = layout.upper_length * np.sin(q1) + layout.fore_length * np.sin(q12)
+    return np.stack([x, y], axis=-1)
+
+
+def sample_angles(rng: np.random.Generator, n: int, margin: float = SAMPLE_MARGIN) -> np.ndarray:
+    """(n, 2) joint angles uniform over the joint ranges shrunk by `margin`."""
+    lo = np.array([r[0] + margin for r in JOINT_LIMITS])
+    hi = np.array([r[1] - margin for r in JOINT_LIMITS])
+    return rng.uniform(lo, hi, size=(n, 2))
+
+
+def sample_start_states(layout, rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 4) collection start states: uniform angles, zero velocity (`layout` is unused)."""
+    del layout
+    q = sample_angles(rng, n)
+    return np.concatenate([q, np.zeros_like(q)], axis=1)
+
+
+# ------------------------------------------------------------------ environment
+
+
+class ReacherEnv(gym.Env):
+    """Two-link arm; reach a target configuration (reward-free; success is the physical predicate).
+
+    reset(seed, options={"task": Task}) sets start and goal from the task; without a task a
+    random start and goal configuration (zero velocity) are drawn.
+    info: success, violation (always False), distance_to_goal (rad, angle space), state, goal,
+    fingertip (m). reward = 1.0 on success else 0.0; terminated on success, truncated after max_steps.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        layout: ReacherLayout | dict = ReacherLayout(),
+        obs_type: str = "state",
+        frame_skip: int = 5,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        render_size: int = 64,
+        render_mode: str | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+    ):
+        if isinstance(layout, dict):
+            layout = ReacherLayout.from_dict(layout)
+        if obs_type not in ("state", "pixels", "both"):
+            raise ValueError(f"obs_type must be 'state', 'pixels' or 'both', got {obs_type!r}")
+        if frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.layout = layout
+        self.hazards: tuple = ()
+        self.obs_type = obs_type
+        self.frame_skip = int(frame_skip)
+        self.default_max_steps = int(max_steps)
+        self.render_size = int(render_size)
+        self.render_mode = render_mode
+        self.default_tolerance = float(tolerance)
+        state_space = gym.spaces.Box(
+            low=np.array([-math.pi, -math.pi, -VEL_BOUND, -VEL_BOUND], np.float32),
+            high=np.array([math.pi, math.pi, VEL_BOUND, VEL_BOUND], np.float32),
+            dtype=np.float32,
+        )
+        pixel_space = gym.spaces.Box(0, 255, (self.render_size, self.render_size, 3), np.uint8)
+        self.observation_space = {
+            "state": state_space,
+            "pixels": pixel_space,
+            "both": gym.spaces.Dict({"state": state_space, "pixels": pixel_space}),
+        }[obs_type]
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.model = build_model(layout)
+        self.data = mujoco.MjData(self.model)
+        self._renderer: PixelRenderer | None = None
+        self.task = None
+        self.goal = np.zeros(4, np.float32)
+        self.tolerance = self.default_tolerance
+        self.max_steps = self.default_max_steps
+        self.steps = 0
+
+    @property
+    def renderer(self) -> PixelRenderer:
+        if self._renderer is None:
+            self._renderer = PixelRenderer(self.model, self.render_size)
+        return self._renderer
+
+    @property
+    def state(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos[0:2], self.data.qvel[0:2]]).astype(np.float32)
+
+    def observation_at(self, state) -> Any:
+        """The observation (of this env's obs_type) of a physical state (q1, q2[, dq1, dq2])."""
+        s = np.zeros(4, np.float32)
+        v = np.asarray(state, dtype=np.float32).reshape(-1)
+        s[: min(4, v.size)] = v[:4]
+        if self.obs_type == "state":
+            return s
+        pix = self.renderer.render_state(s)
+        return pix if self.obs_type == "pixels" else {"state": s, "pixels": pix}
+
+    def goal_observation(self) -> Any:
+        return self.observation_at(self.goal)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        task = (options or {}).get("task")
+        if task is not None:
+            start, goal = np.asarray(task.start, np.float64), np.asarray(task.goal, np.float64)
+            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
+        else:
+            q = sample_angles(self.np_random, 2)
+            start, goal = np.concatenate([q[0], [0.0, 0.0]]), np.concatenate([q[1], [0.0, 0.0]])
+            self.tolerance, self.max_steps = self.default_tolerance, self.default_max_steps
+        self.task = task
+        self.goal = np.zeros(4, np.float32)
+        self.goal[: len(goal)] = goal[:4]
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[0:2] = start[0:2]
+        self.data.qvel[0:2] = start[2:4] if len(start) >= 4 else 0.0
+        mujoco.mj_forward(self.model, self.data)
+        self.steps = 0
+        return self.observation_at(self.state), self._info()
+
+    def _info(self) -> dict:
+        s = self.state
+        dist = float(np.linalg.norm(s[:2] - self.goal[:2]))
+        return {
+            "success": bool(dist <= self.tolerance),
+            "violation": False,
+            "distance_to_goal": dist,
+            "state": s,
+            "goal": self.goal.copy(),
+            "fingertip": fingertip(s, self.layout).astype(np.float32),
+        }
+
+    def step(self, action):
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (2,):
+            raise ValueError(f"action must have shape (2,), got {np.shape(action)}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be finite, got {a.tolist()}")
+        self.data.ctrl[:] = np.clip(a, -1.0, 1.0)
+        for _ in range(self.frame_skip):
+            mujoco.mj_step(self.model, self.data)
+        self.steps += 1
+        info = self._info()
+        terminated = info["success"]
+        truncated = (not terminated) and self.steps >= self.max_steps
+        return self.observation_at(info["state"]), float(terminated), terminated, truncated, info
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.renderer.render_state(self.state)
+        return None
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+# ------------------------------------------------------------------ task suites
+
+
+def _angles(ctx: _Ctx, field: str, v) -> tuple[float, float, float, float]:
+    s = _vector(ctx, field, v, (2, 4))
+    s = s + (0.0, 0.0) if len(s) == 2 else s
+    for k, (lo, hi) in enumerate(JOINT_LIMITS):
+        if not lo <= s[k] <= hi:
+            raise ctx.err(f"{field}[{k}]", f"joint angle {s[k]} is outside the joint range [{lo}, {hi}] rad")
+    if any(abs(x) > VEL_BOUND for x in s[2:]):
+        raise ctx.err(field, f"joint speed {list(s[2:])} exceeds the bound {VEL_BOUND} rad/s")
+    return s
+
+
+def _parse_task(ctx: _Ctx, d) -> Task:
+    if not isinstance(d, dict):
+        raise ctx.err("tasks", f"expected an object, got {json.dumps(d)[:60]}")
+    _check_keys(ctx, "", d, required=("start", "goal"), allowed=TASK_KEYS)
+    name = d.get("name", f"task-{ctx.task}")
+    if not isinstance(name, str) or not name:
+        raise ctx.err("name", f"expected a non-empty string, got {json.dumps(name)}")
+    start, goal = _angles(ctx, "start", d["start"]), _angles(ctx, "goal", d["goal"])
+    tolerance = _number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
+    if tolerance <= 0:
+        raise ctx.err("tolerance", f"must be > 0 rad, got {tolerance}")
+    max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
+    if d.get("hazards", []) != []:
+        raise ctx.err("hazards", "Reacher tasks have no hazards (only [] is accepted)")
+    return Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
+
+
+def suite_from_dict(d, path: str = "<dict>") -> Suite:
+    """Validate a parsed Reacher suite document (envs/tasks/SCHEMA.md) and build a Suite."""
+    ctx = _Ctx(path)
+    if not isinstance(d, dict):
+        raise ctx.err("<root>", "expected a JSON object")
+    _check_keys(ctx, "", d, required=("env_id", "tasks"), allowed=("schema_version", "env_id", "layout", "tasks"))
+    if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise ctx.err("schema_version", f"unsupported version {json.dumps(d['schema_version'])} (expected {SCHEMA_VERSION})")
+    if d["env_id"] != ENV_ID:
+        raise ctx.err("env_id", f"expected {json.dumps(ENV_ID)}, got {json.dumps(d['env_id'])}")
+    raw_layout = d.get("layout", {})
+    if not isinstance(raw_layout, dict):
+        raise ctx.err("layout", "expected an object")
+    try:
+        layout = ReacherLayout.from_dict(raw_layout)
+    except (ValueError, TypeError) as e:
+        raise ctx.err("layout", " ".join(str(e).split())) from None
+    tasks = d["tasks"]
+    if not isinstance(tasks, list) or not tasks:
+        raise ctx.err("tasks", "expected a non-empty list of tasks")
+    parsed, names = [], set()
+    for i, t in enumerate(tasks):
+        task = _parse_task(_Ctx(path, i), t)
+        if task.name in names:
+            raise _Ctx(path, i).err("name", f"duplicate task name {json.dumps(task.name)}")
+        names.add(task.name)
+        parsed.append(task)
+    return Suite(env_id=ENV_ID, layout=layout, tasks=tuple(parsed), path=path)
+
+
+def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
+                   name_prefix: str | None = None, layout: ReacherLayout = ReacherLayout(), **unused) -> Suite:
+    """`n` tasks from their own RNG (`seed`): start and goal configurations uniform over the joint
+    ranges (0.1 rad inside the stops), zero velocity, at least 0.5 rad apart in angle space.
+
+    Reachability: the longest move (6 rad on the shoulder) takes ~2 s = 40 control steps at the
+    3 rad/s terminal speed, well inside the default 100-step budget (checked for every task).
+    """
+    if unused.get("hazards", "none") != "none":
+        raise ConfigError("Reacher tasks have no hazards (use --hazards none)")
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    if tolerance <= 0 or max_steps < 1:
+        raise ConfigError(f"tolerance must be > 0 and max_steps >= 1 (got {tolerance}, {max_steps})")
+    rng = np.random.default_rng(seed)
+    prefix = name_prefix or f"reacher-s{seed}"
+    dt = TIMESTEP * 5
+    tasks = []
+    while len(tasks) < n:
+        start, goal = sample_angles(rng, 2)
+        if np.linalg.norm(goal - start) < max(MIN_SEPARATION, 2 * tolerance):
+            continue
+        if np.max(np.abs(goal - start)) / MAX_JOINT_SPEED > 0.5 * max_steps * dt:
+            raise ConfigError(f"max_steps {max_steps} is too short to reach every sampled goal")
+        tasks.append(Task(
+            name=f"{prefix}-{len(tasks):04d}",
+            start=(round(float(start[0]), 4), round(float(start[1]), 4), 0.0, 0.0),
+            goal=(round(float(goal[0]), 4), round(float(goal[1]), 4), 0.0, 0.0),
+            tolerance=float(tolerance),
+            max_steps=int(max_steps),
+        ))
+    suite = Suite(env_id=ENV_ID, layout=layout, tasks=tuple(tasks))
+    from .tasks import suite_to_dict
+
+    return dataclasses.replace(suite_from_dict(suite_to_dict(suite), path="<generated>"), path=None)

@@ -1,0 +1,140 @@
+"""Registry of the task families: everything the pipeline needs from an environment, per env id.
+
+A new environment is one new module (MJCF + Gymnasium env + suite loader) plus one `EnvSpec`
+entry in `REGISTRY`; collect, eval (learned model, oracle, random), video and the `tasks` verb
+look the env up here (`get_env_spec(env_id)`) instead of importing a module by name.
+
+State convention (what the oracle cost, the success predicate, the probe and the safety terms
+read): a physical state is a flat float vector of `state_dim` numbers whose first `goal_dim`
+fields are the *goal features* (TwoRoom: position x, y; Reacher: joint angles q1, q2) and whose
+next `goal_dim` fields are their rates. Success is ``||goal_features(s) - goal_features(goal)||
+<= tolerance``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+from jepa_mpc.errors import ConfigError
+
+from . import reacher, tasks, tworoom
+from .geometry import Layout
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """What the pipeline needs from one environment (see the module docstring)."""
+
+    env_id: str
+    entry_point: str
+    """Gymnasium entry point ("module:Class") registered under `env_id`."""
+    make_env: Callable[..., Any]
+    """make_env(layout=..., obs_type=..., frame_skip=...) -> a gym.Env with reset(options={"task": t}),
+    observation_at(state), a `layout` attribute and info keys success/violation/distance_to_goal/state/goal."""
+    build_model: Callable[..., Any]
+    """build_model(layout, hazards=()) -> mujoco.MjModel (cached, read-only)."""
+    state_to_mjstate: Callable[[Any, np.ndarray], np.ndarray]
+    mjstate_to_state: Callable[[Any, np.ndarray], np.ndarray]
+    sample_start_states: Callable[[Any, np.random.Generator, int], np.ndarray]
+    """sample_start_states(layout, rng, n) -> (n, state_dim) start states for reward-free collection."""
+    state_dim: int
+    action_dim: int
+    state_fields: tuple[str, ...]
+    default_layout: Callable[[], Any]
+    layout_from_dict: Callable[[dict], Any]
+    suite_from_dict: Callable[[dict, str], Any]
+    """suite_from_dict(document, path) -> envs.tasks.Suite; raises TaskFileError (one line)."""
+    generate_suite: Callable[..., Any]
+    """generate_suite(seed, n, tolerance=..., max_steps=..., hazards=...) -> Suite."""
+    pixel_renderer: Callable[[Any, int], Any]
+    """pixel_renderer(model, size) -> an object with render_state(s), render_states(S), close(), size."""
+    feature_to_world: Callable[[np.ndarray, Any], np.ndarray]
+    """(..., goal_dim) goal features -> (..., 2) points in the top camera's plane (m), for videos."""
+    view_half: Callable[[Any], float]
+    """Half-width (m) of the square the top camera sees, for a layout."""
+    default_tolerance: float
+    default_max_steps: int
+    goal_dim: int = 2
+    episode_crossings: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    """Optional: (layout, states (E, T, state_dim)) -> (E,) bool "episode changed room" (TwoRoom)."""
+
+    def goal_features(self, states) -> np.ndarray:
+        """(..., state_dim) -> (..., goal_dim): the quantities the success predicate compares."""
+        return np.asarray(states)[..., : self.goal_dim]
+
+
+def _tworoom_starts(layout: Layout, rng: np.random.Generator, n: int) -> np.ndarray:
+    from jepa_mpc.data.collect import sample_free_positions
+
+    pos = sample_free_positions(layout, rng, n)
+    return np.concatenate([pos, np.zeros_like(pos)], axis=1)
+
+
+def _tworoom_crossings(layout: Layout, states: np.ndarray) -> np.ndarray:
+    from .geometry import room_of
+
+    side = np.asarray(room_of(layout, states[..., :2]))
+    return (side != side[:, :1]).any(axis=1)
+
+
+TWOROOM = EnvSpec(
+    env_id=tworoom.ENV_ID,
+    entry_point="jepa_mpc_envs.tworoom:TwoRoomEnv",
+    make_env=tworoom.TwoRoomEnv,
+    build_model=tworoom.build_model,
+    state_to_mjstate=tworoom.state_to_mjstate,
+    mjstate_to_state=tworoom.mjstate_to_state,
+    sample_start_states=_tworoom_starts,
+    state_dim=4,
+    action_dim=2,
+    state_fields=("x", "y", "vx", "vy"),
+    default_layout=Layout,
+    layout_from_dict=Layout.from_dict,
+    suite_from_dict=tasks.suite_from_dict,
+    generate_suite=tasks.generate_suite,
+    pixel_renderer=tworoom.PixelRenderer,
+    feature_to_world=lambda xy, layout: np.asarray(xy)[..., :2],
+    view_half=lambda layout: layout.arena_half + 2 * 0.05,  # arena plus its boundary walls (build_mjcf)
+    default_tolerance=0.1,
+    default_max_steps=200,
+    episode_crossings=_tworoom_crossings,
+)
+
+REACHER = EnvSpec(
+    env_id=reacher.ENV_ID,
+    entry_point="jepa_mpc_envs.reacher:ReacherEnv",
+    make_env=reacher.ReacherEnv,
+    build_model=reacher.build_model,
+    state_to_mjstate=reacher.state_to_mjstate,
+    mjstate_to_state=reacher.mjstate_to_state,
+    sample_start_states=reacher.sample_start_states,
+    state_dim=4,
+    action_dim=2,
+    state_fields=("q1", "q2", "dq1", "dq2"),
+    default_layout=reacher.ReacherLayout,
+    layout_from_dict=reacher.ReacherLayout.from_dict,
+    suite_from_dict=reacher.suite_from_dict,
+    generate_suite=reacher.generate_suite,
+    pixel_renderer=tworoom.PixelRenderer,  # generic: sets qpos[0:2] and renders camera "top"
+    feature_to_world=lambda q, layout: reacher.fingertip(q, layout),
+    view_half=lambda layout: layout.view_half,
+    default_tolerance=reacher.DEFAULT_TOLERANCE,
+    default_max_steps=reacher.DEFAULT_MAX_STEPS,
+)
+
+REGISTRY: dict[str, EnvSpec] = {spec.env_id: spec for spec in (TWOROOM, REACHER)}
+ENV_IDS: tuple[str, ...] = tuple(REGISTRY)
+
+
+def get_env_spec(env_id: str) -> EnvSpec:
+    """The EnvSpec of `env_id`; an unknown id is a one-line ConfigError listing the known ids."""
+    spec = REGISTRY.get(env_id)
+    if spec is None:
+        raise ConfigError(f"unknown env id {env_id!r}; known: {', '.join(ENV_IDS)}")
+    return spec
+
+
+__all__ = ["EnvSpec", "REGISTRY", "ENV_IDS", "get_env_spec", "TWOROOM", "REACHER"]
