@@ -177,7 +177,9 @@ def train_probe(model: Any, ds: Any, cfg: ProbeConfig = ProbeConfig()) -> Probe:
     z_tr, z_te = encode_states(model, o_tr), encode_states(model, o_te)
     meta = {"run": str(getattr(model, "run_dir", "")), "step": int(getattr(model, "step", -1)),
             "train_states": int(len(z_tr)), "held_out_states": int(len(z_te)),
-            "held_out_episodes": int(len(held_idx))}
+            "held_out_episodes": int(len(held_idx)),
+            # what the 4 read-out slots (x, y, vx, vy) are in this env (Reacher: q1, q2, dq1, dq2)
+            "state_fields": list((getattr(ds, "meta", None) or {}).get("state_fields", QUANTITIES))[:4]}
     probe = fit_probe(z_tr, y_tr, z_te, y_te, cfg, meta)
     try:
         roll = rollout_position_rmse(model, probe, ds, cfg.held_out_fraction)
@@ -287,8 +289,9 @@ def probe_main(args: ProbeArgs) -> None:
         raise ConfigError(f"{args.run}: run record names no dataset; pass --data")
     probe = train_probe(model, Dataset.open(data), args.probe)
     path = save_probe(args.run, probe)
+    names = probe.meta.get("state_fields") or list(QUANTITIES)
     print(f"probe ({args.probe.kind}) for {args.run} step {model.step}: held-out RMSE "
-          + ", ".join(f"{q} {probe.rmse[q]:.4f}" for q in QUANTITIES)
+          + ", ".join(f"{name} {probe.rmse[q]:.4f}" for q, name in zip(QUANTITIES, names))
           + f" ({probe.meta['held_out_episodes']} held-out episodes)")
     roll = probe.meta.get("rollout_position_rmse")
     if isinstance(roll, list):
