@@ -130,6 +130,10 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         reg=RegularizerConfig(weight=0.01, num_projections=64),
         action_block=5,
     ),
+    # 64x64 RGB frames (agent ~3 px on a static arena); the encoder subtracts the dataset's mean
+    # frame, without which the CNN starts (and stays) collapsed. 3,000 steps on 2 CPU cores:
+    # held-out position R^2 0.9996, one-step prediction / copy-last 0.074 (velocity is not
+    # visible in one frame: R^2 0.02). SIGReg 0.03 between the state preset's 0.01 and 0.1.
     "tworoom-pixels": TrainConfig(
         model=ModelConfig(
             obs_key="pixels",
@@ -139,7 +143,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
             action_dim=10,
         ),
         action_block=5,
-        reg=RegularizerConfig(weight=0.1, num_projections=64),
+        reg=RegularizerConfig(weight=0.03, num_projections=64),
         steps=3000,
         batch_size=32,
         lr=5e-4,

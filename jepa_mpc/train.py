@@ -43,6 +43,7 @@ from jepa_mpc.model.checkpoint import (
     read_run_config,
     write_json_atomic,
 )
+from jepa_mpc.model.encoders import mean_frame
 from jepa_mpc.model.world_model import (
     WorldModel,
     init_world_model,
@@ -371,6 +372,8 @@ def train(
         stats = {k: np.asarray(v, np.float32) for k, v in json.loads((run_dir / STATS_FILE).read_text()).items()}
     else:
         stats = ds.stats(train_ids)
+        if cfg.model.obs_key == "pixels":
+            stats["pixel_mean"] = mean_frame(ds.arrays["pixels"], ds.episode_lengths, train_ids)
     sampler = make_sampler(ds, cfg, train_ids)
     eval_data = build_eval_data(ds, train_ids, heldout_ids, cfg.model.obs_key, cfg.window, seed=cfg.seed)
 

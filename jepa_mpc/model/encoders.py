@@ -2,14 +2,20 @@
 
 Both end in the same projector (Linear -> LayerNorm -> GELU -> Linear), whose output is the
 embedding z that the predictor works on and the regulariser shapes. Inputs are normalised inside
-the encoder (state: dataset mean/std stored as `Stat` variables; pixels: uint8 / 255), so callers
-pass raw observations.
+the encoder (state: dataset mean/std stored as `Stat` variables; pixels: uint8 / 255 minus the
+dataset's mean frame, also a `Stat`), so callers pass raw observations.
+
+Why the mean frame: in TwoRoom the only thing that changes between frames is a ~3-pixel agent on a
+static arena. Without removing the static scene, a freshly initialised CNN maps every frame to
+almost the same embedding (spread ~1 % of its norm); SIGReg's gradient barely acts on the spread
+of a nearly collapsed batch while the prediction loss shrinks it further, and training collapses.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jepa_mpc.config import ModelConfig
@@ -48,10 +54,31 @@ class StateEncoder(nnx.Module):
         return self.projector(h)
 
 
+def mean_frame(frames: np.ndarray, lengths: np.ndarray, episodes: np.ndarray | None = None) -> np.ndarray:
+    """Mean frame (S, S, 3) float32 in [0, 1] over the valid steps of (E, T+1, S, S, 3) uint8 episodes.
+
+    `lengths` (E,) are the episodes' action counts (frames 0..length are valid); `episodes` selects
+    which episodes count (all if None). One episode at a time, so memory stays bounded.
+    """
+    ids = np.arange(len(frames)) if episodes is None else np.asarray(episodes)
+    total = np.zeros(frames.shape[2:], np.float64)
+    count = 0
+    for i in ids:
+        n = int(lengths[i]) + 1
+        total += frames[i, :n].sum(axis=0, dtype=np.float64)
+        count += n
+    return (total / (255.0 * max(count, 1))).astype(np.float32)
+
+
 class PixelEncoder(nnx.Module):
-    """(..., S, S, 3) uint8 frames -> (..., latent_dim). 4x4 stride-2 convs, then dense + projector."""
+    """(..., S, S, 3) uint8 frames -> (..., latent_dim). 4x4 stride-2 convs, then dense + projector.
+
+    Frames are scaled to [0, 1] and the dataset's mean frame (`pixel_mean`, zeros until
+    `WorldModel.set_norm_stats` sets it) is subtracted first.
+    """
 
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.pixel_mean = Stat(jnp.zeros((cfg.image_size, cfg.image_size, 3), jnp.float32))
         chans = (3, *cfg.cnn_channels)
         self.convs = nnx.List(
             [
@@ -68,7 +95,7 @@ class PixelEncoder(nnx.Module):
 
     def __call__(self, obs: jax.Array) -> jax.Array:
         lead = obs.shape[:-3]
-        h = obs.reshape((-1, *obs.shape[-3:])).astype(jnp.float32) / 255.0
+        h = obs.reshape((-1, *obs.shape[-3:])).astype(jnp.float32) / 255.0 - self.pixel_mean[...]
         for conv in self.convs:
             h = nnx.gelu(conv(h))
         h = nnx.gelu(self.dense(h.reshape((h.shape[0], -1))))

@@ -62,10 +62,12 @@ class WorldModel(nnx.Module):
 
     # -- normalisation statistics (dataset stats, stored in the model state as `Stat`s)
     def set_norm_stats(self, stats: dict) -> None:
-        """Copy dataset stats (state_mean/std, action_mean/std) into the model (floors tiny stds)."""
+        """Copy dataset stats (state_mean/std or pixel_mean, action_mean/std) into the model (floors tiny stds)."""
         if self.cfg.obs_key == "state":
             self.encoder.mean[...] = jnp.asarray(stats["state_mean"], jnp.float32)
             self.encoder.std[...] = jnp.maximum(jnp.asarray(stats["state_std"], jnp.float32), 1e-3)
+        if self.cfg.obs_key == "pixels" and "pixel_mean" in stats:
+            self.encoder.pixel_mean[...] = jnp.asarray(stats["pixel_mean"], jnp.float32)
         self.predictor.action_mean[...] = jnp.asarray(stats["action_mean"], jnp.float32)
         self.predictor.action_std[...] = jnp.maximum(
             jnp.asarray(stats["action_std"], jnp.float32), 1e-3

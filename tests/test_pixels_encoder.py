@@ -1,0 +1,58 @@
+"""Pixel encoder: the dataset's mean frame is computed, saved with the run and subtracted at encode time."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jepa_mpc.config import ModelConfig, RegularizerConfig, TrainConfig
+from jepa_mpc.model import load_world_model
+from jepa_mpc.model.encoders import mean_frame
+from jepa_mpc.model.fake_data import make_fake_dataset
+from jepa_mpc.model.world_model import init_world_model
+from jepa_mpc.train import train
+
+TINY_PIXELS = ModelConfig(
+    obs_key="pixels", latent_dim=8, encoder_hidden=(32,), cnn_channels=(4, 4, 8, 8), projector_hidden=32,
+    predictor_hidden=32,
+)
+ACTION_STATS = {"action_mean": np.zeros(2, np.float32), "action_std": np.ones(2, np.float32)}
+
+
+def test_mean_frame_averages_valid_frames_of_selected_episodes():
+    frames = np.zeros((3, 4, 2, 2, 3), np.uint8)
+    frames[0] = 255  # all 4 frames valid (length 3)
+    frames[1, :2] = 51  # length 1: frames 0..1 valid; frames 2..3 are padding and must not count
+    frames[1, 2:] = 255
+    frames[2] = 255  # not selected
+    m = mean_frame(frames, np.array([3, 1, 3]), episodes=np.array([0, 1]))
+    assert m.shape == (2, 2, 3) and m.dtype == np.float32
+    np.testing.assert_allclose(m, (4 * 1.0 + 2 * 0.2) / 6, rtol=1e-6)
+
+
+def test_encoder_subtracts_mean_frame():
+    frame = np.full((1, 64, 64, 3), 128, np.uint8)
+    plain = init_world_model(TINY_PIXELS, seed=0, stats=ACTION_STATS)
+    shifted = init_world_model(
+        TINY_PIXELS, seed=0, stats={**ACTION_STATS, "pixel_mean": np.full((64, 64, 3), 128 / 255, np.float32)}
+    )
+    # The frame equal to the mean frame encodes like an all-black frame without a mean frame.
+    np.testing.assert_allclose(
+        shifted.encode(jnp.asarray(frame)), plain.encode(jnp.zeros_like(jnp.asarray(frame))), atol=1e-5
+    )
+
+
+def test_pixel_run_saves_mean_frame_and_loads_it(tmp_path):
+    ds = make_fake_dataset(num_episodes=6, steps=20, seed=0, pixels=True)
+    cfg = TrainConfig(
+        model=TINY_PIXELS, reg=RegularizerConfig(num_projections=8), steps=2, batch_size=4, warmup_steps=1,
+        log_every=1, eval_every=1000, ckpt_every=2, rollout_steps=2, held_out_fraction=0.2,
+    )
+    run = tmp_path / "run"
+    train(cfg, run, dataset=ds, progress=False, tensorboard=False)
+    saved = np.asarray(json.loads((run / "norm_stats.json").read_text())["pixel_mean"], np.float32)
+    assert saved.shape == (64, 64, 3)
+    assert 0.0 < saved.min() and saved.max() < 1.0  # a blend of background and agent colours
+    loaded = load_world_model(run)
+    np.testing.assert_allclose(nnx.merge(loaded.graphdef, loaded.state).encoder.pixel_mean[...], saved)
