@@ -20,7 +20,7 @@ import numpy as np
 
 from jepa_mpc.errors import ConfigError
 
-from . import reacher, tasks, tworoom
+from . import pusht, reacher, tasks, tworoom
 from .geometry import Layout
 
 
@@ -60,6 +60,9 @@ class EnvSpec:
     goal_dim: int = 2
     episode_crossings: Callable[[Any, np.ndarray], np.ndarray] | None = None
     """Optional: (layout, states (E, T, state_dim)) -> (E,) bool "episode changed room" (TwoRoom)."""
+    exploration_actions: Callable[[Any, np.random.Generator, np.ndarray, np.ndarray], np.ndarray] | None = None
+    """Optional: (layout, rng, start states (E, S), policy actions (E, T, A)) -> actions to collect with,
+    still open loop (Push-T: drift the pusher toward the block so exploration touches it often)."""
 
     def goal_features(self, states) -> np.ndarray:
         """(..., state_dim) -> (..., goal_dim): the quantities the success predicate compares."""
@@ -125,7 +128,31 @@ REACHER = EnvSpec(
     default_max_steps=reacher.DEFAULT_MAX_STEPS,
 )
 
-REGISTRY: dict[str, EnvSpec] = {spec.env_id: spec for spec in (TWOROOM, REACHER)}
+PUSHT = EnvSpec(
+    env_id=pusht.ENV_ID,
+    entry_point="jepa_mpc_envs.pusht:PushTEnv",
+    make_env=pusht.PushTEnv,
+    build_model=pusht.build_model,
+    state_to_mjstate=pusht.state_to_mjstate,
+    mjstate_to_state=pusht.mjstate_to_state,
+    sample_start_states=pusht.sample_start_states,
+    state_dim=pusht.STATE_DIM,
+    action_dim=2,
+    state_fields=pusht.STATE_FIELDS,
+    default_layout=pusht.PushTLayout,
+    layout_from_dict=pusht.PushTLayout.from_dict,
+    suite_from_dict=pusht.suite_from_dict,
+    generate_suite=pusht.generate_suite,
+    pixel_renderer=pusht.PushTRenderer,
+    feature_to_world=lambda f, layout: np.asarray(f)[..., :2],  # block centre (x, y)
+    view_half=lambda layout: layout.view_half,
+    default_tolerance=pusht.DEFAULT_TOLERANCE,  # block position (m); the angle tolerance is per task
+    default_max_steps=pusht.DEFAULT_MAX_STEPS,
+    goal_dim=3,  # (bx, by, th)
+    exploration_actions=pusht.toward_block_actions,
+)
+
+REGISTRY: dict[str, EnvSpec] = {spec.env_id: spec for spec in (TWOROOM, REACHER, PUSHT)}
 ENV_IDS: tuple[str, ...] = tuple(REGISTRY)
 
 
@@ -137,4 +164,4 @@ def get_env_spec(env_id: str) -> EnvSpec:
     return spec
 
 
-__all__ = ["EnvSpec", "REGISTRY", "ENV_IDS", "get_env_spec", "TWOROOM", "REACHER"]
+__all__ = ["EnvSpec", "REGISTRY", "ENV_IDS", "get_env_spec", "TWOROOM", "REACHER", "PUSHT"]

@@ -168,6 +168,28 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         batch_size=32,
         lr=5e-4,
     ),
+    # Push-T (envs/pusht.py): state (block x, y, angle + rates, pusher x, y + velocity, cos/sin angle),
+    # 2 pusher-velocity actions; contact dynamics, so more steps than TwoRoom.
+    "pusht-state": TrainConfig(
+        model=ModelConfig(obs_dim=12, latent_dim=64, action_dim=10),
+        reg=RegularizerConfig(weight=0.01, num_projections=64),
+        action_block=5,
+        steps=5000,
+    ),
+    "pusht-pixels": TrainConfig(
+        model=ModelConfig(
+            obs_key="pixels",
+            latent_dim=64,
+            encoder_hidden=(256,),
+            cnn_channels=(16, 32, 64, 128),
+            action_dim=10,
+        ),
+        action_block=5,
+        reg=RegularizerConfig(weight=0.1, num_projections=64),
+        steps=3000,
+        batch_size=32,
+        lr=5e-4,
+    ),
 }
 
 # ---------------------------------------------------------------- planning + eval

@@ -306,20 +306,22 @@ class LatentPlannerPolicy(_PlannerPolicy):
 
 class OraclePlannerPolicy(_PlannerPolicy):
     """The same planner on the true simulator: batched MuJoCo rollouts, cost on physical position
-    (the env's goal features: the first two state fields, e.g. Reacher's joint angles).
+    (the env's goal features: the first `goal_dim` state fields, e.g. Reacher's joint angles,
+    Push-T's block pose (x, y, angle); constraints read fields 0:2 and goal_dim:goal_dim+2).
 
     The goal graph (for goal_cost="graph") is built the same way, from the dataset's positions.
     """
 
     def __init__(self, simulate: Callable[[np.ndarray, np.ndarray], np.ndarray], cfg: ControlConfig,
-                 graph: goal_graph.LatentGraph | None, action_dim: int = 2):
+                 graph: goal_graph.LatentGraph | None, action_dim: int = 2, goal_dim: int = 2):
         super().__init__(cfg, action_dim, graph)
         cost, planner, pcfg, nodes = self.cost, self.planner, self.planner_cfg, self.nodes
         horizon, block = cfg.horizon, cfg.action_block
         # A simulator marked `per_step` returns every env step's state (N, H, block, 4): constraints
         # are then checked at each env step; otherwise (N, H, 2) block-end positions, interpolated.
         per_step = bool(getattr(simulate, "per_step", False))
-        out_shape = (horizon, block, 4) if per_step else (horizon, 2)
+        self.goal_dim = goal_dim
+        out_shape = (horizon, block, max(4, 2 * goal_dim)) if per_step else (horizon, goal_dim)
         safety_cfg, margin, points = self.safety, cfg.safety_buffer, cfg.interp_points
         self.margin = margin
         self.node_xy = np.asarray(graph.nodes)[:, :2] if graph is not None else None
@@ -343,15 +345,16 @@ class OraclePlannerPolicy(_PlannerPolicy):
 
                 def objective(a):
                     out = rollout(state0, a)
+                    ends = out[:, -1, :goal_dim] if per_step else out  # goal features after each block
                     if per_step:
-                        pos, vel = out[..., :2], out[..., 2:4]
+                        pos, vel = out[..., :2], out[..., goal_dim : goal_dim + 2]
                     else:
+                        out = out[..., :2]
                         pad = jnp.zeros_like(out)
                         start = jnp.concatenate([state0[:2], jnp.zeros((2,), jnp.float32)])
                         pos, vel = safety_lib.interpolate_blocks(start, jnp.concatenate([out, pad], -1), points)
                         vel = jnp.zeros_like(vel)  # unknown without per-step states
-                    ends = pos[:, -1]
-                    return cost(ends, a, ctx), safety_lib.block_constraints(pos, vel, ctx, margin), ends
+                    return cost(ends, a, ctx), safety_lib.block_constraints(pos, vel, ctx, margin), pos[:, -1]
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
 
@@ -360,7 +363,7 @@ class OraclePlannerPolicy(_PlannerPolicy):
         self._plan_batch = plan_batch
 
     def start(self, obs, goal_obs, goal_states, key):
-        self.ctx = self._goal_ctx(np.asarray(goal_states)[:, :2])
+        self.ctx = self._goal_ctx(np.asarray(goal_states)[:, : self.goal_dim])
         self._reset_plans(len(obs))
 
     def act(self, obs, states, key, idx):
@@ -462,8 +465,9 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
 
 def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True,
                            env: Any = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """`simulate(states (N, 4), blocks (N, H, action_block * 2)) -> positions (N, H, 2)` after each block,
-    or with `per_step` (default; marked by `simulate.per_step`) every env step's state (N, H, action_block, 4),
+    """`simulate(states (N, S), blocks (N, H, action_block * 2)) -> goal features (N, H, goal_dim)` after each
+    block, or with `per_step` (default; marked by `simulate.per_step`) every env step's first max(4, 2 goal_dim)
+    state fields (goal features and their rates) (N, H, action_block, max(4, 2 goal_dim)),
     so the oracle checks constraints at every env step.
 
     One batched `mujoco.rollout` over all N sequences, one thread per core (the data collector's
@@ -473,14 +477,16 @@ def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_s
     from jepa_mpc.data.collect import StateCollector
 
     collector = StateCollector(model, frame_skip=frame_skip, env=env)
+    goal_dim = getattr(collector.env, "goal_dim", 2)
+    width = max(4, 2 * goal_dim)  # goal features and their rates (per-step output)
 
     def simulate(states: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         n, h = blocks.shape[:2]
         steps = blocks.reshape(n, h * action_block, -1)
         out = collector.run(states, steps)["state"][:, 1:]
         if per_step:
-            return out.reshape(n, h, action_block, -1)[..., :4]
-        return out[:, action_block - 1 :: action_block, :2]
+            return out.reshape(n, h, action_block, -1)[..., :width]
+        return out[:, action_block - 1 :: action_block, :goal_dim]
 
     simulate.per_step = per_step
     return simulate

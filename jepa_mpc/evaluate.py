@@ -199,7 +199,7 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         graph = (goal_graph.build_graph([env.goal_features(e) for e in ds.arrays["state"]], graph_cfg)
                  if cfg.goal_cost == "graph" else None)
         sim = mujoco_block_simulator(env.build_model(suite.layout), frame_skip, cfg.action_block, env=env)
-        policy = OraclePlannerPolicy(sim, cfg, graph, action_dim=env.action_dim)
+        policy = OraclePlannerPolicy(sim, cfg, graph, action_dim=env.action_dim, goal_dim=env.goal_dim)
         return policy, "state", policy.planner_cfg, None
     from jepa_mpc.model.checkpoint import load_world_model
 

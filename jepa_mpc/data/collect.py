@@ -194,6 +194,8 @@ def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: 
     actions = make_actions(
         cfg.policy, rng, e, cfg.episode_len, env.action_dim, ou_theta=cfg.ou_theta, ou_sigma=cfg.ou_sigma, ou_dt=cfg.ou_dt
     )
+    if env.exploration_actions is not None:  # env-specific open-loop shaping (Push-T: toward the block)
+        actions = env.exploration_actions(layout, rng, init, actions)
     arrays = collector.run(init, actions)
     arrays["action"] = actions
     arrays["episode_length"] = np.full((e,), cfg.episode_len, dtype=np.int32)
