@@ -24,7 +24,7 @@ from jepa_mpc_envs.tasks import load_suite, save_suite
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="runs/blk")
+    ap.add_argument("--checkpoint", default="runs/tworoom-state", help="a trained run (make demo trains this one)")
     ap.add_argument("--suite", default="envs/tasks/tworoom_hazards.json")
     ap.add_argument("--episodes", type=int, default=0, help="first N tasks (0: all)")
     ap.add_argument("--planner", default="cem")
@@ -32,6 +32,9 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=1, help="every k-th task (from --offset): a mixed line/door subset")
     ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--out", default="results/safety")
+    ap.add_argument("--safety-buffer", type=float, default=ControlConfig.safety_buffer, help="margin in metres")
+    ap.add_argument("--safety-motion", type=float, default=ControlConfig.safety_motion,
+                    help="extra margin per metre of predicted block travel")
     args = ap.parse_args()
     suite_path, tag = args.suite, str(args.episodes or "all")
     if args.stride > 1 or args.offset:
@@ -40,11 +43,13 @@ def main() -> None:
         tag = f"s{args.stride}o{args.offset}-{args.episodes or 'all'}"
         suite_path = save_suite(subset, f"{args.out}/suite-{tag}.json")
 
+    tag += f"-b{args.safety_buffer:g}-m{args.safety_motion:g}"
     rows = []
     for mode in args.modes.split(","):
         ev = EvalArgs(checkpoint=args.checkpoint, suite=suite_path, planner=args.planner, episodes=args.episodes,
-                      control=dataclasses.replace(ControlConfig(), safety=mode),
-                      out=f"{args.out}/{mode}-{tag}")
+                      control=dataclasses.replace(ControlConfig(), safety=mode, safety_buffer=args.safety_buffer,
+                                                  safety_motion=args.safety_motion),
+                      out=f"{args.out}/{args.planner}-{mode}-{tag}")
         path = Path(ev.out) / "results.json"
         old = json.loads(path.read_text()) if path.is_file() else None
         if old is not None and old["args"] == json.loads(json.dumps(to_dict(ev))):

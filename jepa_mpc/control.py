@@ -62,9 +62,11 @@ class ControlConfig:
     safety_buffer: float = 0.03
     """Extra margin in metres, for the predictor's own error (runs/blk: one-block position RMSE 0.036 m
     through the probe, 5 blocks 0.054 m); the only margin on oracle dynamics, which need no probe."""
-    safety_motion: float = 0.0
+    safety_motion: float = 0.25
     """Extra margin per metre a predicted block moves (the predictor's error grows with its motion);
-    the margin of block t is the fixed one above plus this times the block's predicted travel."""
+    the margin of block t is the fixed one above plus this times the block's predicted travel. On the
+    89 hazard tasks where the unconstrained planner violates: 0 -> 5 violating episodes, 0.25 -> none
+    (success 95.5 % -> 94.4 %); a flat 0.05 m buffer instead also gives none but 91.0 % success."""
     interp_points: int = 4
     """Constraint check points per predicted block, linearly interpolated between block ends."""
     speed_limit: float = 0.0
