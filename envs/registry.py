@@ -63,6 +63,9 @@ class EnvSpec:
     exploration_actions: Callable[[Any, np.random.Generator, np.ndarray, np.ndarray], np.ndarray] | None = None
     """Optional: (layout, rng, start states (E, S), policy actions (E, T, A)) -> actions to collect with,
     still open loop (Push-T: drift the pusher toward the block so exploration touches it often)."""
+    make_collector: Callable[..., Any] | None = None
+    """Optional: (model, frame_skip, env=spec) -> a collector like jepa_mpc.data.collect.StateCollector
+    (run(init_states, actions) -> state/qpos/qvel, close()), for envs mujoco.rollout cannot step (OGBench)."""
 
     def goal_features(self, states) -> np.ndarray:
         """(..., state_dim) -> (..., goal_dim): the quantities the success predicate compares."""
@@ -157,7 +160,13 @@ ENV_IDS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def get_env_spec(env_id: str) -> EnvSpec:
-    """The EnvSpec of `env_id`; an unknown id is a one-line ConfigError listing the known ids."""
+    """The EnvSpec of `env_id`; an unknown id is a one-line ConfigError listing the known ids.
+
+    Ids "ogbench:<dataset>" resolve through envs/ogbench_adapter.py (optional extra `ogbench`)."""
+    from . import ogbench_adapter
+
+    if ogbench_adapter.is_ogbench_id(env_id):
+        return ogbench_adapter.env_spec(env_id)
     spec = REGISTRY.get(env_id)
     if spec is None:
         raise ConfigError(f"unknown env id {env_id!r}; known: {', '.join(ENV_IDS)}")

@@ -190,6 +190,13 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         batch_size=32,
         lr=5e-4,
     ),
+    # OGBench PointMaze (envs/ogbench_adapter.py) on our own reward-free OU data; the state preset's
+    # settings (positions span ~0..21 maze units; the encoder normalises with the dataset's stats).
+    "ogbench-pointmaze-state": TrainConfig(
+        model=ModelConfig(latent_dim=64, action_dim=10),
+        reg=RegularizerConfig(weight=0.01, num_projections=64),
+        action_block=5,
+    ),
 }
 
 # ---------------------------------------------------------------- planning + eval

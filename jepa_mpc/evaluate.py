@@ -153,7 +153,7 @@ def package_versions() -> dict[str, str]:
 
 
 def _load_suite(path: str):
-    from jepa_mpc_envs.tasks import load_suite
+    from jepa_mpc_envs.ogbench_adapter import load_suite  # OGBench suites; any other through envs.tasks
 
     return load_suite(path)
 

@@ -338,7 +338,7 @@ def collect(cfg: CollectConfig, progress: bool = True, max_chunks: int | None = 
     t_state = t_render = t_write = 0.0
     new_steps = new_frames = 0
     try:
-        with StateCollector(model, cfg.frame_skip, env=env) as collector, tqdm(
+        with (env.make_collector or StateCollector)(model, cfg.frame_skip, env=env) as collector, tqdm(
             total=total, initial=len(present & set(range(total))), unit="chunk",
             desc="collect", disable=not progress,
         ) as bar:
