@@ -140,3 +140,15 @@ def test_collector_steps_the_gym_env(spec):
     np.testing.assert_allclose(out["state"][..., :2], out["qpos"], atol=1e-5)
     step = np.abs(np.diff(out["state"][..., :2], axis=1))
     assert step.max() <= 0.2 + 1e-4  # |qpos change| <= 0.2 |a| per step (walls only shorten it)
+
+
+def test_collect_writes_a_dataset_through_the_gym_collector(spec, tmp_path):
+    from jepa_mpc.config import CollectConfig
+    from jepa_mpc.data.collect import collect
+    from jepa_mpc.data.store import Dataset
+
+    cfg = CollectConfig(out=str(tmp_path / "d"), env_id=ENV_ID, num_episodes=3, episode_len=6, chunk_episodes=2)
+    summary = collect(cfg, progress=False)
+    assert summary["complete"] and summary["episodes"] == 3 and summary["steps"] == 18
+    ds = Dataset.open(cfg.out)
+    assert ds.meta["env_id"] == ENV_ID and ds.arrays["state"].shape == (3, 7, 4)
