@@ -333,11 +333,12 @@ def load_suite(path: str | os.PathLike) -> Suite:
 
 def any_suite_from_dict(d, path: str = "<dict>") -> Suite:
     """Validate a suite document of any registered env (dispatched on its `env_id`)."""
-    from .registry import REGISTRY
+    from .ogbench_adapter import is_ogbench_id
+    from .registry import REGISTRY, get_env_spec
 
     env_id = d.get("env_id") if isinstance(d, dict) else None
-    if isinstance(env_id, str) and env_id in REGISTRY and env_id not in ENV_IDS:
-        return REGISTRY[env_id].suite_from_dict(d, path)
+    if isinstance(env_id, str) and env_id not in ENV_IDS and (env_id in REGISTRY or is_ogbench_id(env_id)):
+        return get_env_spec(env_id).suite_from_dict(d, path)
     return suite_from_dict(d, path)
 
 
