@@ -53,21 +53,16 @@ import collections
 import dataclasses
 import json
 import math
-import os
-import sys
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"
-
-import mujoco  # noqa: E402
+from .base import MujocoTaskEnv, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
 
 from jepa_mpc.errors import ConfigError  # noqa: E402
 
-from .tasks import SCHEMA_VERSION, Suite, Task, _check_keys, _Ctx, _number, _vector  # noqa: E402
+from .tasks import Suite, Task, _check_keys, _Ctx, _number, _vector, parse_suite_document  # noqa: E402
 
 __all__ = [
     "ENV_ID",
@@ -473,7 +468,7 @@ class PushTRenderer:
 # ------------------------------------------------------------------ environment
 
 
-class PushTEnv(gym.Env):
+class PushTEnv(MujocoTaskEnv):
     """Push a T-shaped block to a target pose (reward-free; success is the physical predicate).
 
     reset(seed, options={"task": PushTTask}) sets start and goal from the task; without a task a
@@ -484,7 +479,6 @@ class PushTEnv(gym.Env):
     success, truncated after max_steps.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(self, layout: PushTLayout | dict = PushTLayout(), obs_type: str = "state",
                  frame_skip: int = FRAME_SKIP, max_steps: int = DEFAULT_MAX_STEPS, render_size: int = 64,
@@ -591,30 +585,6 @@ class PushTEnv(gym.Env):
             "goal": self.goal.copy(),
         }
 
-    def step(self, action):
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (2,):
-            raise ValueError(f"action must have shape (2,), got {np.shape(action)}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a.tolist()}")
-        self.data.ctrl[:] = np.clip(a, -1.0, 1.0)
-        for _ in range(self.frame_skip):
-            mujoco.mj_step(self.model, self.data)
-        self.steps += 1
-        info = self._info()
-        terminated = info["success"]
-        truncated = (not terminated) and self.steps >= self.max_steps
-        return self.observation_at(info["state"]), float(terminated), terminated, truncated, info
-
-    def render(self):
-        if self.render_mode == "rgb_array":
-            return self.renderer.render_state(self.state)
-        return None
-
-    def close(self):
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
 
 
 # ------------------------------------------------------------------ scripted pushing (goal generation)
@@ -713,34 +683,16 @@ def _parse_task(ctx: _Ctx, d, layout: PushTLayout) -> PushTTask:
                      angle_tolerance=angle_tolerance)
 
 
-def suite_from_dict(d, path: str = "<dict>") -> Suite:
-    """Validate a parsed Push-T suite document (envs/tasks/SCHEMA.md) and build a Suite."""
-    ctx = _Ctx(path)
-    if not isinstance(d, dict):
-        raise ctx.err("<root>", "expected a JSON object")
-    _check_keys(ctx, "", d, required=("env_id", "tasks"), allowed=("schema_version", "env_id", "layout", "tasks"))
-    if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise ctx.err("schema_version", f"unsupported version {json.dumps(d['schema_version'])} (expected {SCHEMA_VERSION})")
-    if d["env_id"] != ENV_ID:
-        raise ctx.err("env_id", f"expected {json.dumps(ENV_ID)}, got {json.dumps(d['env_id'])}")
-    raw_layout = d.get("layout", {})
-    if not isinstance(raw_layout, dict):
-        raise ctx.err("layout", "expected an object")
+def _parse_layout(ctx: _Ctx, raw: dict) -> PushTLayout:
     try:
-        layout = PushTLayout.from_dict(raw_layout)
+        return PushTLayout.from_dict(raw)
     except (ValueError, TypeError) as e:
         raise ctx.err("layout", " ".join(str(e).split())) from None
-    tasks = d["tasks"]
-    if not isinstance(tasks, list) or not tasks:
-        raise ctx.err("tasks", "expected a non-empty list of tasks")
-    parsed, names = [], set()
-    for i, t in enumerate(tasks):
-        task = _parse_task(_Ctx(path, i), t, layout)
-        if task.name in names:
-            raise _Ctx(path, i).err("name", f"duplicate task name {json.dumps(task.name)}")
-        names.add(task.name)
-        parsed.append(task)
-    return Suite(env_id=ENV_ID, layout=layout, tasks=tuple(parsed), path=path)
+
+
+def suite_from_dict(d, path: str = "<dict>") -> Suite:
+    """Validate a parsed Push-T suite document (envs/tasks/SCHEMA.md) and build a Suite."""
+    return parse_suite_document(d, path, (ENV_ID,), _parse_layout, _parse_task)
 
 
 def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,

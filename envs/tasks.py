@@ -62,7 +62,6 @@ from .geometry import (
     Hazard,
     Layout,
     door_blocked_by,
-    in_any_hazard,
     in_hazard,
     in_wall,
     is_free,
@@ -283,37 +282,49 @@ def _parse_task(ctx: _Ctx, d, layout: Layout) -> Task:
                 speed_limit=speed_limit, keep_in=keep_in)
 
 
-def suite_from_dict(d, path: str = "<dict>") -> Suite:
-    """Validate a parsed suite document (see module docstring) and build a Suite."""
+def parse_suite_document(d, path: str, env_ids: Sequence[str], parse_layout, parse_task) -> Suite:
+    """The suite-file skeleton every env shares: root keys, schema version, env id, layout, task list
+    and unique names. ``parse_layout(ctx, raw_dict)`` and ``parse_task(ctx, raw_task, layout)`` do the
+    env's own part and raise ``ctx.err(field, msg)`` (one-line TaskFileError)."""
     ctx = _Ctx(path)
     if not isinstance(d, dict):
         raise ctx.err("<root>", "expected a JSON object")
     _check_keys(ctx, "", d, required=("env_id", "tasks"), allowed=("schema_version", "env_id", "layout", "tasks"))
     if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise ctx.err("schema_version", f"unsupported version {json.dumps(d['schema_version'])} (expected {SCHEMA_VERSION})")
-    if d["env_id"] not in ENV_IDS:
+    if d["env_id"] not in env_ids:
         from .registry import ENV_IDS as KNOWN
 
-        raise ctx.err("env_id", f"unknown env id {json.dumps(d['env_id'])} (known: {', '.join(KNOWN)})")
+        raise ctx.err("env_id", f"unknown env id {json.dumps(d['env_id'])} here (this parser reads "
+                                f"{', '.join(env_ids)}; known: {', '.join(KNOWN)})")
     raw_layout = d.get("layout", {})
     if not isinstance(raw_layout, dict):
         raise ctx.err("layout", "expected an object")
-    try:
-        layout = Layout.from_dict(raw_layout)
-    except (ValueError, TypeError) as e:  # "Layout field 'name': msg"
-        m = re.match(r"Layout field '([^']*)': (.*)", str(e))
-        raise (ctx.err(f"layout.{m.group(1)}", m.group(2)) if m else ctx.err("layout", str(e))) from None
+    layout = parse_layout(ctx, raw_layout)
     tasks = d["tasks"]
     if not isinstance(tasks, list) or not tasks:
         raise ctx.err("tasks", "expected a non-empty list of tasks")
     parsed, names = [], set()
     for i, t in enumerate(tasks):
-        task = _parse_task(_Ctx(path, i), t, layout)
+        task = parse_task(_Ctx(path, i), t, layout)
         if task.name in names:
             raise _Ctx(path, i).err("name", f"duplicate task name {json.dumps(task.name)}")
         names.add(task.name)
         parsed.append(task)
     return Suite(env_id=d["env_id"], layout=layout, tasks=tuple(parsed), path=path)
+
+
+def _parse_layout(ctx: _Ctx, raw: dict) -> Layout:
+    try:
+        return Layout.from_dict(raw)
+    except (ValueError, TypeError) as e:  # "Layout field 'name': msg"
+        m = re.match(r"Layout field '([^']*)': (.*)", str(e))
+        raise (ctx.err(f"layout.{m.group(1)}", m.group(2)) if m else ctx.err("layout", str(e))) from None
+
+
+def suite_from_dict(d, path: str = "<dict>") -> Suite:
+    """Validate a parsed TwoRoom suite document (see module docstring) and build a Suite."""
+    return parse_suite_document(d, path, ENV_IDS, _parse_layout, _parse_task)
 
 
 def load_suite(path: str | os.PathLike) -> Suite:

@@ -27,17 +27,12 @@ convert between (N, 4) physical states and (N, nstate) mjSTATE_FULLPHYSICS array
 from __future__ import annotations
 
 import collections
-import os
-import sys
 from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
 
-if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"  # headless default; must be set before mujoco is imported
-
-import mujoco  # noqa: E402
+from .base import MujocoTaskEnv, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
 
 from .geometry import AGENT_RADIUS, MAX_SPEED, Box, Circle, Hazard, Layout, is_free, violates  # noqa: E402
 
@@ -284,7 +279,7 @@ class PixelRenderer:
 # ------------------------------------------------------------------ environment
 
 
-class TwoRoomEnv(gym.Env):
+class TwoRoomEnv(MujocoTaskEnv):
     """Point mass in a two-room arena; reward-free navigation tasks with hazards.
 
     reset(seed, options={"task": Task}) sets start state, goal and hazards from the task;
@@ -295,7 +290,6 @@ class TwoRoomEnv(gym.Env):
     terminated on success; truncated after max_steps (task.max_steps when a task is given).
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(
         self,
@@ -435,26 +429,6 @@ class TwoRoomEnv(gym.Env):
             "state": s,
             "goal": self.goal.copy(),
         }
-
-    def step(self, action):
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (2,):
-            raise ValueError(f"action must have shape (2,), got {np.shape(action)}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a.tolist()}")
-        self.data.ctrl[:] = np.clip(a, -1.0, 1.0)
-        for _ in range(self.frame_skip):
-            mujoco.mj_step(self.model, self.data)
-        self.steps += 1
-        info = self._info()
-        terminated = info["success"]
-        truncated = (not terminated) and self.steps >= self.max_steps
-        return self._obs(), float(terminated), terminated, truncated, info
-
-    def render(self):
-        if self.render_mode == "rgb_array":
-            return self.renderer.render_state(self.state)
-        return None
 
     def close(self):
         for r in self._renderers.values():
