@@ -398,6 +398,7 @@ class EpisodeRecord:
     violation_steps: int = 0
     final_distance: float = float("nan")
     path: list = dataclasses.field(default_factory=list)  # positions (x, y) after reset and each step
+    states: list = dataclasses.field(default_factory=list)  # full physical states, same steps (for videos)
     plans: int = 0
     infeasible_plans: int = 0  # plans acted on although predicted to violate a constraint (none feasible found)
     speed_violation_steps: int = 0  # steps above the speed limit (when one is set); also in violation_steps
@@ -422,6 +423,7 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
         goal_states.append(np.asarray(info["goal"], np.float32))
         states.append(np.asarray(info["state"], np.float32))
         rec.path.append([float(v) for v in info["state"][:2]])
+        rec.states.append(np.asarray(info["state"], np.float32))
         rec.final_distance = info["distance_to_goal"]
         rec.success = bool(info["success"])
     obs, states = np.stack(obs), np.stack(states)
@@ -453,6 +455,7 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
                 rec.speed_violation_steps += int(too_fast)
                 rec.violation_steps += int(bool(info["violation"]) or too_fast)
                 rec.path.append([float(v) for v in info["state"][:2]])
+                rec.states.append(np.asarray(info["state"], np.float32))
                 rec.final_distance = info["distance_to_goal"]
                 obs[i], states[i] = o, info["state"]
                 if terminated or truncated:

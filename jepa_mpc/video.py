@@ -27,8 +27,11 @@ def _dot(frame: np.ndarray, rc: np.ndarray, radius: int, rgb: np.ndarray) -> Non
 
 
 def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Sequence = (),
-                   env_id: str = "jepa_mpc_envs/TwoRoom-v0") -> np.ndarray:
+                   env_id: str = "jepa_mpc_envs/TwoRoom-v0", states: np.ndarray | None = None) -> np.ndarray:
     """(T, size, size, 3) uint8 frames: the agent along `path` (T, 2) of goal features, goal and trail marked.
+
+    `states` (T, state_dim): the full physical states to render (EpisodeRecord.states; Push-T needs
+    the block's angle and the pusher); without them the states are `path` with the rest zero.
 
     `plans`: (step, predicted block-end positions (H, 2)) per plan (EpisodeRecord.planned_paths); each
     frame shows the latest plan made at or before it (orange dots; red when it was infeasible).
@@ -39,8 +42,9 @@ def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Seque
 
     env = get_env_spec(env_id)
     renderer = env.pixel_renderer(env.build_model(layout, tuple(task.hazards)), size)
-    states = np.zeros((len(path), env.state_dim), np.float32)
-    states[:, :2] = path
+    if states is None or len(states) != len(path):
+        states = np.zeros((len(path), env.state_dim), np.float32)
+        states[:, :2] = path
     frames = renderer.render_states(states).copy()
     renderer.close()
     view_half = env.view_half(layout)
@@ -69,7 +73,9 @@ def write_episode_video(out: Path, suite, tasks: Sequence, records: Sequence, fp
     writer.send(None)
     for task, rec in zip(tasks, records):
         plans = getattr(rec, "planned_paths", ())
-        for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size, plans, suite.env_id):
+        states = np.asarray(rec.states, np.float32) if getattr(rec, "states", None) else None
+        for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size, plans, suite.env_id,
+                                    states):
             writer.send(np.ascontiguousarray(frame))
     writer.close()
     tmp.replace(out)

@@ -239,3 +239,16 @@ def test_oracle_planner_solves_push_t_tasks_and_random_does_not():
     assert all(r.success for r in records), [(r.final_distance, r.steps) for r in records]
     random = run_mpc([P.PushTEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0))
     assert not any(r.success for r in random)
+
+
+def test_video_renders_the_recorded_full_states():
+    """Videos draw the T at its recorded angle and the pusher where it was, not at angle 0 / the origin."""
+    from jepa_mpc.video import episode_frames
+
+    layout = P.PushTLayout()
+    s0, s1 = state(0.0, 0.0, 0.0, 0.15, 0.15), state(0.0, 0.0, 1.0, -0.15, 0.15)
+    path = np.array([s0[:2], s1[:2]], np.float32)  # same block position: only angle and pusher differ
+    frames = episode_frames(layout, task(s0, s1), path, size=64, env_id=P.ENV_ID, states=np.stack([s0, s1]))
+    assert frames.shape == (2, 64, 64, 3) and np.abs(frames[0].astype(int) - frames[1]).sum() > 0
+    blind = episode_frames(layout, task(s0, s1), path, size=64, env_id=P.ENV_ID)
+    assert np.array_equal(blind[0], blind[1])  # without the states both frames look alike
