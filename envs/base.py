@@ -33,11 +33,41 @@ def checked_action(action, dim: int = 2) -> np.ndarray:
     return a
 
 
+OBS_TYPES = ("state", "pixels", "both")
+
+
 class MujocoTaskEnv(gym.Env):
     """Shared Gymnasium plumbing of the task envs (see the module docstring)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
     _renderer = None
+
+    def _store_args(self, layout, obs_type: str, frame_skip: int, max_steps: int, render_size: int,
+                    render_mode: str | None, tolerance: float) -> None:
+        """Check and keep the constructor arguments every task env takes (ValueError on bad ones)."""
+        if obs_type not in OBS_TYPES:
+            raise ValueError(f"obs_type must be 'state', 'pixels' or 'both', got {obs_type!r}")
+        if frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.layout = layout
+        self.obs_type = obs_type
+        self.frame_skip = int(frame_skip)
+        self.default_max_steps = int(max_steps)
+        self.render_size = int(render_size)
+        self.render_mode = render_mode
+        self.default_tolerance = float(tolerance)
+
+    def _set_spaces(self, state_space: gym.spaces.Box, action_dim: int = 2) -> None:
+        """Observation space for ``obs_type`` (state, 64 px RGB, or both) and the [-1, 1] action box."""
+        pixel_space = gym.spaces.Box(0, 255, (self.render_size, self.render_size, 3), np.uint8)
+        self.observation_space = {
+            "state": state_space,
+            "pixels": pixel_space,
+            "both": gym.spaces.Dict({"state": state_space, "pixels": pixel_space}),
+        }[self.obs_type]
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
 
     def step(self, action):
         self.data.ctrl[:] = np.clip(checked_action(action, self.model.nu), -1.0, 1.0)

@@ -486,33 +486,15 @@ class PushTEnv(MujocoTaskEnv):
                  angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE):
         if isinstance(layout, dict):
             layout = PushTLayout.from_dict(layout)
-        if obs_type not in ("state", "pixels", "both"):
-            raise ValueError(f"obs_type must be 'state', 'pixels' or 'both', got {obs_type!r}")
-        if frame_skip < 1:
-            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.layout = layout
+        self._store_args(layout, obs_type, frame_skip, max_steps, render_size, render_mode, tolerance)
         self.hazards: tuple = ()
-        self.obs_type = obs_type
-        self.frame_skip = int(frame_skip)
-        self.default_max_steps = int(max_steps)
-        self.render_size = int(render_size)
-        self.render_mode = render_mode
-        self.default_tolerance = float(tolerance)
         self.default_angle_tolerance = float(angle_tolerance)
         a = layout.arena_half
         big = np.float32(1e3)  # the block angle is continuous (not wrapped): bounded only loosely
         lo = np.array([-a, -a, -big, -VEL_BOUND, -VEL_BOUND, -4 * VEL_BOUND, -a, -a, -VEL_BOUND, -VEL_BOUND, -1, -1],
                       np.float32)
         state_space = gym.spaces.Box(low=lo, high=-lo, dtype=np.float32)
-        pixel_space = gym.spaces.Box(0, 255, (self.render_size, self.render_size, 3), np.uint8)
-        self.observation_space = {
-            "state": state_space,
-            "pixels": pixel_space,
-            "both": gym.spaces.Dict({"state": state_space, "pixels": pixel_space}),
-        }[obs_type]
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self._set_spaces(state_space)
         self.model = build_model(layout)
         self.data = mujoco.MjData(self.model)
         self._renderer: PushTRenderer | None = None
