@@ -185,7 +185,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
             action_dim=10,
         ),
         action_block=5,
-        reg=RegularizerConfig(weight=0.1, num_projections=64),
+        reg=RegularizerConfig(weight=0.03, num_projections=64),  # as tworoom-pixels (mean-frame encoder)
         steps=3000,
         batch_size=32,
         lr=5e-4,
