@@ -11,6 +11,7 @@ planners never use it). A subclass provides ``model``, ``data``, ``frame_skip``,
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 
@@ -21,6 +22,15 @@ if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os
     os.environ["MUJOCO_GL"] = "egl"  # headless default; must be set before mujoco is imported
 
 import mujoco  # noqa: E402
+
+
+def cached_model(cache: "collections.OrderedDict", key, build_mjcf, size: int = 8) -> mujoco.MjModel:
+    """The compiled model of ``build_mjcf(key)`` from an LRU ``cache`` of ``size`` entries (treat as read-only)."""
+    if key not in cache:
+        cache[key] = mujoco.MjModel.from_xml_string(build_mjcf(key))
+        while len(cache) > size:
+            cache.popitem(last=False)
+    return cache[key]
 
 
 def checked_action(action, dim: int = 2) -> np.ndarray:

@@ -58,11 +58,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .base import MujocoTaskEnv, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
+from .base import MujocoTaskEnv, cached_model, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
 
 from jepa_mpc.errors import ConfigError  # noqa: E402
 
-from .tasks import Suite, Task, _check_keys, _Ctx, _number, _vector, parse_suite_document  # noqa: E402
+from .tasks import Suite, Task, _Ctx, _number, _vector, parse_suite_document, task_name  # noqa: E402
 
 __all__ = [
     "ENV_ID",
@@ -251,11 +251,7 @@ def build_model(layout: PushTLayout = PushTLayout(), hazards=()) -> mujoco.MjMod
     """Compiled MjModel (cached; treat as read-only). Push-T tasks have no hazards."""
     if hazards:
         raise ConfigError("Push-T tasks have no hazards")
-    if layout not in _MODEL_CACHE:
-        _MODEL_CACHE[layout] = mujoco.MjModel.from_xml_string(build_mjcf(layout))
-        while len(_MODEL_CACHE) > 8:
-            _MODEL_CACHE.popitem(last=False)
-    return _MODEL_CACHE[layout]
+    return cached_model(_MODEL_CACHE, layout, build_mjcf)
 
 
 # ------------------------------------------------------------------ state helpers (batched)
@@ -643,12 +639,7 @@ def _state(ctx: _Ctx, field: str, v, layout: PushTLayout) -> tuple[float, ...]:
 
 
 def _parse_task(ctx: _Ctx, d, layout: PushTLayout) -> PushTTask:
-    if not isinstance(d, dict):
-        raise ctx.err("tasks", f"expected an object, got {json.dumps(d)[:60]}")
-    _check_keys(ctx, "", d, required=("start", "goal"), allowed=TASK_KEYS)
-    name = d.get("name", f"task-{ctx.task}")
-    if not isinstance(name, str) or not name:
-        raise ctx.err("name", f"expected a non-empty string, got {json.dumps(name)}")
+    name = task_name(ctx, d, TASK_KEYS)
     start, goal = _state(ctx, "start", d["start"], layout), _state(ctx, "goal", d["goal"], layout)
     tolerance = _number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
     if tolerance <= 0:

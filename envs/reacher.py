@@ -37,11 +37,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .base import MujocoTaskEnv, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
+from .base import MujocoTaskEnv, cached_model, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
 
 from jepa_mpc.errors import ConfigError  # noqa: E402
 
-from .tasks import Suite, Task, _check_keys, _Ctx, _number, _vector, parse_suite_document  # noqa: E402
+from .tasks import Suite, Task, _Ctx, _number, _vector, parse_suite_document, task_name  # noqa: E402
 from .tworoom import PixelRenderer, _state_offsets  # noqa: E402
 
 __all__ = [
@@ -167,11 +167,7 @@ def build_model(layout: ReacherLayout = ReacherLayout(), hazards=()) -> mujoco.M
     """Compiled MjModel of the arm (cached; treat as read-only). `hazards` must be empty."""
     if hazards:
         raise ConfigError("Reacher tasks have no hazards")
-    if layout not in _MODEL_CACHE:
-        _MODEL_CACHE[layout] = mujoco.MjModel.from_xml_string(build_mjcf(layout))
-        while len(_MODEL_CACHE) > 8:
-            _MODEL_CACHE.popitem(last=False)
-    return _MODEL_CACHE[layout]
+    return cached_model(_MODEL_CACHE, layout, build_mjcf)
 
 
 # ------------------------------------------------------------------ state helpers (batched)
@@ -335,12 +331,7 @@ def _angles(ctx: _Ctx, field: str, v) -> tuple[float, float, float, float]:
 
 
 def _parse_task(ctx: _Ctx, d) -> Task:
-    if not isinstance(d, dict):
-        raise ctx.err("tasks", f"expected an object, got {json.dumps(d)[:60]}")
-    _check_keys(ctx, "", d, required=("start", "goal"), allowed=TASK_KEYS)
-    name = d.get("name", f"task-{ctx.task}")
-    if not isinstance(name, str) or not name:
-        raise ctx.err("name", f"expected a non-empty string, got {json.dumps(name)}")
+    name = task_name(ctx, d, TASK_KEYS)
     start, goal = _angles(ctx, "start", d["start"]), _angles(ctx, "goal", d["goal"])
     tolerance = _number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
     if tolerance <= 0:

@@ -245,13 +245,19 @@ def _check_position(ctx: _Ctx, field: str, layout: Layout, xy, hazards: Sequence
             raise ctx.err(field, f"position {list(xy)} is inside hazards[{j}]")
 
 
-def _parse_task(ctx: _Ctx, d, layout: Layout) -> Task:
+def task_name(ctx: _Ctx, d, allowed: Sequence[str]) -> str:
+    """Common checks of one task object (an object, start/goal present, known keys); its name."""
     if not isinstance(d, dict):
         raise ctx.err("tasks", f"expected an object, got {json.dumps(d)[:60]}")
-    _check_keys(ctx, "", d, required=("start", "goal"), allowed=TASK_KEYS)
+    _check_keys(ctx, "", d, required=("start", "goal"), allowed=allowed)
     name = d.get("name", f"task-{ctx.task}")
     if not isinstance(name, str) or not name:
         raise ctx.err("name", f"expected a non-empty string, got {json.dumps(name)}")
+    return name
+
+
+def _parse_task(ctx: _Ctx, d, layout: Layout) -> Task:
+    name = task_name(ctx, d, TASK_KEYS)
     start = _state(ctx, "start", d["start"])
     goal = _state(ctx, "goal", d["goal"])
     tolerance = _number(ctx, "tolerance", d.get("tolerance", 0.1))
