@@ -6,7 +6,8 @@ pipeline's env contract (reset(options={"task": t}), observation_at, info keys s
 distance_to_goal/state/goal). The pipeline then collects our own reward-free data in it, trains on it
 and evaluates on OGBench's tasks; OGBench's datasets are never downloaded or used.
 
-Supported: the PointMaze navigate envs (``pointmaze-{umaze,medium,large,giant}-navigate-v0``).
+Supported: the PointMaze navigate envs (``pointmaze-{umaze,medium,large,giant}-navigate-v0``), and
+``cube-single-play-v0`` (envs/ogbench_cube.py: its env, state convention, exploration and tasks).
 PointMaze's step writes the action into qpos (``qpos += 0.2 a``, ``qvel = 0``, then 5 physics
 steps), so `mujoco.rollout` (which drives ``ctrl``) cannot reproduce it: collection steps the
 Gymnasium env itself (`GymCollector`).
@@ -36,7 +37,8 @@ from jepa_mpc.errors import ConfigError, TaskFileError
 PREFIX = "ogbench:"
 INSTALL_HINT = "pip install -e '.[ogbench]'"
 POINTMAZE_DATASETS = tuple(f"pointmaze-{m}-navigate-v0" for m in ("umaze", "medium", "large", "giant"))
-SUPPORTED = POINTMAZE_DATASETS
+CUBE_DATASETS = ("cube-single-play-v0",)  # envs/ogbench_cube.py
+SUPPORTED = POINTMAZE_DATASETS + CUBE_DATASETS
 STATE_FIELDS = ("x", "y", "vx", "vy")
 NUM_EVAL_TASKS = 5  # OGBench's evaluation tasks per env (task_id 1..5)
 DEFAULT_MAX_STEPS = 1000  # OGBench's max_episode_steps for PointMaze
@@ -139,7 +141,9 @@ class OGBenchTask:
 TASK_KEYS = ("name", "task_id", "seed", "start", "goal", "tolerance", "max_steps")
 
 
-def _task_from_dict(d: Any, path: str, i: int) -> OGBenchTask:
+def _task_from_dict(d: Any, path: str, i: int, fields: tuple[str, ...] = STATE_FIELDS,
+                    tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS) -> OGBenchTask:
+    """One task of a suite whose states have `fields` (defaults: PointMaze's)."""
     where = f"{path}: task {i}"
     if not isinstance(d, dict):
         raise TaskFileError(f"{where}: expected an object")
@@ -151,12 +155,25 @@ def _task_from_dict(d: Any, path: str, i: int) -> OGBenchTask:
         raise TaskFileError(f"{where}, field task_id: expected an integer in 1..{NUM_EVAL_TASKS}")
     for k in ("start", "goal"):
         v = d[k]
-        if not (isinstance(v, list) and len(v) == len(STATE_FIELDS) and all(isinstance(x, (int, float)) for x in v)):
-            raise TaskFileError(f"{where}, field {k}: expected {len(STATE_FIELDS)} numbers {STATE_FIELDS}")
+        if not (isinstance(v, list) and len(v) == len(fields) and all(isinstance(x, (int, float)) for x in v)):
+            shown = fields if len(fields) <= 4 else fields[:3] + ("...",)
+            raise TaskFileError(f"{where}, field {k}: expected {len(fields)} numbers {shown}")
+    for k in ("tolerance", "max_steps"):
+        if k in d and (not isinstance(d[k], (int, float)) or isinstance(d[k], bool) or d[k] <= 0):
+            raise TaskFileError(f"{where}, field {k}: expected a positive number")
     return OGBenchTask(name=str(d.get("name", f"task{d['task_id']}-seed{d['seed']}")), task_id=d["task_id"],
                        seed=int(d["seed"]), start=tuple(map(float, d["start"])), goal=tuple(map(float, d["goal"])),
-                       tolerance=float(d.get("tolerance", DEFAULT_TOLERANCE)),
-                       max_steps=int(d.get("max_steps", DEFAULT_MAX_STEPS)))
+                       tolerance=float(d.get("tolerance", tolerance)), max_steps=int(d.get("max_steps", max_steps)))
+
+
+def _task_format(dataset: str) -> dict:
+    """State fields and default tolerance / episode length of `dataset`'s suite files."""
+    if dataset in CUBE_DATASETS:
+        from . import ogbench_cube
+
+        return {"fields": ogbench_cube.STATE_FIELDS, "tolerance": ogbench_cube.DEFAULT_TOLERANCE,
+                "max_steps": ogbench_cube.DEFAULT_MAX_STEPS}
+    return {"fields": STATE_FIELDS, "tolerance": DEFAULT_TOLERANCE, "max_steps": DEFAULT_MAX_STEPS}
 
 
 def suite_from_dict(d: Any, path: str = "<dict>"):
@@ -174,8 +191,9 @@ def suite_from_dict(d: Any, path: str = "<dict>"):
     tasks = d.get("tasks")
     if not isinstance(tasks, list) or not tasks:
         raise TaskFileError(f"{path}: field tasks: expected a non-empty list")
-    return Suite(env_id=d["env_id"], layout=layout, tasks=tuple(_task_from_dict(t, path, i) for i, t in enumerate(tasks)),
-                 path=path)
+    fmt = _task_format(layout.dataset)
+    return Suite(env_id=d["env_id"], layout=layout,
+                 tasks=tuple(_task_from_dict(t, path, i, **fmt) for i, t in enumerate(tasks)), path=path)
 
 
 def load_suite(path) -> Any:
@@ -387,6 +405,10 @@ def env_spec(env_id: str):
 
     import_ogbench()
     dataset = dataset_name(env_id)
+    if dataset in CUBE_DATASETS:
+        from . import ogbench_cube
+
+        return ogbench_cube.env_spec(env_id, dataset)
     info = _maze_info(dataset)
     return EnvSpec(
         env_id=env_id,
