@@ -20,7 +20,7 @@ import numpy as np
 
 from jepa_mpc.errors import ConfigError
 
-from . import pusht, reacher, tasks, tworoom
+from . import pusht, reacher, tasks, tworoom, tworoom_layouts
 from .geometry import Layout
 
 
@@ -65,7 +65,14 @@ class EnvSpec:
     still open loop (Push-T: drift the pusher toward the block so exploration touches it often)."""
     make_collector: Callable[..., Any] | None = None
     """Optional: (model, frame_skip, env=spec) -> a collector like jepa_mpc.data.collect.StateCollector
-    (run(init_states, actions) -> state/qpos/qvel, close()), for envs mujoco.rollout cannot step (OGBench)."""
+    (run(init_states, actions) -> state/qpos/qvel, close()), for envs mujoco.rollout cannot step (OGBench)
+    or whose rows each need their own model (TwoRoomLayouts)."""
+    room_of: Callable[[np.ndarray], np.ndarray] | None = None
+    """Optional: state -> the numbers naming its room, for envs whose room changes per task (TwoRoomLayouts);
+    `sample_start_states(layout, rng, n, room=...)` then starts in that room. None: the suite's layout is the room."""
+    oracle_collector: Callable[..., Any] | None = None
+    """Optional: the same kind of collector for the oracle's batched rollouts (default StateCollector;
+    OGBench's one-env-at-a-time Gymnasium collector is too slow for it)."""
 
     def goal_features(self, states) -> np.ndarray:
         """(..., state_dim) -> (..., goal_dim): the quantities the success predicate compares."""
@@ -155,7 +162,33 @@ PUSHT = EnvSpec(
     exploration_actions=pusht.toward_block_actions,
 )
 
-REGISTRY: dict[str, EnvSpec] = {spec.env_id: spec for spec in (TWOROOM, REACHER, PUSHT)}
+TWOROOM_LAYOUTS = EnvSpec(
+    env_id=tworoom_layouts.ENV_ID,
+    entry_point="jepa_mpc_envs.tworoom_layouts:TwoRoomLayoutsEnv",
+    make_env=tworoom_layouts.TwoRoomLayoutsEnv,
+    build_model=tworoom_layouts.build_model,
+    state_to_mjstate=tworoom_layouts.state_to_mjstate,
+    mjstate_to_state=tworoom_layouts.mjstate_to_state,
+    sample_start_states=tworoom_layouts.sample_start_states,
+    state_dim=tworoom_layouts.STATE_DIM,
+    action_dim=2,
+    state_fields=tworoom_layouts.STATE_FIELDS,
+    default_layout=tworoom_layouts.LayoutFamily,
+    layout_from_dict=tworoom_layouts.LayoutFamily.from_dict,
+    suite_from_dict=tworoom_layouts.suite_from_dict,
+    generate_suite=tworoom_layouts.generate_suite,
+    pixel_renderer=tworoom_layouts.RoomRenderer,
+    feature_to_world=lambda xy, layout: np.asarray(xy)[..., :2],
+    view_half=lambda layout: layout.arena_half + 2 * 0.05,
+    default_tolerance=tworoom_layouts.DEFAULT_TOLERANCE,
+    default_max_steps=tworoom_layouts.DEFAULT_MAX_STEPS,
+    episode_crossings=tworoom_layouts.episode_crossings,
+    make_collector=tworoom_layouts.RoomCollector,
+    oracle_collector=tworoom_layouts.RoomCollector,
+    room_of=tworoom_layouts.room_params,
+)
+
+REGISTRY: dict[str, EnvSpec] = {spec.env_id: spec for spec in (TWOROOM, REACHER, PUSHT, TWOROOM_LAYOUTS)}
 ENV_IDS: tuple[str, ...] = tuple(REGISTRY)
 
 
@@ -173,4 +206,4 @@ def get_env_spec(env_id: str) -> EnvSpec:
     return spec
 
 
-__all__ = ["EnvSpec", "REGISTRY", "ENV_IDS", "get_env_spec", "TWOROOM", "REACHER", "PUSHT"]
+__all__ = ["EnvSpec", "REGISTRY", "ENV_IDS", "get_env_spec", "TWOROOM", "REACHER", "PUSHT", "TWOROOM_LAYOUTS"]

@@ -43,6 +43,7 @@ or a speed above the limit; see `jepa_mpc_envs.geometry.violates`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -527,6 +528,7 @@ class TasksArgs:
     tolerance: float = 0.0  # success radius around the goal features; 0: the env's default (TwoRoom 0.1 m, Reacher 0.12 rad)
     max_steps: int = 0  # episode length (control steps); 0: the env's default (TwoRoom 200, Reacher 100)
     check: str = ""  # if set: only load and validate this suite file, print its summary
+    split: str = ""  # env-specific task split (TwoRoomLayouts: "heldout" rooms, the default, or "train" rooms)
 
 
 def _summary(suite: Suite, where: str) -> str:
@@ -544,8 +546,11 @@ def tasks_main(args: TasksArgs) -> None:
     from .registry import get_env_spec
 
     spec = get_env_spec(args.env)
+    split = {"split": args.split} if args.split else {}
+    if split and "split" not in inspect.signature(spec.generate_suite).parameters:
+        raise ConfigError(f"--split {args.split}: {args.env} has no task splits")
     suite = spec.generate_suite(args.seed, args.n, hazards=args.hazards,
                                 tolerance=args.tolerance or spec.default_tolerance,
-                                max_steps=args.max_steps or spec.default_max_steps)
+                                max_steps=args.max_steps or spec.default_max_steps, **split)
     save_suite(suite, args.out)
     print(_summary(suite, f"wrote {args.out}"))

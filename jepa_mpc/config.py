@@ -190,6 +190,22 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         batch_size=32,
         lr=5e-4,
     ),
+    # TwoRoomLayouts (envs/tworoom_layouts.py): a new room every episode, seen only in the frame.
+    # The tworoom-pixels model with more steps for the wider data.
+    "tworoom-layouts-pixels": TrainConfig(
+        model=ModelConfig(
+            obs_key="pixels",
+            latent_dim=64,
+            encoder_hidden=(256,),
+            cnn_channels=(16, 32, 64, 128),
+            action_dim=10,
+        ),
+        action_block=5,
+        reg=RegularizerConfig(weight=0.03, num_projections=64),
+        steps=4000,
+        batch_size=32,
+        lr=5e-4,
+    ),
     # OGBench PointMaze (envs/ogbench_adapter.py) on our own reward-free OU data; the state preset's
     # settings (positions span ~0..21 maze units; the encoder normalises with the dataset's stats).
     "ogbench-pointmaze-state": TrainConfig(

@@ -77,6 +77,11 @@ class ControlConfig:
     """safety=auglag: outer rounds (the planner's iterations are split over them)."""
     auglag_rho: float = 10.0
     auglag_growth: float = 5.0
+    graph_source: str = "data"
+    """Episodes the goal graph is built from: "data" (the training dataset's) or "explore" (reward-free
+    exploration of each task's own room before its tasks, `explore_episodes` episodes of the dataset's
+    exploration policy; for rooms the data never showed, see jepa_mpc/room_graph.py)."""
+    explore_episodes: int = 64
     hazard_graph: bool = True
     """With safety on and goal_cost=graph: drop goal-graph nodes inside hazards (+ margin) before the
     detour search, so the goal cost routes around hazards as it does around walls."""
@@ -96,9 +101,13 @@ class ControlConfig:
 
 
 def validate_control(cfg: ControlConfig) -> None:
-    for name in ("horizon", "samples", "iterations", "action_block", "graph_nodes", "interp_points"):
+    for name in ("horizon", "samples", "iterations", "action_block", "graph_nodes", "interp_points", "explore_episodes"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+    if cfg.graph_source not in ("data", "explore"):
+        raise ConfigError(f"--graph-source must be 'data' or 'explore', got {cfg.graph_source!r}")
+    if cfg.graph_source == "explore" and cfg.graph_space != "latent":
+        raise ConfigError("--control.graph-source explore builds the graph on latents (--control.graph-space latent)")
     if cfg.graph_space not in ("probe", "latent"):
         raise ConfigError(f"--graph-space must be 'probe' or 'latent', got {cfg.graph_space!r}")
     if cfg.goal_cost not in ("graph", "latent"):
@@ -179,9 +188,15 @@ class _PlannerPolicy:
         self.hazards: dict | None = None
         self.speed_limit = cfg.speed_limit
 
+    graph_for_task: Callable[[Any], goal_graph.LatentGraph] | None = None
+    """When set (graph_source="explore"): each task's own goal graph (same node count for all)."""
+    task_graphs: list | None = None
+
     def set_tasks(self, tasks: Sequence[Any], layouts: Sequence[Any]) -> None:
-        """Per-episode constraints (hazards, arena, speed limit) for the next `start`."""
+        """Per-episode constraints (hazards, arena, speed limit) and goal graphs for the next `start`."""
         self.hazards = safety_lib.hazard_arrays(tasks, list(layouts), self.cfg.speed_limit)
+        if self.graph_for_task is not None and self.cfg.goal_cost == "graph":
+            self.task_graphs = [self.graph_for_task(t) for t in tasks]
 
     node_xy: np.ndarray | None = None  # goal-graph node positions (for the hazard-aware detour search)
     margin: float = 0.0
@@ -194,19 +209,27 @@ class _PlannerPolicy:
         if hz is None or len(hz["speed"]) != b:
             hz = safety_lib.empty_hazards(b, speed_limit=self.cfg.speed_limit)
         self.hazards = None
+        task_graphs, self.task_graphs = self.task_graphs, None
+        per_task = {}
         if self.cfg.goal_cost == "graph":
-            avoid = self.cfg.safety != "none" and self.cfg.hazard_graph and self.node_xy is not None
+            if task_graphs is not None and len(task_graphs) != b:
+                raise ValueError(f"{len(task_graphs)} task graphs for {b} goals")
+            graphs = task_graphs or [self.graph] * b
+            avoid = (self.cfg.safety != "none" and self.cfg.hazard_graph and self.node_xy is not None
+                     and task_graphs is None)
             excess = []
             for i, g in enumerate(graph_goals):
                 if avoid:
                     blocked = safety_lib.blocked_nodes(self.node_xy, {k: v[i] for k, v in hz.items()}, self.margin)
                     excess.append(safety_lib.detour_excess_avoiding(self.graph, g, blocked))
                 else:
-                    excess.append(goal_graph.detour_excess(self.graph, g))
+                    excess.append(goal_graph.detour_excess(graphs[i], g))
             excess = np.stack(excess)
+            if task_graphs is not None:  # each episode searches its own graph's nodes
+                per_task["nodes"] = jnp.asarray(np.stack([g.nodes for g in task_graphs]), jnp.float32)
         else:
             excess = np.zeros((len(goals), 1), np.float32)
-        return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(excess),
+        return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(excess), **per_task,
                 **{k: jnp.asarray(v) for k, v in hz.items()}}
 
     def _plan(self, start: jax.Array, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -274,7 +297,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
         @jax.jit
         def plan_batch(params, probe_p, z0, ctx, init, keys):
             def one(z0, ctx, init, key):
-                ctx = {**ctx, "nodes": nodes}
+                ctx = {"nodes": nodes, **ctx}  # per-episode nodes (task graphs) win
 
                 def objective(a):
                     z = rollout_p(params, z0, a)
@@ -343,7 +366,7 @@ class OraclePlannerPolicy(_PlannerPolicy):
         @jax.jit
         def plan_batch(state0, ctx, init, keys):
             def one(state0, ctx, init, key):
-                ctx = {**ctx, "nodes": nodes}
+                ctx = {"nodes": nodes, **ctx}  # per-episode nodes (task graphs) win
 
                 def objective(a):
                     out = rollout(state0, a)
@@ -481,7 +504,8 @@ def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_s
     """
     from jepa_mpc.data.collect import StateCollector
 
-    collector = StateCollector(model, frame_skip=frame_skip, env=env)
+    make = getattr(env, "oracle_collector", None) or StateCollector
+    collector = make(model, frame_skip=frame_skip, env=env)
     goal_dim = getattr(collector.env, "goal_dim", 2)
     width = max(4, 2 * goal_dim)  # goal features and their rates (per-step output)
 

@@ -195,11 +195,15 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
     ds, data_path = _dataset_for(args, record)
     _check_suite_matches(suite, ds.meta, f"{args.checkpoint} (dataset {data_path})")
     graph_cfg = goal_graph.GraphConfig(num_nodes=cfg.graph_nodes, seed=cfg.seed)
+    explore = cfg.goal_cost == "graph" and cfg.graph_source == "explore"
     if args.dynamics == "oracle":
         graph = (goal_graph.build_graph([env.goal_features(e) for e in ds.arrays["state"]], graph_cfg)
-                 if cfg.goal_cost == "graph" else None)
+                 if cfg.goal_cost == "graph" and not explore else None)
         sim = mujoco_block_simulator(env.build_model(suite.layout), frame_skip, cfg.action_block, env=env)
         policy = OraclePlannerPolicy(sim, cfg, graph, action_dim=env.action_dim, goal_dim=env.goal_dim)
+        if explore:
+            policy.room_graphs = _room_graphs(cfg, env, suite, ds.meta, env.goal_features)
+            policy.graph_for_task = policy.room_graphs.graph_for
         return policy, "state", policy.planner_cfg, None
     from jepa_mpc.model.checkpoint import load_world_model
 
@@ -209,8 +213,16 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         from jepa_mpc.probe import load_or_train_probe
 
         probe = load_or_train_probe(model, ds)  # constraints are read from the latents through it
-    graph, readout = None, None
-    if cfg.goal_cost == "graph":
+    graph, readout, room_graphs = None, None, None
+    if explore:
+        from jepa_mpc import room_graph
+
+        encode = jax.jit(model.encode_p)
+        embed = (room_graph.pixel_embedder(env, suite.layout, ds.meta.get("render_size") or 64,
+                                           lambda obs: encode(model.state, obs))
+                 if model.obs_key == "pixels" else room_graph.state_embedder(lambda obs: encode(model.state, obs)))
+        room_graphs = _room_graphs(cfg, env, suite, ds.meta, embed)
+    elif cfg.goal_cost == "graph":
         encode = jax.jit(model.encode_p)
         latents = encode_episodes(lambda obs: encode(model.state, obs), ds.arrays[model.obs_key])
         if cfg.graph_space == "probe":
@@ -223,7 +235,17 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         else:
             graph = goal_graph.build_graph(latents, graph_cfg)
     policy = LatentPlannerPolicy(model, cfg, graph, probe, graph_readout=readout)
+    if room_graphs is not None:
+        policy.room_graphs, policy.graph_for_task = room_graphs, room_graphs.graph_for
     return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
+
+
+def _room_graphs(cfg, env, suite, meta: dict, embed):
+    """Goal graphs from reward-free exploration of each task's room (jepa_mpc/room_graph.py)."""
+    from jepa_mpc import room_graph
+
+    explore = room_graph.ExploreConfig.from_dataset_meta(meta, cfg.explore_episodes, cfg.seed)
+    return room_graph.RoomGraphs(env, suite.layout, embed, explore, cfg.graph_nodes)
 
 
 def encode_episodes(encode, observations: np.ndarray, batch: int = 4096) -> list[np.ndarray]:
@@ -277,6 +299,8 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     bar.close()
     wall = time.perf_counter() - t0
     summary = summarize(records, latencies, batch_sizes, wall)
+    if getattr(policy, "room_graphs", None) is not None:  # reward-free steps spent exploring the rooms first
+        summary["exploration_env_steps"] = policy.room_graphs.explored_steps
     result = {
         "schema_version": 1,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

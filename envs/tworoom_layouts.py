@@ -1,0 +1,443 @@
+"""TwoRoom with a different room every episode: the "unfamiliar room" test.
+
+The physics, actuation and rendering are TwoRoom's (envs/tworoom.py). What changes per episode is
+the room: the dividing wall's position and its door's centre and width. The room is part of the
+physical state, so a state model sees it and a pixel model sees it in the frame:
+
+    state = (x, y, vx, vy, wall_pos, door_center, door_width)   float32, 7 numbers
+
+The last three are constant within an episode. A `LayoutFamily` says where rooms come from:
+uniform ranges for the three numbers, plus `heldout` rooms drawn from their own seed. Collection
+never draws a room within `min_gap` of a held-out room (distance in the unit cube of the three
+normalised ranges), so the held-out rooms lie in regions of room space no training episode saw.
+
+Two shipped suites (200 tasks each, 20 rooms x 10 tasks, 60 % of them through the door):
+``tworoom_layouts_train.json`` on rooms drawn like the training data (in distribution) and
+``tworoom_layouts_heldout.json`` on the family's held-out rooms. A task's start and goal are
+full 7-number states; both carry the same room.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from . import tasks as task_lib
+from . import tworoom
+from .base import MujocoTaskEnv, cached_model, mujoco
+from .geometry import AGENT_RADIUS, MAX_SPEED, Layout, is_free, room_of, violates
+
+ENV_ID = "jepa_mpc_envs/TwoRoomLayouts-v0"
+STATE_DIM = 7
+STATE_FIELDS = ("x", "y", "vx", "vy", "wall_pos", "door_center", "door_width")
+ROOM_FIELDS = STATE_FIELDS[4:]
+DEFAULT_TOLERANCE = 0.1
+DEFAULT_MAX_STEPS = 200
+TASKS_PER_ROOM = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class LayoutFamily:
+    """Where the rooms come from (see the module docstring). Walls are vertical (x = wall_pos)."""
+
+    arena_half: float = 1.0
+    wall_pos_range: tuple[float, float] = (-0.35, 0.35)
+    door_center_range: tuple[float, float] = (-0.55, 0.55)
+    door_width_range: tuple[float, float] = (0.22, 0.45)
+    heldout: int = 20
+    """Rooms held out from collection (drawn from `heldout_seed`)."""
+    heldout_seed: int = 1234
+    min_gap: float = 0.15
+    """No collected room lies within this normalised distance of a held-out room."""
+    wall_thickness: float = 0.06
+    """Thicker than TwoRoom's 0.04 m so the wall spans ~2 px at 64 x 64."""
+
+    def __post_init__(self):
+        for name in ("wall_pos_range", "door_center_range", "door_width_range"):
+            lo, hi = getattr(self, name)
+            object.__setattr__(self, name, (float(lo), float(hi)))
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"LayoutFamily field '{name}': expected [lo, hi] with lo < hi, got {[lo, hi]}")
+        if self.heldout < 0 or self.min_gap < 0:
+            raise ValueError("LayoutFamily field 'heldout'/'min_gap': must be >= 0")
+        for corner in self._corners():  # every room of the range must be a valid TwoRoom layout
+            self.room(corner)
+
+    # --- rooms as (3,) parameter vectors
+    @property
+    def lows(self) -> np.ndarray:
+        return np.array([self.wall_pos_range[0], self.door_center_range[0], self.door_width_range[0]])
+
+    @property
+    def spans(self) -> np.ndarray:
+        return np.array([self.wall_pos_range[1], self.door_center_range[1], self.door_width_range[1]]) - self.lows
+
+    def _corners(self) -> list[np.ndarray]:
+        return [self.lows + self.spans * np.array(bits) for bits in np.ndindex(2, 2, 2)]
+
+    def room(self, params) -> Layout:
+        """The TwoRoom Layout of room parameters (wall_pos, door_center, door_width)."""
+        w, c, d = (float(v) for v in np.asarray(params, np.float64)[:3])
+        return Layout(arena_half=self.arena_half, wall_axis="x", wall_pos=w, door_center=c, door_width=d,
+                      wall_thickness=self.wall_thickness)
+
+    def heldout_rooms(self) -> np.ndarray:
+        """(heldout, 3) room parameters of the held-out rooms (rounded to 4 decimals)."""
+        rng = np.random.default_rng(self.heldout_seed)
+        return np.round(self.lows + self.spans * rng.uniform(size=(self.heldout, 3)), 4)
+
+    def gap_to_heldout(self, params) -> np.ndarray:
+        """(...,) normalised distance of rooms (..., 3) to the nearest held-out room (inf without any)."""
+        held = self.heldout_rooms()
+        if len(held) == 0:
+            return np.full(np.shape(params)[:-1], np.inf)
+        u = (np.asarray(params)[..., None, :3] - held) / self.spans
+        return np.linalg.norm(u, axis=-1).min(axis=-1)
+
+    def sample_training_rooms(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n, 3) rooms uniform over the ranges, none within `min_gap` of a held-out room."""
+        out = np.empty((0, 3))
+        while len(out) < n:
+            p = self.lows + self.spans * rng.uniform(size=(2 * (n - len(out)) + 8, 3))
+            out = np.concatenate([out, p[self.gap_to_heldout(p) >= self.min_gap]])
+        return out[:n]
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LayoutFamily":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"LayoutFamily field '{sorted(unknown)[0]}': unknown field")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def room_params(states) -> np.ndarray:
+    """(..., 3) room parameters of (..., 7) states."""
+    return np.asarray(states)[..., 4:7]
+
+
+# ------------------------------------------------------------------ physics and rendering
+
+_ROOM_MODELS: "collections.OrderedDict[tuple, mujoco.MjModel]" = collections.OrderedDict()
+
+
+def _room_mjcf(key: tuple) -> str:
+    a, t, w, c, d = key
+    return tworoom.build_mjcf(Layout(arena_half=a, wall_axis="x", wall_pos=w, door_center=c, door_width=d,
+                                     wall_thickness=t))
+
+
+def room_model(arena_half: float, wall_thickness: float, params) -> mujoco.MjModel:
+    """The compiled TwoRoom model of one room (LRU-cached, read-only)."""
+    key = (float(arena_half), float(wall_thickness)) + tuple(round(float(v), 6) for v in np.asarray(params)[:3])
+    return cached_model(_ROOM_MODELS, key, _room_mjcf, size=512)
+
+
+def model_geometry(model: mujoco.MjModel) -> tuple[float, float]:
+    """(arena half-width, dividing-wall thickness) of a TwoRoom model."""
+    bound = model.geom("bound_xp")
+    return float(bound.pos[0] - bound.size[0]), float(2 * model.geom("wall0").size[0])
+
+
+def build_model(family: LayoutFamily | None = None, hazards: Sequence[Any] = ()) -> mujoco.MjModel:
+    """The model of the family's middle room (every room has the same state size and renders alike)."""
+    if hazards:
+        raise ValueError("TwoRoomLayouts has no hazards")
+    family = family or LayoutFamily()
+    return room_model(family.arena_half, family.wall_thickness, family.lows + family.spans / 2)
+
+
+def state_to_mjstate(model: mujoco.MjModel, states) -> np.ndarray:
+    return tworoom.state_to_mjstate(model, np.asarray(states)[..., :4])
+
+
+def mjstate_to_state(model: mujoco.MjModel, mjstates) -> np.ndarray:
+    """(..., nstate) -> (..., 4): the agent part only (the room is not in MuJoCo's state; see RoomCollector)."""
+    return tworoom.mjstate_to_state(model, mjstates)
+
+
+class RoomCollector:
+    """Batched open-loop rollouts where every row has its own room: one model per row, one
+    multithreaded `mujoco.rollout` call; same interface as jepa_mpc.data.collect.StateCollector."""
+
+    def __init__(self, model: mujoco.MjModel, frame_skip: int = 5, nthread: int | None = None, env: Any = None):
+        import os
+
+        from mujoco import rollout
+
+        self.env = env
+        self.geometry = model_geometry(model)
+        self.model = model
+        self.frame_skip = int(frame_skip)
+        self.nthread = max(1, int(nthread or os.cpu_count() or 1))
+        self._datas = [mujoco.MjData(model) for _ in range(self.nthread)]
+        self._pool = rollout.Rollout(nthread=self.nthread)
+
+    def run(self, init_states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
+        init_states = np.asarray(init_states, np.float64)
+        n, t, _ = actions.shape
+        if n == 0 or t == 0:
+            raise ValueError(f"RoomCollector.run needs at least one episode and one step (got actions {actions.shape})")
+        models = [room_model(*self.geometry, p) for p in room_params(init_states)]
+        init = state_to_mjstate(self.model, init_states)
+        control = np.repeat(np.asarray(actions, np.float64), self.frame_skip, axis=1)
+        phys, _ = self._pool.rollout(models, self._datas, init, control)
+        full = np.concatenate([init[:, None, :], phys[:, self.frame_skip - 1 :: self.frame_skip]], axis=1)
+        agent = mjstate_to_state(self.model, full)
+        rooms = np.broadcast_to(room_params(init_states)[:, None, :], agent.shape[:2] + (3,))
+        qp = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_TIME)
+        return {
+            "state": np.concatenate([agent, rooms.astype(np.float32)], axis=-1),
+            "qpos": full[..., qp : qp + 2].copy(),
+            "qvel": full[..., qp + 2 : qp + 4].copy(),
+        }
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> "RoomCollector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class RoomRenderer(tworoom.PixelRenderer):
+    """TwoRoom's top-down renderer that draws each state's own room (its two wall boxes are moved
+    and resized on a private copy of the model before each frame)."""
+
+    def __init__(self, model: mujoco.MjModel, size: int = 64):
+        import copy
+
+        super().__init__(copy.copy(model), size)
+        self._walls = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"wall{i}") for i in range(2)]
+        if min(self._walls) < 0:
+            raise ValueError("RoomRenderer needs a model with two wall boxes (wall0, wall1)")
+        self._arena_half, self._thickness = model_geometry(self.model)
+
+    def _set_room(self, params) -> None:
+        w, c, d = (float(v) for v in params)
+        layout = Layout(arena_half=self._arena_half, wall_axis="x", wall_pos=w, door_center=c, door_width=d,
+                        wall_thickness=self._thickness)
+        for gid, (lo, hi) in zip(self._walls, layout.wall_boxes()):
+            self.model.geom_pos[gid, :2] = (lo + hi) / 2
+            self.model.geom_size[gid, :2] = (hi - lo) / 2
+
+    def render_state(self, state) -> np.ndarray:
+        self._set_room(room_params(np.asarray(state, np.float64)))
+        return super().render_state(state)
+
+    def render_states(self, states) -> np.ndarray:
+        s = np.asarray(states, np.float64).reshape(-1, np.shape(states)[-1])
+        out = np.empty((len(s), self.size, self.size, 3), np.uint8)
+        rooms = room_params(s)
+        change = np.flatnonzero(np.r_[True, np.any(rooms[1:] != rooms[:-1], axis=1)])
+        bounds = np.r_[change, len(s)]
+        for a, b in zip(bounds[:-1], bounds[1:]):  # consecutive frames of one episode share a room
+            self._set_room(rooms[a])
+            out[a:b] = super().render_states(s[a:b])
+        return out
+
+
+# ------------------------------------------------------------------ environment
+
+
+class TwoRoomLayoutsEnv(MujocoTaskEnv):
+    """TwoRoom whose room comes with each task (or is drawn from the family's training rooms).
+
+    reset(options={"task": t}): start state, goal and room from the task (t.start[4:7]); info as
+    TwoRoom's (success, violation, distance_to_goal, state, goal), with 7-number states.
+    """
+
+    def __init__(self, layout: LayoutFamily | dict = LayoutFamily(), obs_type: str = "state", frame_skip: int = 5,
+                 max_steps: int = DEFAULT_MAX_STEPS, render_size: int = 64, render_mode: str | None = None,
+                 tolerance: float = DEFAULT_TOLERANCE):
+        if isinstance(layout, dict):
+            layout = LayoutFamily.from_dict(layout)
+        self._store_args(layout, obs_type, frame_skip, max_steps, render_size, render_mode, tolerance)
+        a = layout.arena_half
+        lo = np.r_[[-a, -a, -MAX_SPEED, -MAX_SPEED], layout.lows].astype(np.float32)
+        hi = np.r_[[a, a, MAX_SPEED, MAX_SPEED], layout.lows + layout.spans].astype(np.float32)
+        self._set_spaces(gym.spaces.Box(lo, hi, dtype=np.float32))
+        self.task = None
+        self.hazards = ()
+        self._room = layout.lows + layout.spans / 2
+        self.model = build_model(layout)
+        self.data = mujoco.MjData(self.model)
+        self.goal = np.zeros(STATE_DIM, np.float32)
+        self.tolerance = self.default_tolerance
+        self.max_steps = self.default_max_steps
+        self.steps = 0
+
+    @property
+    def renderer(self) -> RoomRenderer:
+        if self._renderer is None:
+            self._renderer = RoomRenderer(build_model(self.layout), self.render_size)
+        return self._renderer
+
+    @property
+    def room(self) -> Layout:
+        """The current episode's room."""
+        return self.layout.room(self._room)
+
+    @property
+    def state(self) -> np.ndarray:
+        return np.concatenate([tworoom.get_state(self.data), self._room]).astype(np.float32)
+
+    def observation_at(self, state) -> Any:
+        s = np.asarray(state, np.float32).reshape(-1)
+        if s.size != STATE_DIM:
+            raise ValueError(f"TwoRoomLayouts state must have {STATE_DIM} numbers {STATE_FIELDS}, got {s.size}")
+        if self.obs_type == "state":
+            return s
+        pix = self.renderer.render_state(s)
+        return pix if self.obs_type == "pixels" else {"state": s, "pixels": pix}
+
+    def goal_observation(self) -> Any:
+        return self.observation_at(self.goal)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        task = (options or {}).get("task")
+        if task is not None:
+            start = np.asarray(task.start, np.float64)
+            goal = np.asarray(task.goal, np.float64)
+            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
+        else:
+            room = self.layout.sample_training_rooms(self.np_random, 1)[0]
+            start = np.r_[_free_position(self.np_random, self.layout.room(room)), 0.0, 0.0, room]
+            goal = np.r_[_free_position(self.np_random, self.layout.room(room)), 0.0, 0.0, room]
+            self.tolerance, self.max_steps = self.default_tolerance, self.default_max_steps
+        self.task = task
+        self._room = room_params(start).astype(np.float64)
+        self.model = room_model(self.layout.arena_half, self.layout.wall_thickness, self._room)
+        self.data = mujoco.MjData(self.model)
+        tworoom.set_state(self.model, self.data, start[:4])
+        self.goal = np.asarray(goal, np.float32)
+        self.steps = 0
+        return self.observation_at(self.state), self._info()
+
+    def _info(self) -> dict:
+        s = self.state
+        dist = float(np.linalg.norm(s[:2] - self.goal[:2]))
+        return {
+            "success": bool(dist <= self.tolerance),
+            "violation": violates((), s, getattr(self.task, "speed_limit", None), getattr(self.task, "keep_in", None)),
+            "distance_to_goal": dist,
+            "state": s,
+            "goal": self.goal.copy(),
+        }
+
+
+def _free_position(rng: np.random.Generator, room: Layout, margin: float = task_lib.POS_MARGIN) -> np.ndarray:
+    a = room.arena_half
+    while True:
+        p = rng.uniform(-a, a, size=2)
+        if is_free(room, p, AGENT_RADIUS + margin):
+            return p
+
+
+def sample_start_states(layout: LayoutFamily | Layout, rng: np.random.Generator, n: int,
+                        room: np.ndarray | None = None) -> np.ndarray:
+    """(n, 7) resting starts, each in its own training room (or all in `room`, (3,) parameters)."""
+    rooms = (layout.sample_training_rooms(rng, n) if room is None
+             else np.repeat(np.asarray(room, np.float64)[None, :3], n, axis=0))
+    pos = np.stack([_free_position(rng, layout.room(r), margin=0.02) for r in rooms])
+    return np.concatenate([pos, np.zeros((n, 2)), rooms], axis=1)
+
+
+def episode_crossings(layout: LayoutFamily, states: np.ndarray) -> np.ndarray:
+    """(E,) bool: the agent went through its room's door (the side of its wall changed)."""
+    side = np.sign(states[..., 0] - states[..., 4])
+    return (side != side[:, :1]).any(axis=1)
+
+
+# ------------------------------------------------------------------ task suites
+
+
+def _parse_family(ctx, raw: dict) -> LayoutFamily:
+    try:
+        return LayoutFamily.from_dict(raw)
+    except (ValueError, TypeError) as e:
+        raise ctx.err("layout", " ".join(str(e).split())) from None
+
+
+def _parse_task(ctx, d, family: LayoutFamily) -> task_lib.Task:
+    name = task_lib.task_name(ctx, d, ("name", "start", "goal", "tolerance", "max_steps", "hazards"))
+    start = task_lib._vector(ctx, "start", d["start"], (STATE_DIM,))
+    goal = task_lib._vector(ctx, "goal", d["goal"], (STATE_DIM,))
+    if d.get("hazards"):
+        raise ctx.err("hazards", "TwoRoomLayouts tasks have no hazards")
+    if any(abs(v) > MAX_SPEED for v in start[2:4] + goal[2:4]):
+        raise ctx.err("start", f"velocity exceeds the speed bound {MAX_SPEED}")
+    if goal[4:] != start[4:]:
+        raise ctx.err("goal", f"room {list(goal[4:])} differs from the start's {list(start[4:])} (fields 4:7)")
+    try:
+        room = family.room(start[4:])
+    except ValueError as e:
+        raise ctx.err("start", f"room {list(start[4:])}: {e}") from None
+    for field, s in (("start", start), ("goal", goal)):
+        if not is_free(room, np.asarray(s[:2]), AGENT_RADIUS):
+            raise ctx.err(field, f"position {list(s[:2])} is in the wall or outside the arena of its room")
+    tolerance = task_lib._number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
+    if tolerance <= 0:
+        raise ctx.err("tolerance", f"must be > 0, got {tolerance}")
+    max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
+    return task_lib.Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
+
+
+def suite_from_dict(d, path: str = "<dict>") -> task_lib.Suite:
+    return task_lib.parse_suite_document(d, path, (ENV_ID,), _parse_family, _parse_task)
+
+
+def generate_suite(seed: int, n: int, family: LayoutFamily = LayoutFamily(), split: str = "heldout",
+                   tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
+                   hazards: str = "none") -> task_lib.Suite:
+    """`n` tasks, `TASKS_PER_ROOM` per room: rooms are the family's held-out ones (split="heldout",
+    cycled) or fresh training-distribution rooms (split="train"); 60 % of a room's tasks cross the door."""
+    if hazards != "none":
+        raise task_lib.ConfigError("TwoRoomLayouts suites have no hazards (--hazards none)")
+    if split not in ("train", "heldout"):
+        raise task_lib.ConfigError(f"split must be 'train' or 'heldout', got {split!r}")
+    if n < 1:
+        raise task_lib.ConfigError(f"n must be >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    n_rooms = -(-n // TASKS_PER_ROOM)
+    if split == "heldout":
+        held = family.heldout_rooms()
+        if len(held) == 0:
+            raise task_lib.ConfigError("the layout family holds out no rooms (heldout = 0)")
+        rooms = held[np.arange(n_rooms) % len(held)]
+    else:
+        rooms = np.round(family.sample_training_rooms(rng, n_rooms), 4)
+    out = []
+    for i in range(n):
+        params = rooms[i // TASKS_PER_ROOM]
+        room = family.room(params)
+        cross = (i % TASKS_PER_ROOM) < round(task_lib.CROSSING_FRACTION * TASKS_PER_ROOM)
+        while True:
+            s, g = _free_position(rng, room), _free_position(rng, room)
+            if (room_of(room, s) != room_of(room, g)) == cross and np.linalg.norm(g - s) >= task_lib.MIN_SEPARATION:
+                break
+        rnd = [task_lib._r(v) for v in (*s, 0.0, 0.0, *params)], [task_lib._r(v) for v in (*g, 0.0, 0.0, *params)]
+        out.append(task_lib.Task(name=f"rooms-{split}-s{seed}-{i:04d}", start=tuple(rnd[0]), goal=tuple(rnd[1]),
+                                 tolerance=float(tolerance), max_steps=int(max_steps)))
+    suite = task_lib.Suite(env_id=ENV_ID, layout=family, tasks=tuple(out))
+    return dataclasses.replace(suite_from_dict(task_lib.suite_to_dict(suite), "<generated>"), path=None)
+
+
+__all__ = ["ENV_ID", "LayoutFamily", "TwoRoomLayoutsEnv", "RoomCollector", "RoomRenderer", "generate_suite",
+           "suite_from_dict", "sample_start_states", "room_model", "build_model"]
