@@ -99,6 +99,11 @@ def compute_loss(
 
     reg = regularizer_loss(cfg.reg, z, key)
     loss = cfg.teacher_forcing_weight * tf_loss + cfg.rollout_weight * roll_loss + cfg.reg.weight * reg
+    extra = {}
+    if cfg.inverse_weight > 0:  # the latent step must tell which action was taken: encode what moves
+        a_true = model.predictor.norm(a[:, : z.shape[1] - 1])
+        extra["inverse_loss"] = jnp.mean((model.infer_action(z[:, :-1], z[:, 1:]) - a_true) ** 2)
+        loss = loss + cfg.inverse_weight * extra["inverse_loss"]
     copy = jnp.mean((z[:, :-1] - tgt[:, 1:]) ** 2)
     metrics = {
         "loss": loss,
@@ -107,6 +112,7 @@ def compute_loss(
         "reg": reg,
         "tf_copy_ratio": tf_loss / (copy + 1e-12),
         "z_std_min": jnp.min(jnp.std(z.reshape((-1, z.shape[-1])), axis=0)),
+        **extra,
     }
     return loss, metrics
 
@@ -357,6 +363,8 @@ def train(
     check_regularizer(cfg.reg)
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.rollout_steps < 1:
         raise ConfigError("steps, batch_size and rollout_steps must be >= 1")
+    if cfg.inverse_weight < 0 or (cfg.inverse_weight > 0 and cfg.model.inverse_hidden < 1):
+        raise ConfigError(f"--inverse-weight {cfg.inverse_weight} needs >= 0 and, when > 0, --model.inverse-hidden > 0")
     run_dir = Path(run_dir)
     if (run_dir / CONFIG_FILE).exists():
         saved, _ = read_run_config(run_dir)

@@ -133,3 +133,23 @@ def test_bad_inputs_are_one_line_user_errors(tmp_path, ds):
     assert not (tmp_path / "r" / "config.json").exists()
     args = parse_train_cli(["--preset", "tworoom-pixels", "--data", "d", "--run", "r", "--reg.kind", "none"])
     assert args.config.model.obs_key == "pixels" and args.config.reg.kind == "none"
+
+
+def test_inverse_dynamics_loss_is_learned_and_needs_its_head(tmp_path, ds):
+    import dataclasses
+
+    with pytest.raises(ConfigError, match="inverse-hidden"):
+        train(tiny_cfg(inverse_weight=1.0), tmp_path / "bad", dataset=ds, progress=False)
+    cfg = tiny_cfg(model=dataclasses.replace(TINY, inverse_hidden=32), inverse_weight=1.0, steps=120,
+                   ckpt_every=1000)
+    run = tmp_path / "inv"
+    train(cfg, run, dataset=ds, progress=False, tensorboard=False)
+    losses = [m["inverse_loss"] for m in read_metrics(run) if "inverse_loss" in m]
+    assert len(losses) > 5 and np.isfinite(losses).all()
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])  # the head learns which action was taken
+    model = load_world_model(str(run))  # the head is part of the checkpoint
+    from flax import nnx
+
+    wm = nnx.merge(model.graphdef, model.state)
+    z = wm.encode(np.asarray(ds.arrays["state"][0, :2], np.float32))
+    assert wm.infer_action(z[:1], z[1:]).shape == (1, cfg.model.action_dim)

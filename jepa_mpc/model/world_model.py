@@ -36,6 +36,8 @@ def validate_model_config(cfg: ModelConfig, where: str = "model config") -> None
         raise ConfigError(f"{where}: model.predictor={cfg.predictor!r}; expected one of {PREDICTORS}")
     if cfg.history < 1 or (cfg.predictor == "mlp" and cfg.history != 1):
         raise ConfigError(f"{where}: model.history={cfg.history} (mlp predictor needs 1, transformer >= 1)")
+    if cfg.inverse_hidden < 0:
+        raise ConfigError(f"{where}: model.inverse_hidden must be >= 0, got {cfg.inverse_hidden}")
     if cfg.latent_dim < 1 or cfg.action_dim < 1:
         raise ConfigError(f"{where}: model.latent_dim and model.action_dim must be positive")
     if cfg.obs_key == "pixels" and cfg.image_size % (2 ** len(cfg.cnn_channels)):
@@ -59,6 +61,10 @@ class WorldModel(nnx.Module):
         self.cfg = cfg
         self.encoder = make_encoder(cfg, rngs=rngs)
         self.predictor = make_predictor(cfg, rngs=rngs)
+        if cfg.inverse_hidden > 0:  # trained with the model, never used to plan
+            d, h = cfg.latent_dim, cfg.inverse_hidden
+            self.inverse = nnx.Sequential(nnx.Linear(2 * d, h, rngs=rngs), nnx.LayerNorm(h, rngs=rngs), nnx.gelu,
+                                          nnx.Linear(h, cfg.action_dim, rngs=rngs))
 
     # -- normalisation statistics (dataset stats, stored in the model state as `Stat`s)
     def set_norm_stats(self, stats: dict) -> None:
@@ -76,6 +82,10 @@ class WorldModel(nnx.Module):
     # -- the world-model API
     def encode(self, obs: jax.Array) -> jax.Array:
         return self.encoder(obs)
+
+    def infer_action(self, z: jax.Array, z_next: jax.Array) -> jax.Array:
+        """Inverse dynamics: the (normalised) action block that took z to z_next (needs model.inverse_hidden)."""
+        return self.inverse(jnp.concatenate([z, z_next], axis=-1))
 
     def predict_hist(self, z_hist: jax.Array, a_hist: jax.Array) -> jax.Array:
         return self.predictor(z_hist, a_hist)
