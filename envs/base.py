@@ -79,6 +79,19 @@ class MujocoTaskEnv(gym.Env):
         }[self.obs_type]
         self.action_space = gym.spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
 
+    def _pack(self, state, state_obs=None):
+        """The observation of ``obs_type`` for a full physical state: the state vector (``state_obs``,
+        default the state itself), its rendered frame, or both."""
+        state_obs = state if state_obs is None else state_obs
+        if self.obs_type == "state":
+            return state_obs
+        pix = self.renderer.render_state(state)
+        return pix if self.obs_type == "pixels" else {"state": state_obs, "pixels": pix}
+
+    def goal_observation(self):
+        """Observation of the current goal state."""
+        return self.observation_at(self.goal)
+
     def step(self, action):
         self.data.ctrl[:] = np.clip(checked_action(action, self.model.nu), -1.0, 1.0)
         for _ in range(self.frame_skip):

@@ -521,13 +521,7 @@ class PushTEnv(MujocoTaskEnv):
         """The observation (of this env's obs_type) of a physical state (12 fields, or 10 / 5 without
         the derived cos/sin or velocities)."""
         s = as_full_state(state)
-        if self.obs_type == "state":
-            return self._clip_state(s)
-        pix = self.renderer.render_state(s)
-        return pix if self.obs_type == "pixels" else {"state": self._clip_state(s), "pixels": pix}
-
-    def goal_observation(self) -> Any:
-        return self.observation_at(self.goal)
+        return self._pack(s, self._clip_state(s))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

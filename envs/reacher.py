@@ -274,13 +274,7 @@ class ReacherEnv(MujocoTaskEnv):
         s = np.zeros(4, np.float32)
         v = np.asarray(state, dtype=np.float32).reshape(-1)
         s[: min(4, v.size)] = v[:4]
-        if self.obs_type == "state":
-            return s
-        pix = self.renderer.render_state(s)
-        return pix if self.obs_type == "pixels" else {"state": s, "pixels": pix}
-
-    def goal_observation(self) -> Any:
-        return self.observation_at(self.goal)
+        return self._pack(s)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -347,16 +347,7 @@ class TwoRoomEnv(MujocoTaskEnv):
         s = np.zeros(4, np.float32)
         v = np.asarray(state, dtype=np.float32).reshape(-1)
         s[: min(4, v.size)] = v[:4]
-        if self.obs_type == "state":
-            return s
-        pix = self.renderer.render_state(s)
-        if self.obs_type == "pixels":
-            return pix
-        return {"state": s, "pixels": pix}
-
-    def goal_observation(self) -> Any:
-        """Observation of the current goal state."""
-        return self.observation_at(self.goal)
+        return self._pack(s)
 
     @property
     def state(self) -> np.ndarray:

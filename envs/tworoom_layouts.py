@@ -299,13 +299,7 @@ class TwoRoomLayoutsEnv(MujocoTaskEnv):
         s = np.asarray(state, np.float32).reshape(-1)
         if s.size != STATE_DIM:
             raise ValueError(f"TwoRoomLayouts state must have {STATE_DIM} numbers {STATE_FIELDS}, got {s.size}")
-        if self.obs_type == "state":
-            return s
-        pix = self.renderer.render_state(s)
-        return pix if self.obs_type == "pixels" else {"state": s, "pixels": pix}
-
-    def goal_observation(self) -> Any:
-        return self.observation_at(self.goal)
+        return self._pack(s)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
