@@ -114,6 +114,16 @@ def cube_info(dataset: str) -> dict:
     return info
 
 
+@functools.lru_cache(maxsize=4)
+def cube_model(dataset: str):
+    """OGBench's MuJoCo model of `dataset` (cached; read-only: dataset metadata only)."""
+    env = make_cube_env(dataset)
+    env.reset(seed=0)
+    model = env.unwrapped._model
+    env.close()
+    return model
+
+
 class OGBenchCubeEnv:
     """OGBench cube behind the pipeline's env contract (see the module docstring).
 
@@ -414,16 +424,11 @@ def env_spec(env_id: str, dataset: str):
 
     info = cube_info(dataset)
 
-    def build_model(layout, hazards=()):
-        env = make_cube_env(layout.dataset)
-        env.reset(seed=0)
-        return env.unwrapped._model
-
     return EnvSpec(
         env_id=env_id,
         entry_point="jepa_mpc_envs.ogbench_cube:OGBenchCubeEnv",
         make_env=OGBenchCubeEnv,
-        build_model=build_model,
+        build_model=lambda layout, hazards=(): cube_model(layout.dataset),
         state_to_mjstate=_no_mjstate,
         mjstate_to_state=_no_mjstate,
         sample_start_states=sample_start_states,
