@@ -214,6 +214,12 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         batch_size=32,
         lr=5e-4,
     ),
+    # OGBench cube-single (envs/ogbench_cube.py): a 27-number state, OGBench's 5-d arm commands.
+    "ogbench-cube-single-state": TrainConfig(
+        model=ModelConfig(obs_dim=27, latent_dim=64, action_dim=25),
+        reg=RegularizerConfig(weight=0.01, num_projections=64),
+        action_block=5,
+    ),
     # OGBench PointMaze (envs/ogbench_adapter.py) on our own reward-free OU data; the state preset's
     # settings (positions span ~0..21 maze units; the encoder normalises with the dataset's stats).
     "ogbench-pointmaze-state": TrainConfig(

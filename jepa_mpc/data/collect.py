@@ -197,7 +197,7 @@ def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: 
     if env.exploration_actions is not None:  # env-specific open-loop shaping (Push-T: toward the block)
         actions = env.exploration_actions(layout, rng, init, actions)
     arrays = collector.run(init, actions)
-    arrays["action"] = actions
+    arrays["action"] = arrays.get("action", actions)  # a closed-loop collector returns what it executed
     arrays["episode_length"] = np.full((e,), cfg.episode_len, dtype=np.int32)
     arrays["episode_index"] = np.arange(first, last, dtype=np.int64)
     if renderer is not None:
