@@ -41,6 +41,9 @@ import numpy as np
 
 from jepa_mpc.errors import ConfigError
 
+from .ogbench_adapter import GymCollector as _GymCollector  # close() and the context-manager protocol
+from .ogbench_adapter import _no_pixels
+
 DATASETS = ("cube-single-play-v0",)
 STATE_FIELDS = (
     "cube_x", "cube_y", "cube_z", "cube_vx", "cube_vy", "cube_vz", "cube_cos_yaw", "cube_sin_yaw",
@@ -361,7 +364,7 @@ def cube_moved(states: np.ndarray, threshold: float = 0.01) -> np.ndarray:
     return (np.linalg.norm(states[..., :GOAL_DIM] - states[:, :1, :GOAL_DIM], axis=-1) > threshold).any(axis=1)
 
 
-class CubeCollector:
+class CubeCollector(_GymCollector):
     """Reward-free rollouts through OGBench's own step with the closed-loop exploration script (the
     collector interface of jepa_mpc.data.collect.StateCollector: run(init_states, actions) -> arrays).
 
@@ -395,15 +398,6 @@ class CubeCollector:
                 qpos[e, k + 1], qvel[e, k + 1] = u._data.qpos, u._data.qvel
         return {"state": states, "qpos": qpos, "qvel": qvel, "action": actions}
 
-    def close(self) -> None:
-        self.gym_env.close()
-
-    def __enter__(self) -> "CubeCollector":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 # ------------------------------------------------------------------ spec
 
@@ -413,8 +407,6 @@ def _no_mjstate(*_args):
                       "mujoco.rollout (collector, --dynamics oracle) cannot reproduce it")
 
 
-def _no_pixels(*_args):
-    raise ConfigError("OGBench envs: pixel observations are not supported by the adapter (state only)")
 
 
 def env_spec(env_id: str, dataset: str):
