@@ -496,7 +496,7 @@ class TrainArgs:
     data: str  # dataset directory (written by `jepa-mpc collect`)
     run: str  # run directory: checkpoints, config.json, metrics.jsonl; resumed if it has a checkpoint
     config: Annotated[TrainConfig, tyro.conf.arg(name="")] = TrainConfig()  # overrides of the preset's fields
-    preset: str = "tworoom-state"  # tworoom-state | tworoom-pixels
+    preset: str = "tworoom-state"  # a key of jepa_mpc.config.TRAIN_PRESETS (tworoom-state, tworoom-pixels, pusht-state, ...)
     quiet: bool = False  # no progress bar
 
 
