@@ -28,6 +28,8 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
+from jepa_mpc.data.collect import StateCollector
+
 from . import tasks as task_lib
 from . import tworoom
 from .base import MujocoTaskEnv, cached_model, mujoco
@@ -165,52 +167,21 @@ def mjstate_to_state(model: mujoco.MjModel, mjstates) -> np.ndarray:
     return tworoom.mjstate_to_state(model, mjstates)
 
 
-class RoomCollector:
-    """Batched open-loop rollouts where every row has its own room: one model per row, one
-    multithreaded `mujoco.rollout` call; same interface as jepa_mpc.data.collect.StateCollector."""
+class RoomCollector(StateCollector):
+    """The batched `mujoco.rollout` collector with a room per row: each row is rolled out with its own
+    room's model (rooms are the last three state fields) and the room is appended to its states."""
 
     def __init__(self, model: mujoco.MjModel, frame_skip: int = 5, nthread: int | None = None, env: Any = None):
-        import os
-
-        from mujoco import rollout
-
-        self.env = env
+        super().__init__(model, frame_skip, nthread, env)
         self.geometry = model_geometry(model)
-        self.model = model
-        self.frame_skip = int(frame_skip)
-        self.nthread = max(1, int(nthread or os.cpu_count() or 1))
-        self._datas = [mujoco.MjData(model) for _ in range(self.nthread)]
-        self._pool = rollout.Rollout(nthread=self.nthread)
 
-    def run(self, init_states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
-        init_states = np.asarray(init_states, np.float64)
-        n, t, _ = actions.shape
-        if n == 0 or t == 0:
-            raise ValueError(f"RoomCollector.run needs at least one episode and one step (got actions {actions.shape})")
-        models = [room_model(*self.geometry, p) for p in room_params(init_states)]
-        init = state_to_mjstate(self.model, init_states)
-        control = np.repeat(np.asarray(actions, np.float64), self.frame_skip, axis=1)
-        phys, _ = self._pool.rollout(models, self._datas, init, control)
-        full = np.concatenate([init[:, None, :], phys[:, self.frame_skip - 1 :: self.frame_skip]], axis=1)
-        agent = mjstate_to_state(self.model, full)
+    def models(self, init_states: np.ndarray) -> list[mujoco.MjModel]:
+        return [room_model(*self.geometry, p) for p in room_params(init_states)]
+
+    def physical_states(self, mjstates: np.ndarray, init_states: np.ndarray) -> np.ndarray:
+        agent = mjstate_to_state(self.model, mjstates)
         rooms = np.broadcast_to(room_params(init_states)[:, None, :], agent.shape[:2] + (3,))
-        qp = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_TIME)
-        return {
-            "state": np.concatenate([agent, rooms.astype(np.float32)], axis=-1),
-            "qpos": full[..., qp : qp + 2].copy(),
-            "qvel": full[..., qp + 2 : qp + 4].copy(),
-        }
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __enter__(self) -> "RoomCollector":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        return np.concatenate([agent, rooms.astype(np.float32)], axis=-1)
 
 
 class RoomRenderer(tworoom.PixelRenderer):

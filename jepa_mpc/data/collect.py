@@ -139,18 +139,27 @@ class StateCollector:
     def initial_state(self, states: np.ndarray) -> np.ndarray:
         return self.env.state_to_mjstate(self.model, states)
 
+    def models(self, init_states: np.ndarray):
+        """The model each row is rolled out with: `self.model` for all (a subclass may give one per row,
+        all of the same state size)."""
+        return self.model
+
+    def physical_states(self, mjstates: np.ndarray, init_states: np.ndarray) -> np.ndarray:
+        """(N, T+1, nstate) rolled-out MuJoCo states -> (N, T+1, S) physical states."""
+        return self.env.mjstate_to_state(self.model, mjstates)
+
     def run(self, init_states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
-        mjstate_to_state = self.env.mjstate_to_state
         n, t, _ = actions.shape
         if n == 0 or t == 0:
-            raise ValueError(f"StateCollector.run needs at least one episode and one step (got actions {actions.shape})")
-        init = self.initial_state(np.asarray(init_states, dtype=np.float64))
+            raise ValueError(f"{type(self).__name__}.run needs at least one episode and one step (got actions {actions.shape})")
+        init_states = np.asarray(init_states, dtype=np.float64)
+        init = self.initial_state(init_states)
         control = np.repeat(np.asarray(actions, dtype=np.float64), self.frame_skip, axis=1)
-        phys, _ = self._pool.rollout(self.model, self._datas, init, control)
+        phys, _ = self._pool.rollout(self.models(init_states), self._datas, init, control)
         full = np.concatenate([init[:, None, :], phys[:, self.frame_skip - 1 :: self.frame_skip]], axis=1)
         nq, nv = self.model.nq, self.model.nv
         return {
-            "state": mjstate_to_state(self.model, full),
+            "state": self.physical_states(full, init_states),
             "qpos": full[..., self._qpos_off : self._qpos_off + nq].copy(),
             "qvel": full[..., self._qvel_off : self._qvel_off + nv].copy(),
         }
