@@ -244,7 +244,7 @@ def _room_graphs(cfg, env, suite, meta: dict, embed):
     """Goal graphs from reward-free exploration of each task's room (jepa_mpc/room_graph.py)."""
     from jepa_mpc import room_graph
 
-    explore = room_graph.ExploreConfig.from_dataset_meta(meta, cfg.explore_episodes, cfg.seed)
+    explore = room_graph.explore_config(meta, cfg.explore_episodes, cfg.seed)
     return room_graph.RoomGraphs(env, suite.layout, embed, explore, cfg.graph_nodes)
 
 

@@ -23,47 +23,31 @@ from typing import Any
 import numpy as np
 
 from jepa_mpc import goal_graph
-from jepa_mpc.data.policies import make_actions
+from jepa_mpc.config import CollectConfig
 
 MIN_POINTS_PER_NODE = 4
 
 
-@dataclasses.dataclass(frozen=True)
-class ExploreConfig:
-    episodes: int = 64
-    episode_len: int = 100
-    policy: str = "ou"
-    ou_theta: float = 0.5
-    ou_sigma: float = 1.1
-    ou_dt: float = 0.05
-    frame_skip: int = 5
-    seed: int = 0
-
-    @classmethod
-    def from_dataset_meta(cls, meta: dict, episodes: int, seed: int) -> "ExploreConfig":
-        """The dataset's own exploration policy and episode length, `episodes` episodes."""
-        params = meta.get("policy_params") or {}
-        return cls(episodes=episodes, episode_len=int(meta.get("episode_len", cls.episode_len)),
-                   policy=meta.get("policy", cls.policy), ou_theta=params.get("theta", cls.ou_theta),
-                   ou_sigma=params.get("sigma", cls.ou_sigma), ou_dt=params.get("dt", cls.ou_dt),
-                   frame_skip=int(meta.get("frame_skip", cls.frame_skip)), seed=seed)
+def explore_config(meta: dict, episodes: int, seed: int) -> CollectConfig:
+    """The dataset's own collection config (exploration policy, episode length, frame skip; from its
+    meta.json), for `episodes` state-only episodes from `seed`."""
+    known = {f.name for f in dataclasses.fields(CollectConfig)}
+    saved = CollectConfig(**{k: v for k, v in (meta.get("config") or {}).items() if k in known})
+    return dataclasses.replace(saved, num_episodes=episodes, seed=seed, pixels=False)
 
 
-def explore_room(env: Any, layout: Any, room: Any, cfg: ExploreConfig) -> np.ndarray:
-    """(episodes, T+1, state_dim) states of reward-free exploration in one room of `env` (an EnvSpec).
+def explore_room(env: Any, layout: Any, room: Any, cfg: CollectConfig) -> np.ndarray:
+    """(num_episodes, T+1, state_dim) states of reward-free exploration in one room of `env` (an EnvSpec).
 
     `room` is the env's room key (`env.room_of(state)`), or None when the suite's layout is the room.
     """
+    from jepa_mpc.data.collect import StateCollector, policy_actions
+
     room_seed = [] if room is None else np.round(np.abs(np.asarray(room, np.float64)) * 1e4).astype(np.int64).tolist()
     rng = np.random.default_rng([cfg.seed, *room_seed])
-    starts = (env.sample_start_states(layout, rng, cfg.episodes) if room is None
-              else env.sample_start_states(layout, rng, cfg.episodes, room=np.asarray(room)))
-    actions = make_actions(cfg.policy, rng, cfg.episodes, cfg.episode_len, env.action_dim,
-                           ou_theta=cfg.ou_theta, ou_sigma=cfg.ou_sigma, ou_dt=cfg.ou_dt)
-    if env.exploration_actions is not None:
-        actions = env.exploration_actions(layout, rng, starts, actions)
-    from jepa_mpc.data.collect import StateCollector
-
+    starts = (env.sample_start_states(layout, rng, cfg.num_episodes) if room is None
+              else env.sample_start_states(layout, rng, cfg.num_episodes, room=np.asarray(room)))
+    actions = policy_actions(cfg, env, layout, rng, starts)
     with (env.make_collector or StateCollector)(env.build_model(layout), cfg.frame_skip, env=env) as collector:
         return collector.run(starts, actions)["state"]
 
@@ -75,10 +59,10 @@ class RoomGraphs:
     (the encoder on rendered frames or on states for a learned model; goal features for the oracle).
     """
 
-    def __init__(self, env: Any, layout: Any, embed: Callable[[np.ndarray], np.ndarray], explore: ExploreConfig,
+    def __init__(self, env: Any, layout: Any, embed: Callable[[np.ndarray], np.ndarray], explore: CollectConfig,
                  num_nodes: int):
         self.env, self.layout, self.embed, self.explore = env, layout, embed, explore
-        points = explore.episodes * (explore.episode_len + 1)
+        points = explore.num_episodes * (explore.episode_len + 1)
         self.graph_config = goal_graph.GraphConfig(num_nodes=max(2, min(num_nodes, points // MIN_POINTS_PER_NODE)),
                                                    seed=explore.seed)
         self._cache: dict[Any, goal_graph.LatentGraph] = {}
@@ -119,4 +103,4 @@ def state_embedder(encode: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.n
     return embed
 
 
-__all__ = ["ExploreConfig", "RoomGraphs", "explore_room", "pixel_embedder", "state_embedder"]
+__all__ = ["explore_config", "RoomGraphs", "explore_room", "pixel_embedder", "state_embedder"]

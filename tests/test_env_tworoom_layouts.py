@@ -156,7 +156,7 @@ def test_collection_gives_every_episode_its_own_room(tmp_path):
 
 
 def test_exploration_graph_is_per_room_and_cached():
-    cfg = room_graph.ExploreConfig(episodes=8, episode_len=30)
+    cfg = CollectConfig(env_id=ENV_ID, num_episodes=8, episode_len=30)
     graphs = room_graph.RoomGraphs(TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features, cfg, num_nodes=500)
     held = FAMILY.heldout_rooms()
     t0, t1 = task((-0.5, 0.0), (0.5, 0.0), held[0]), task((-0.5, 0.0), (0.5, 0.0), held[1])
@@ -179,7 +179,7 @@ def test_oracle_with_explored_room_graph_goes_through_an_unseen_door_and_random_
     policy = OraclePlannerPolicy(sim, cfg, None, action_dim=2)
     policy.graph_for_task = room_graph.RoomGraphs(
         TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features,
-        room_graph.ExploreConfig(episodes=32, seed=1), num_nodes=300).graph_for
+        CollectConfig(env_id=ENV_ID, num_episodes=32, seed=1), num_nodes=300).graph_for
     records = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, policy, jax.random.key(0))
     assert all(r.success for r in records)
     random = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0))

@@ -193,6 +193,17 @@ def render_pixels(renderer, states: np.ndarray, batch: int = 4096) -> np.ndarray
     return frames.reshape(states.shape[:-1] + frames.shape[1:])
 
 
+def policy_actions(cfg: CollectConfig, env, layout, rng: np.random.Generator, init: np.ndarray) -> np.ndarray:
+    """(E, episode_len, A) open-loop actions of cfg's exploration policy for the E starts `init`."""
+    actions = make_actions(
+        cfg.policy, rng, len(init), cfg.episode_len, env.action_dim, ou_theta=cfg.ou_theta, ou_sigma=cfg.ou_sigma,
+        ou_dt=cfg.ou_dt,
+    )
+    if env.exploration_actions is not None:  # env-specific open-loop shaping (Push-T: toward the block)
+        actions = env.exploration_actions(layout, rng, init, actions)
+    return actions
+
+
 def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: int, renderer=None) -> dict[str, np.ndarray]:
     """All arrays of chunk `index` (a pure function of cfg and index)."""
     first, last = chunk_episode_range(cfg, index)
@@ -200,11 +211,7 @@ def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: 
     rng = np.random.default_rng([cfg.seed, index])
     env = collector.env
     init = env.sample_start_states(layout, rng, e)
-    actions = make_actions(
-        cfg.policy, rng, e, cfg.episode_len, env.action_dim, ou_theta=cfg.ou_theta, ou_sigma=cfg.ou_sigma, ou_dt=cfg.ou_dt
-    )
-    if env.exploration_actions is not None:  # env-specific open-loop shaping (Push-T: toward the block)
-        actions = env.exploration_actions(layout, rng, init, actions)
+    actions = policy_actions(cfg, env, layout, rng, init)
     arrays = collector.run(init, actions)
     arrays["action"] = arrays.get("action", actions)  # a closed-loop collector returns what it executed
     arrays["episode_length"] = np.full((e,), cfg.episode_len, dtype=np.int32)
