@@ -188,15 +188,16 @@ class _PlannerPolicy:
         self.hazards: dict | None = None
         self.speed_limit = cfg.speed_limit
 
-    graph_for_task: Callable[[Any], goal_graph.LatentGraph] | None = None
-    """When set (graph_source="explore"): each task's own goal graph (same node count for all)."""
+    room_graphs: Any = None
+    """When set (graph_source="explore"): `room_graphs.graph_for(task)` is each task's own goal graph
+    (same node count for all; jepa_mpc.room_graph.RoomGraphs)."""
     task_graphs: list | None = None
 
     def set_tasks(self, tasks: Sequence[Any], layouts: Sequence[Any]) -> None:
         """Per-episode constraints (hazards, arena, speed limit) and goal graphs for the next `start`."""
         self.hazards = safety_lib.hazard_arrays(tasks, list(layouts), self.cfg.speed_limit)
-        if self.graph_for_task is not None and self.cfg.goal_cost == "graph":
-            self.task_graphs = [self.graph_for_task(t) for t in tasks]
+        if self.room_graphs is not None and self.cfg.goal_cost == "graph":
+            self.task_graphs = [self.room_graphs.graph_for(t) for t in tasks]
 
     node_xy: np.ndarray | None = None  # goal-graph node positions (for the hazard-aware detour search)
     margin: float = 0.0

@@ -203,7 +203,6 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         policy = OraclePlannerPolicy(sim, cfg, graph, action_dim=env.action_dim, goal_dim=env.goal_dim)
         if explore:
             policy.room_graphs = _room_graphs(cfg, env, suite, ds.meta, env.goal_features)
-            policy.graph_for_task = policy.room_graphs.graph_for
         return policy, "state", policy.planner_cfg, None
     from jepa_mpc.model.checkpoint import load_world_model
 
@@ -214,17 +213,19 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
 
         probe = load_or_train_probe(model, ds)  # constraints are read from the latents through it
     graph, readout, room_graphs = None, None, None
+    encode_p = jax.jit(model.encode_p)
+
+    def encode(obs):
+        return encode_p(model.state, obs)
+
     if explore:
         from jepa_mpc import room_graph
 
-        encode = jax.jit(model.encode_p)
-        embed = (room_graph.pixel_embedder(env, suite.layout, ds.meta.get("render_size") or 64,
-                                           lambda obs: encode(model.state, obs))
-                 if model.obs_key == "pixels" else room_graph.state_embedder(lambda obs: encode(model.state, obs)))
+        embed = (room_graph.pixel_embedder(env, suite.layout, ds.meta.get("render_size") or 64, encode)
+                 if model.obs_key == "pixels" else room_graph.state_embedder(encode))
         room_graphs = _room_graphs(cfg, env, suite, ds.meta, embed)
     elif cfg.goal_cost == "graph":
-        encode = jax.jit(model.encode_p)
-        latents = encode_episodes(lambda obs: encode(model.state, obs), ds.arrays[model.obs_key])
+        latents = encode_episodes(encode, ds.arrays[model.obs_key])
         if cfg.graph_space == "probe":
             flat = np.concatenate(latents)
             readout = goal_graph.fit_linear_readout(flat, ds.arrays["state"][..., :2].reshape(len(flat), 2))
@@ -235,8 +236,7 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         else:
             graph = goal_graph.build_graph(latents, graph_cfg)
     policy = LatentPlannerPolicy(model, cfg, graph, probe, graph_readout=readout)
-    if room_graphs is not None:
-        policy.room_graphs, policy.graph_for_task = room_graphs, room_graphs.graph_for
+    policy.room_graphs = room_graphs
     return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
 
 

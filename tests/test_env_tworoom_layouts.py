@@ -177,9 +177,9 @@ def test_oracle_with_explored_room_graph_goes_through_an_unseen_door_and_random_
     cfg = ControlConfig(samples=64, iterations=3, graph_source="explore", explore_episodes=32)
     sim = mujoco_block_simulator(TL.build_model(FAMILY), 5, cfg.action_block, env=TWOROOM_LAYOUTS)
     policy = OraclePlannerPolicy(sim, cfg, None, action_dim=2)
-    policy.graph_for_task = room_graph.RoomGraphs(
+    policy.room_graphs = room_graph.RoomGraphs(
         TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features,
-        CollectConfig(env_id=ENV_ID, num_episodes=32, seed=1), num_nodes=300).graph_for
+        CollectConfig(env_id=ENV_ID, num_episodes=32, seed=1), num_nodes=300)
     records = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, policy, jax.random.key(0))
     assert all(r.success for r in records)
     random = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0))
