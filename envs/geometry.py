@@ -28,6 +28,15 @@ AGENT_RADIUS = 0.05  # radius of the point-mass sphere (metres)
 MAX_SPEED = 5.0  # bound of |vx|, |vy| in observation spaces and task files (actuated top speed is 0.8 m/s)
 
 
+def dataclass_from_dict(cls, d: dict):
+    """``cls(**d)``; ValueError ``"<cls> field '<key>': unknown field"`` for a key that is not a field of
+    ``cls`` (the layouts' ``from_dict``; a dataset's meta.json and suite files store them as dicts)."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"{cls.__name__} field '{sorted(unknown)[0]}': unknown field")
+    return cls(**d)
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """Geometry of a TwoRoom arena (see module docstring)."""
@@ -76,11 +85,7 @@ class Layout:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Layout":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"Layout field '{sorted(unknown)[0]}': unknown field")
-        return cls(**d)
+        return dataclass_from_dict(cls, d)
 
     # --- derived geometry
     def wall_boxes(self) -> list[tuple[np.ndarray, np.ndarray]]:

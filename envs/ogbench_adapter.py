@@ -34,6 +34,8 @@ import numpy as np
 
 from jepa_mpc.errors import ConfigError, TaskFileError
 
+from .geometry import dataclass_from_dict
+
 PREFIX = "ogbench:"
 INSTALL_HINT = "pip install -e '.[ogbench]'"
 POINTMAZE_DATASETS = tuple(f"pointmaze-{m}-navigate-v0" for m in ("umaze", "medium", "large", "giant"))
@@ -81,9 +83,7 @@ class OGBenchLayout:
 
     @classmethod
     def from_dict(cls, d: dict) -> "OGBenchLayout":
-        if set(d) - {"dataset"}:
-            raise ValueError(f"OGBenchLayout field {sorted(set(d) - {'dataset'})[0]!r}: unknown field")
-        layout = cls(**d)
+        layout = dataclass_from_dict(cls, d)
         dataset_name(layout.dataset)
         return layout
 

@@ -62,6 +62,7 @@ from .base import MujocoTaskEnv, cached_model, mujoco  # noqa: E402  (sets MUJOC
 
 from jepa_mpc.errors import ConfigError  # noqa: E402
 
+from .geometry import dataclass_from_dict  # noqa: E402
 from .tasks import Suite, Task, _Ctx, _number, _vector, parse_suite_document, task_name  # noqa: E402
 
 __all__ = [
@@ -154,10 +155,7 @@ class PushTLayout:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PushTLayout":
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"PushTLayout field '{sorted(unknown)[0]}': unknown field")
-        return cls(**d)
+        return dataclass_from_dict(cls, d)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,6 +41,7 @@ from .base import MujocoTaskEnv, cached_model, mujoco  # noqa: E402  (sets MUJOC
 
 from jepa_mpc.errors import ConfigError  # noqa: E402
 
+from .geometry import dataclass_from_dict  # noqa: E402
 from .tasks import Suite, Task, _Ctx, _number, _vector, parse_suite_document, task_name  # noqa: E402
 from .tworoom import PixelRenderer, _state_offsets  # noqa: E402
 
@@ -105,10 +106,7 @@ class ReacherLayout:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ReacherLayout":
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"ReacherLayout field '{sorted(unknown)[0]}': unknown field")
-        return cls(**d)
+        return dataclass_from_dict(cls, d)
 
 
 def _f(x: float) -> str:

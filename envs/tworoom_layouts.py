@@ -33,7 +33,7 @@ from jepa_mpc.data.collect import StateCollector
 from . import tasks as task_lib
 from . import tworoom
 from .base import MujocoTaskEnv, cached_model, mujoco
-from .geometry import AGENT_RADIUS, MAX_SPEED, Layout, is_free, room_of, violates
+from .geometry import AGENT_RADIUS, MAX_SPEED, Layout, dataclass_from_dict, is_free, room_of, violates
 
 ENV_ID = "jepa_mpc_envs/TwoRoomLayouts-v0"
 STATE_DIM = 7
@@ -115,11 +115,7 @@ class LayoutFamily:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LayoutFamily":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"LayoutFamily field '{sorted(unknown)[0]}': unknown field")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return dataclass_from_dict(cls, d)  # __post_init__ turns the JSON lists of the ranges into tuples
 
 
 def room_params(states) -> np.ndarray:
