@@ -263,7 +263,31 @@ def _seeded_global_numpy(seed: int):
     return ctx()
 
 
-class OGBenchEnv:
+class OGBenchEpisode:
+    """Episode bookkeeping every OGBench env here shares (a subclass has ``_env``, OGBench's env, and
+    ``_info(state, success)``): reset to a task with its seed, count steps, end on OGBench's success."""
+
+    def _reset_episode(self, task: Any, seed: int | None, default_max_steps: int) -> dict:
+        """Reset OGBench's env (to ``task``'s evaluation task and seed, or a random one); its reset info."""
+        if task is None:
+            self._max_steps = default_max_steps
+            _, info = self._env.reset(seed=seed)
+        else:
+            self._max_steps = int(task.max_steps)
+            with _seeded_global_numpy(int(task.seed)):
+                _, info = self._env.reset(seed=int(task.seed), options={"task_id": int(task.task_id)})
+        self._steps = 0
+        return info
+
+    def _step_result(self, state: np.ndarray, terminated, truncated, info: dict):
+        """The Gymnasium step tuple after one OGBench step reached ``state``."""
+        self._steps += 1
+        success = bool(info["success"])
+        truncated = bool(truncated) or self._steps >= self._max_steps
+        return state.copy(), 0.0, bool(terminated) or success, truncated and not success, self._info(state, success)
+
+
+class OGBenchEnv(OGBenchEpisode):
     """OGBench PointMaze behind the pipeline's env contract (see the module docstring).
 
     ``reset(options={"task": OGBenchTask})`` runs OGBench's evaluation task ``task_id`` with the
@@ -309,17 +333,9 @@ class OGBenchEnv:
                 "distance_to_goal": float(np.linalg.norm(state[:2] - self._goal[:2]))}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        task = (options or {}).get("task")
-        if task is None:
-            self._max_steps = DEFAULT_MAX_STEPS
-            _, info = self._env.reset(seed=seed)
-        else:
-            self._max_steps = int(task.max_steps)
-            with _seeded_global_numpy(int(task.seed)):
-                _, info = self._env.reset(seed=int(task.seed), options={"task_id": int(task.task_id)})
+        info = self._reset_episode((options or {}).get("task"), seed, DEFAULT_MAX_STEPS)
         self._xy = np.asarray(self.unwrapped_ogbench.get_xy(), np.float64)
         self._goal = np.concatenate([np.asarray(info["goal"], np.float64)[:2], np.zeros(2)])
-        self._steps = 0
         state = self._state(self._xy, None)
         return state.copy(), self._info(state, self.unwrapped_ogbench.compute_success())
 
@@ -328,10 +344,7 @@ class OGBenchEnv:
         xy = np.asarray(self.unwrapped_ogbench.get_xy(), np.float64)
         state = self._state(xy, self._xy)
         self._xy = xy
-        self._steps += 1
-        success = bool(info["success"])
-        truncated = bool(truncated) or self._steps >= self._max_steps
-        return state.copy(), 0.0, bool(terminated) or success, truncated and not success, self._info(state, success)
+        return self._step_result(state, terminated, truncated, info)
 
     def close(self) -> None:
         self._env.close()

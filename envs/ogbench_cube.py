@@ -42,6 +42,7 @@ import numpy as np
 from jepa_mpc.errors import ConfigError
 
 from .ogbench_adapter import GymCollector as _GymCollector  # close() and the context-manager protocol
+from .ogbench_adapter import OGBenchEpisode
 from .ogbench_adapter import _no_pixels
 
 DATASETS = ("cube-single-play-v0",)
@@ -127,7 +128,7 @@ def cube_model(dataset: str):
     return model
 
 
-class OGBenchCubeEnv:
+class OGBenchCubeEnv(OGBenchEpisode):
     """OGBench cube behind the pipeline's env contract (see the module docstring).
 
     ``reset(options={"task": OGBenchTask})`` runs OGBench's evaluation task ``task_id`` with the
@@ -180,18 +181,8 @@ class OGBenchCubeEnv:
                 "distance_to_goal": float(np.linalg.norm(state[:GOAL_DIM] - self._goal[:GOAL_DIM]))}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        from .ogbench_adapter import _seeded_global_numpy
-
-        task = (options or {}).get("task")
-        if task is None:
-            self._max_steps = DEFAULT_MAX_STEPS
-            _, info = self._env.reset(seed=seed)
-        else:
-            self._max_steps = int(task.max_steps)
-            with _seeded_global_numpy(int(task.seed)):
-                _, info = self._env.reset(seed=int(task.seed), options={"task_id": int(task.task_id)})
+        info = self._reset_episode((options or {}).get("task"), seed, DEFAULT_MAX_STEPS)
         self._goal = state_from_observation(info["goal"])
-        self._steps = 0
         state = self.current_state()
         return state.copy(), self._info(state, False)
 
@@ -200,11 +191,7 @@ class OGBenchCubeEnv:
         if action.shape != (ACTION_DIM,) or not np.all(np.isfinite(action)):
             raise ConfigError(f"ogbench:{self.layout.dataset}: an action is {ACTION_DIM} finite numbers, got {action!r}")
         _, _, terminated, truncated, info = self._env.step(np.clip(action, -1.0, 1.0))
-        state = self.current_state()
-        self._steps += 1
-        success = bool(info["success"])
-        truncated = bool(truncated) or self._steps >= self._max_steps
-        return state.copy(), 0.0, bool(terminated) or success, truncated and not success, self._info(state, success)
+        return self._step_result(self.current_state(), terminated, truncated, info)
 
     def set_start(self, start: np.ndarray) -> np.ndarray:
         """Put the scene at a collection start: cube pose and end-effector pose (by OGBench's IK) from
