@@ -88,6 +88,13 @@ class MujocoTaskEnv(gym.Env):
         pix = self.renderer.render_state(state)
         return pix if self.obs_type == "pixels" else {"state": state_obs, "pixels": pix}
 
+    def _distance_info(self, state: np.ndarray, violation) -> dict:
+        """``info`` of an env whose success is its first two state fields within ``tolerance`` of the
+        goal's (TwoRoom, TwoRoomLayouts, Reacher)."""
+        dist = float(np.linalg.norm(state[:2] - self.goal[:2]))
+        return {"success": bool(dist <= self.tolerance), "violation": violation, "distance_to_goal": dist,
+                "state": state, "goal": self.goal.copy()}
+
     def goal_observation(self):
         """Observation of the current goal state."""
         return self.observation_at(self.goal)

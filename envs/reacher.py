@@ -296,15 +296,7 @@ class ReacherEnv(MujocoTaskEnv):
 
     def _info(self) -> dict:
         s = self.state
-        dist = float(np.linalg.norm(s[:2] - self.goal[:2]))
-        return {
-            "success": bool(dist <= self.tolerance),
-            "violation": False,
-            "distance_to_goal": dist,
-            "state": s,
-            "goal": self.goal.copy(),
-            "fingertip": fingertip(s, self.layout).astype(np.float32),
-        }
+        return {**self._distance_info(s, False), "fingertip": fingertip(s, self.layout).astype(np.float32)}
 
 
 

@@ -393,15 +393,9 @@ class TwoRoomEnv(MujocoTaskEnv):
 
     def _info(self) -> dict:
         s = self.state
-        dist = float(np.linalg.norm(s[:2] - self.goal[:2]))
-        return {
-            "success": bool(dist <= self.tolerance),
-            "violation": violates(self.hazards, s, getattr(self.task, "speed_limit", None),
-                                  getattr(self.task, "keep_in", None)),
-            "distance_to_goal": dist,
-            "state": s,
-            "goal": self.goal.copy(),
-        }
+        task = self.task
+        return self._distance_info(s, violates(self.hazards, s, getattr(task, "speed_limit", None),
+                                               getattr(task, "keep_in", None)))
 
     def close(self):
         for r in self._renderers.values():

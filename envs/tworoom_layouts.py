@@ -291,14 +291,8 @@ class TwoRoomLayoutsEnv(MujocoTaskEnv):
 
     def _info(self) -> dict:
         s = self.state
-        dist = float(np.linalg.norm(s[:2] - self.goal[:2]))
-        return {
-            "success": bool(dist <= self.tolerance),
-            "violation": violates((), s, getattr(self.task, "speed_limit", None), getattr(self.task, "keep_in", None)),
-            "distance_to_goal": dist,
-            "state": s,
-            "goal": self.goal.copy(),
-        }
+        task = self.task
+        return self._distance_info(s, violates((), s, getattr(task, "speed_limit", None), getattr(task, "keep_in", None)))
 
 
 def _free_position(rng: np.random.Generator, room: Layout, margin: float = task_lib.POS_MARGIN) -> np.ndarray:
