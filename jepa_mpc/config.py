@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 
@@ -18,6 +19,23 @@ def to_dict(cfg: Any) -> dict:
 
 def to_json(cfg: Any) -> str:
     return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
+
+
+def check_finite(cfg: Any, prefix: str = "--") -> None:
+    """Every float field of a (nested) config dataclass is finite, else a one-line ConfigError naming
+    the flag (`prefix` + dotted field path with dashes, e.g. `--control.safety-buffer`)."""
+    from jepa_mpc.errors import ConfigError
+
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        flag = prefix + f.name.replace("_", "-")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_finite(value, flag + ".")
+            continue
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{flag} must be a finite number, got {v}")
 
 
 # ---------------------------------------------------------------- collection (data/)
