@@ -1,13 +1,23 @@
-"""Atomic artifact writes: write to `<name>.tmp`, flush to disk, then `os.replace` into place."""
+"""Atomic artifact writes: write to `<name>.tmp`, flush to disk, then `os.replace` into place.
+
+JSON is strict (no NaN/Infinity, which most JSON readers reject): a non-finite number is a
+`NonFiniteJSONError` naming its place in the object; store None (or a string) instead.
+"""
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+class NonFiniteJSONError(ValueError):
+    """A NaN or infinity was about to be written into a JSON artifact."""
 
 
 def _numpy_default(o: Any) -> Any:
@@ -21,13 +31,64 @@ def _numpy_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> None:
-    """Write `obj` as indented JSON (numpy values converted) so a reader never sees half a file."""
+def first_non_finite(obj: Any, where: str = "") -> str | None:
+    """The place (e.g. `summary.wall_time_s`, `episodes[3].final_distance`) of the first NaN/inf number
+    in a JSON-like object (dicts, lists, tuples, numpy values), or None if every number is finite."""
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isfinite(float(obj)) else (where or "<root>")
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "fc" and not np.isfinite(obj).all():
+            return where or "<root>"
+        return None
+    if isinstance(obj, dict):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for place, value in items:
+        found = first_non_finite(value, place)
+        if found is not None:
+            return found
+    return None
+
+
+def dumps_strict(obj: Any, **kwargs: Any) -> str:
+    """`json.dumps` that refuses NaN/inf with a NonFiniteJSONError naming where it is."""
+    try:
+        return json.dumps(obj, allow_nan=False, default=_numpy_default, **kwargs)
+    except ValueError as err:
+        if "Out of range float values" not in str(err):
+            raise
+        raise NonFiniteJSONError(f"non-finite number (NaN/inf) at {first_non_finite(obj)}: JSON "
+                                 "artifacts are strict (store None instead)") from None
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` so a reader never sees half a file (temp file, fsync, rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=sort_keys, default=_numpy_default)
-        f.write("\n")
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> None:
+    """Write `obj` as indented strict JSON (numpy values converted) so a reader never sees half a file.
+
+    A NaN/inf anywhere in `obj` is a NonFiniteJSONError (naming the file and the key) and nothing is written.
+    """
+    try:
+        text = dumps_strict(obj, indent=2, sort_keys=sort_keys)
+    except NonFiniteJSONError as err:
+        raise NonFiniteJSONError(f"{path}: {err}") from None
+    write_bytes_atomic(path, (text + "\n").encode())
+
+
+def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Write numpy arrays as an uncompressed `.npz` (no pickle) atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes_atomic(path, buf.getvalue())

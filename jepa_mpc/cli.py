@@ -9,6 +9,7 @@ Bad input ends with one line on stderr and exit code 2.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         run(argv)
     except UserError as err:
         print(f"jepa-mpc: error: {err}", file=sys.stderr)
+        if getattr(err, "exit_immediately", False):  # a library left threads that would print on shutdown
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("jepa-mpc: interrupted", file=sys.stderr)

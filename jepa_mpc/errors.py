@@ -15,3 +15,10 @@ class TaskFileError(UserError):
 
 class ConfigError(UserError):
     """Unknown preset/regulariser/planner, or an incompatible checkpoint or shape."""
+
+
+class CheckpointError(ConfigError):
+    """Unreadable, corrupt or incompatible Orbax checkpoint. Orbax may leave reads running in background
+    threads after its failure, so the CLI exits right after printing this (no trailing tracebacks)."""
+
+    exit_immediately = True

@@ -206,7 +206,32 @@ def read_chunk(
     for key in ("state", "action", "episode_length", "episode_index"):
         if key not in arrays:
             raise DatasetError(f"{where} has no '{key}' array")
+    check_finite_arrays(arrays, where)
     return arrays
+
+
+def check_finite_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
+    """DatasetError naming the array and its first episode with a NaN/inf (a valid checksum does not
+    make the numbers usable: training on them would write NaN normalisation stats)."""
+    for name in sorted(arrays):
+        a = arrays[name]
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            episode = int(np.argwhere(~np.isfinite(a))[0][0])
+            raise DatasetError(f"{where}: array '{name}' holds non-finite values (NaN/inf), first in episode "
+                               f"row {episode}")
+
+
+def chunk_digest(path: str | os.PathLike) -> str:
+    """The content SHA-256 a chunk file records for its arrays (verified by `read_chunk`)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return str(f.attrs["content_sha256"])
+
+
+def dataset_digest(chunk_digests: Sequence[str]) -> str:
+    """Identity of a dataset's content: SHA-256 over its chunks' content digests, in chunk order."""
+    return hashlib.sha256("|".join(chunk_digests).encode()).hexdigest()
 
 
 # ------------------------------------------------------------------ dataset (in RAM)
@@ -252,6 +277,7 @@ class Dataset:
         self.episode_lengths = np.asarray(lengths, dtype=np.int64)
         self.meta = dict(meta or {})
         self.path = None if path is None else Path(path)
+        self._digest: str | None = None
 
     # -- construction
     @classmethod
@@ -286,7 +312,17 @@ class Dataset:
             raise DatasetError(f"{path}: episode indices are not 0..{len(index) - 1} across chunks")
         if "num_episodes" in meta and int(meta["num_episodes"]) != len(index):
             raise DatasetError(f"{path}: meta.json says {meta['num_episodes']} episodes, chunks hold {len(index)}")
-        return cls(arrays, meta, path)
+        ds = cls(arrays, meta, path)
+        ds._digest = dataset_digest([chunk_digest(p) for p in paths])
+        return ds
+
+    @property
+    def digest(self) -> str:
+        """Content identity (SHA-256) of the episodes: from the chunks' verified checksums for an opened
+        dataset (a blocked view keeps its source's), over the arrays for one built in memory."""
+        if self._digest is None:
+            self._digest = dataset_digest([content_digest(self.arrays)])
+        return self._digest
 
     # -- sizes
     @property
@@ -386,6 +422,7 @@ class Dataset:
         arrays["episode_length"] = np.full((self.num_episodes * k,), n, np.int32)
         out = Dataset(arrays, {**self.meta, "action_block": k}, self.path)
         out.source_episode = np.repeat(np.arange(self.num_episodes), k)
+        out._digest = self.digest
         return out
 
 

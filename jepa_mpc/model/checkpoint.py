@@ -25,7 +25,7 @@ from flax import nnx
 
 from jepa_mpc.atomic import write_json_atomic
 from jepa_mpc.config import ModelConfig, RegularizerConfig, TrainConfig
-from jepa_mpc.errors import ConfigError
+from jepa_mpc.errors import CheckpointError, ConfigError
 from jepa_mpc.model.world_model import WorldModel, init_world_model, obs_shape, split_model
 
 CONFIG_FILE = "config.json"
@@ -66,11 +66,23 @@ def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, dict]:
 
 
 def read_norm_stats(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """The run's normalisation stats; ConfigError if missing, unreadable or not finite."""
     path = Path(run_dir) / STATS_FILE
     try:
-        return {k: np.asarray(v, np.float32) for k, v in json.loads(path.read_text()).items()}
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: missing or unreadable normalisation stats ({err})") from None
+        stats = {k: np.asarray(v, np.float32) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError, ValueError) as err:
+        raise ConfigError(f"{path}: missing or unreadable normalisation stats ({type(err).__name__}: "
+                          f"{' '.join(str(err).split())[:160]})") from None
+    check_norm_stats(stats, str(path))
+    return stats
+
+
+def check_norm_stats(stats: dict[str, np.ndarray], where: str) -> None:
+    """ConfigError naming the first statistic that holds NaN/inf (such stats make a NaN model)."""
+    for name in sorted(stats):
+        if not np.isfinite(np.asarray(stats[name], np.float64)).all():
+            raise ConfigError(f"{where}: normalisation statistic '{name}' holds non-finite values (NaN/inf); "
+                              "the dataset it came from is corrupt: start a new run on a clean dataset")
 
 
 def checkpoint_manager(run_dir: str | Path, max_to_keep: int = 2) -> ocp.CheckpointManager:
@@ -84,6 +96,80 @@ def checkpoint_manager(run_dir: str | Path, max_to_keep: int = 2) -> ocp.Checkpo
 
 def abstract(tree: Any) -> Any:
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def _leaf_name(path: tuple) -> str:
+    """Orbax's name of a pytree leaf: its keys joined by dots (e.g. `opt_state.1.0.mu.encoder.fc.value`)."""
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return ".".join(parts)
+
+
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {' '.join(str(err).split())[:160]}"
+
+
+def verify_checkpoint_item(item_dir: Path, target: Any, where: str, finite: bool = False) -> None:
+    """Read every array of one Orbax item (`<step>/params`, `<step>/train`) synchronously with TensorStore
+    and check it against `target`'s leaves (names and shapes; with `finite`, also no NaN/inf).
+
+    Any problem is one CheckpointError naming `where`. Done before Orbax's own restore, whose parallel
+    asynchronous reads leave tracebacks printed from background threads when a file is damaged.
+    """
+    import tensorstore as ts
+
+    try:
+        meta = json.loads((item_dir / "_METADATA").read_text())
+        stored = {
+            ".".join(str(k["key"]) for k in v["key_metadata"]): v["value_metadata"]
+            for v in meta["tree_metadata"].values()
+        }
+    except Exception as err:  # noqa: BLE001  (missing, truncated or garbled metadata file)
+        raise CheckpointError(f"{where}: corrupt or truncated checkpoint ({item_dir.name}/_METADATA: "
+                              f"{_first_line(err)})") from None
+    arrays = {n for n, v in stored.items()
+              if not v.get("skip_deserialize") and v.get("value_type") in ("jax.Array", "np.ndarray")}
+    wanted = {_leaf_name(path): tuple(x.shape) for path, x in jax.tree_util.tree_leaves_with_path(target)}
+    for name in sorted(arrays ^ set(wanted)):
+        side = "is missing from the checkpoint" if name in wanted else "is in the checkpoint, not in the model"
+        raise CheckpointError(f"{where}: checkpoint does not match {CONFIG_FILE}: array {name} {side}")
+    driver = "zarr3" if meta.get("use_zarr3") else "zarr"
+    for name in sorted(wanted):
+        if meta.get("use_ocdbt", True):
+            kvstore = {"driver": "ocdbt", "base": item_dir.absolute().as_uri() + "/", "path": name}
+        else:
+            kvstore = {"driver": "file", "path": str((item_dir / name).absolute())}
+        try:
+            store = ts.open({"driver": driver, "kvstore": kvstore}, open=True).result()
+            value = store.read().result()
+        except Exception as err:  # noqa: BLE001  (TensorStore: truncated/garbled/missing chunk files)
+            raise CheckpointError(f"{where}: corrupt or truncated checkpoint (array {name}: {_first_line(err)})") from None
+        if tuple(store.shape) != wanted[name]:
+            raise CheckpointError(f"{where}: checkpoint does not match {CONFIG_FILE}: {name} is stored with shape "
+                                  f"{list(store.shape)}, the config makes {list(wanted[name])}")
+        if finite and value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise CheckpointError(f"{where}: checkpoint holds non-finite (NaN/inf) parameters ({name})")
+
+
+def restore_checkpoint(mngr: ocp.CheckpointManager, step: int, targets: dict[str, Any], where: str) -> dict:
+    """Restore items {name: target pytree (arrays or abstract)} of checkpoint `step`. Every array is first
+    verified (readable, the target's shape; "params" finite), so a damaged or incompatible checkpoint is
+    one CheckpointError naming `where`."""
+    step_dir = Path(mngr.directory) / str(step)
+    for name, target in targets.items():
+        verify_checkpoint_item(step_dir / name, target, where, finite=name == "params")
+    try:
+        return mngr.restore(
+            step, args=ocp.args.Composite(**{k: ocp.args.StandardRestore(abstract(t)) for k, t in targets.items()})
+        )
+    except Exception as err:  # noqa: BLE001  (Orbax/TensorStore raise many types for a damaged file)
+        raise CheckpointError(f"{where}: corrupt or truncated checkpoint ({_first_line(err)})") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,17 +250,11 @@ def load_world_model(run_dir: str | Path, step: int | None = None) -> LoadedMode
     model = init_world_model(cfg.model, seed=0, stats=stats)
     graphdef, params, rest = split_model(model)
     mngr = checkpoint_manager(run_dir)
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-        raise ConfigError(f"{run_dir / CKPT_DIR}: no checkpoint found")
     try:
-        restored = mngr.restore(
-            step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract(params)))
-        )
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        raise ConfigError(
-            f"{run_dir / CKPT_DIR}/{step}: checkpoint does not match {CONFIG_FILE} ({str(err).splitlines()[0][:200]})"
-        ) from None
+        step = mngr.latest_step() if step is None else step
+        if step is None:
+            raise ConfigError(f"{run_dir / CKPT_DIR}: no checkpoint found")
+        restored = restore_checkpoint(mngr, step, {"params": params}, str(run_dir / CKPT_DIR / str(step)))
     finally:
         mngr.close()
     graphdef, state = nnx.split(nnx.merge(graphdef, restored["params"], rest))
@@ -183,10 +263,12 @@ def load_world_model(run_dir: str | Path, step: int | None = None) -> LoadedMode
 
 __all__ = [
     "LoadedModel",
+    "check_norm_stats",
     "checkpoint_manager",
     "load_world_model",
     "read_norm_stats",
     "read_run_config",
+    "restore_checkpoint",
     "train_config_from_dict",
     "write_json_atomic",
 ]
