@@ -218,14 +218,13 @@ class InspectArgs:
 
 
 def inspect_main(args: InspectArgs) -> None:
-    from jepa_mpc.model.checkpoint import load_world_model, read_run_config
-    from jepa_mpc.train import open_dataset, split_episodes
+    from jepa_mpc.run import Run, split_episodes
 
-    _, record = read_run_config(args.run)
-    wm = load_world_model(args.run)
+    run = Run.open(args.run)
+    wm = run.load_world_model()
     cfg = wm.config
-    data_path = args.data or record.get("data", "")
-    ds = open_dataset(data_path, cfg)
+    data_path = args.data or run.data_path
+    ds = run.training_view(run.dataset(data_path), where=str(data_path))
     train_ids, heldout_ids = split_episodes(ds, cfg.held_out_fraction)
     data = build_eval_data(ds, train_ids, heldout_ids, cfg.model.obs_key, cfg.window, args.max_windows, seed=args.seed)
     d = evaluate(wm.graphdef, wm.state, data, cfg.model.history, jax.random.key(args.seed))

@@ -158,25 +158,51 @@ def _load_suite(path: str):
     return load_suite(path)
 
 
-def _run_record(run_dir: str) -> dict:
-    from jepa_mpc.model.checkpoint import read_run_config
-
-    return read_run_config(run_dir)[1]
+DEFAULT_FRAME_SKIP = 5  # physics steps per env step when neither a run nor its dataset says
 
 
-def _dataset_for(args: EvalArgs, record: dict | None):
-    from jepa_mpc.data.store import Dataset
+def _check_suite_matches(suite, meta: dict, where: str, cfg: ControlConfig | None = None) -> None:
+    """The suite's env and layout are the ones the run's data was collected in (a new room only with
+    `--control.graph-source explore`, which builds the goal graph in the suite's own room)."""
+    from jepa_mpc_envs.registry import get_env_spec
 
-    path = (record or {}).get("data")
-    if not path:
-        raise ConfigError(f"{args.checkpoint}: run record names no dataset (needed for the goal graph)")
-    return Dataset.open(path), path
-
-
-def _check_suite_matches(suite, meta: dict, where: str) -> None:
     env_id = meta.get("env_id")
     if env_id and env_id != suite.env_id:
         raise ConfigError(f"{suite.path}: suite is for {suite.env_id!r}, but {where} was trained on {env_id!r}")
+    if cfg is None or cfg.graph_source == "explore" or not isinstance(meta.get("layout"), dict):
+        return
+    if not hasattr(suite.layout, "to_dict"):
+        return
+    trained = get_env_spec(suite.env_id).layout_from_dict(meta["layout"]).to_dict()
+    wanted = suite.layout.to_dict()
+    for name in sorted(set(trained) | set(wanted)):
+        if trained.get(name) != wanted.get(name):
+            raise ConfigError(
+                f"{suite.path}: suite layout has {name}={wanted.get(name)!r}, but {where} was collected with "
+                f"{trained.get(name)!r} (its goal graph would be of another room; use --control.graph-source explore)"
+            )
+
+
+def with_run_settings(args: EvalArgs, suite) -> tuple[EvalArgs, int]:
+    """(args with the run's action block, the frame skip of the run's data): eval steps the env as the
+    model was trained. A `--control.action-block` that disagrees with a learned model's is an error."""
+    from jepa_mpc.run import Run
+
+    if not Run.exists(args.checkpoint):
+        return args, DEFAULT_FRAME_SKIP  # random actions without a run (other cases fail in build_policy)
+    run = Run.open(args.checkpoint)
+    if run.env_id and run.env_id != suite.env_id:
+        if args.planner == "random-actions":
+            return args, DEFAULT_FRAME_SKIP  # the run is of another env: nothing to take from it
+        _check_suite_matches(suite, run.dataset_meta, str(run.path))
+    flag, block = args.control.action_block, run.action_block
+    if flag != block and flag != ControlConfig.action_block and args.dynamics == "model" \
+            and args.planner != "random-actions":
+        raise ConfigError(f"--control.action-block {flag}: run {run.path} predicts blocks of {block} env steps; "
+                          "leave the flag out (eval reads it from the run)")
+    if flag == ControlConfig.action_block:
+        args = dataclasses.replace(args, control=dataclasses.replace(args.control, action_block=block))
+    return args, run.frame_skip or DEFAULT_FRAME_SKIP
 
 
 def build_policy(args: EvalArgs, suite, frame_skip: int):
@@ -191,9 +217,11 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
     cfg = dataclasses.replace(cfg, planner=args.planner)
     from jepa_mpc import goal_graph
 
-    record = _run_record(args.checkpoint)
-    ds, data_path = _dataset_for(args, record)
-    _check_suite_matches(suite, ds.meta, f"{args.checkpoint} (dataset {data_path})")
+    from jepa_mpc.run import Run
+
+    run = Run.open(args.checkpoint)
+    ds, data_path = run.dataset(), run.data_path  # refused if its content changed since training
+    _check_suite_matches(suite, ds.meta, f"{args.checkpoint} (dataset {data_path})", cfg)
     graph_cfg = goal_graph.GraphConfig(num_nodes=cfg.graph_nodes, seed=cfg.seed)
     explore = cfg.goal_cost == "graph" and cfg.graph_source == "explore"
     if args.dynamics == "oracle":
@@ -204,9 +232,7 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         if explore:
             policy.room_graphs = _room_graphs(cfg, env, suite, ds.meta, env.goal_features)
         return policy, "state", policy.planner_cfg, None
-    from jepa_mpc.model.checkpoint import load_world_model
-
-    model = load_world_model(args.checkpoint)
+    model = run.load_world_model()
     probe = None
     if cfg.safety != "none" or any(t.hazards for t in suite.tasks):
         from jepa_mpc.probe import load_or_train_probe
@@ -269,7 +295,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     suite = _load_suite(args.suite)
     env_spec = get_env_spec(suite.env_id)
     tasks = suite.tasks[: args.episodes or None]
-    frame_skip = 5
+    args, frame_skip = with_run_settings(args, suite)
     policy, obs_type, planner_cfg, ckpt = build_policy(args, suite, frame_skip)
     label = f"{args.planner}" + ("" if args.planner == "random-actions" else f" ({args.dynamics})")
     out = Path(args.out or f"results/{Path(args.suite).stem}-{args.planner}-{args.dynamics}")

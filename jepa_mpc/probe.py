@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,8 @@ import numpy as np
 import optax
 import tyro
 
+from jepa_mpc.atomic import dumps_strict, write_npz_atomic
+from jepa_mpc.config import check_finite
 from jepa_mpc.errors import ConfigError
 
 PROBE_FILE = "probe.npz"
@@ -132,6 +133,20 @@ def _fit_mlp(z: np.ndarray, y: np.ndarray, mean, std, cfg: ProbeConfig):
     return tuple((np.asarray(w), np.asarray(b)) for w, b in layers)
 
 
+def validate_probe_config(cfg: ProbeConfig) -> None:
+    """ConfigError (one line, naming the flag) for NaN/inf or out-of-range probe settings."""
+    check_finite(cfg, "--probe.")
+    if cfg.kind not in ("mlp", "linear"):
+        raise ConfigError(f"--probe.kind must be 'mlp' or 'linear', got {cfg.kind!r}")
+    for name in ("hidden", "steps", "batch_size", "lr"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"--probe.{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+    if cfg.ridge < 0:
+        raise ConfigError(f"--probe.ridge must be >= 0, got {cfg.ridge}")
+    if not 0.0 < cfg.held_out_fraction < 1.0:
+        raise ConfigError(f"--probe.held-out-fraction must be in (0, 1), got {cfg.held_out_fraction}")
+
+
 def fit_probe(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray,
               cfg: ProbeConfig = ProbeConfig(), meta: dict | None = None) -> Probe:
     """Fit a probe on (z_train, y_train (N, 4)); report its RMSE per quantity on (z_test, y_test)."""
@@ -183,6 +198,7 @@ def train_probe(model: Any, ds: Any, cfg: ProbeConfig = ProbeConfig()) -> Probe:
     probe = fit_probe(z_tr, y_tr, z_te, y_te, cfg, meta)
     try:
         roll = rollout_position_rmse(model, probe, ds, cfg.held_out_fraction)
+        roll = [v if np.isfinite(v) else None for v in roll]  # metadata is strict JSON
     except Exception as err:  # noqa: BLE001  (a diagnostic only: never block the probe itself)
         roll = {"error": f"{type(err).__name__}: {err}"[:200]}
     return dataclasses.replace(probe, meta={**probe.meta, "rollout_position_rmse": roll})
@@ -223,10 +239,8 @@ def save_probe(run_dir: str | Path, probe: Probe) -> Path:
     for i, (w, b) in enumerate(probe.params):
         arrays[f"w{i}"], arrays[f"b{i}"] = w, b
     meta = dict(probe.meta, rmse=probe.rmse, layers=len(probe.params), quantities=list(QUANTITIES))
-    arrays["meta_json"] = np.array(json.dumps(meta))
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    arrays["meta_json"] = np.array(dumps_strict(meta))
+    write_npz_atomic(path, arrays)
     return path
 
 
@@ -239,24 +253,26 @@ def load_probe(run_dir: str | Path) -> Probe | None:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta_json"]))
             params = tuple((f[f"w{i}"], f[f"b{i}"]) for i in range(int(meta["layers"])))
-            return Probe(params, f["mean"], f["std"], {k: float(v) for k, v in meta["rmse"].items()}, meta)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: unreadable probe ({type(err).__name__}: {err}); rerun `jepa-mpc probe`") from None
+            probe = Probe(params, f["mean"], f["std"], {k: float(v) for k, v in meta["rmse"].items()}, meta)
+    except Exception as err:  # noqa: BLE001  (truncated zip, garbled arrays or metadata: all one answer)
+        detail = " ".join(f"{type(err).__name__}: {err}".split())[:160]
+        raise ConfigError(f"{path}: unreadable probe ({detail}); rerun `jepa-mpc probe`") from None
+    arrays = [probe.mean, probe.std, *(x for layer in probe.params for x in layer)]
+    if not all(np.isfinite(np.asarray(a, np.float64)).all() for a in arrays):
+        raise ConfigError(f"{path}: probe holds non-finite (NaN/inf) weights; rerun `jepa-mpc probe`")
+    return probe
 
 
 def load_or_train_probe(model: Any, ds: Any = None, cfg: ProbeConfig = ProbeConfig(), save: bool = True) -> Probe:
     """The run's saved probe if its checkpoint step matches, else train one (and save it)."""
-    probe = load_probe(model.run_dir)
+    from jepa_mpc.run import Run
+
+    run = Run.open(model.run_dir)
+    probe = run.load_probe()
     if probe is not None and int(probe.meta.get("step", -1)) == int(model.step):
         return probe
     if ds is None:
-        from jepa_mpc.data.store import Dataset
-        from jepa_mpc.model.checkpoint import read_run_config
-
-        path = read_run_config(model.run_dir)[1].get("data")
-        if not path:
-            raise ConfigError(f"{model.run_dir}: run record names no dataset (needed to fit the probe)")
-        ds = Dataset.open(path)
+        ds = run.dataset()
     probe = train_probe(model, ds, cfg)
     if save:
         save_probe(model.run_dir, probe)
@@ -278,16 +294,12 @@ class ProbeArgs:
 
 
 def probe_main(args: ProbeArgs) -> None:
-    from jepa_mpc.data.store import Dataset
-    from jepa_mpc.model.checkpoint import load_world_model, read_run_config
+    from jepa_mpc.run import Run
 
-    if not Path(args.run).is_dir():
-        raise ConfigError(f"--run {args.run}: no such run directory")
-    model = load_world_model(args.run)
-    data = args.data or read_run_config(args.run)[1].get("data")
-    if not data:
-        raise ConfigError(f"{args.run}: run record names no dataset; pass --data")
-    probe = train_probe(model, Dataset.open(data), args.probe)
+    validate_probe_config(args.probe)
+    run = Run.open(args.run)
+    model = run.load_world_model()
+    probe = train_probe(model, run.dataset(args.data), args.probe)
     path = save_probe(args.run, probe)
     names = probe.meta.get("state_fields") or list(QUANTITIES)
     print(f"probe ({args.probe.kind}) for {args.run} step {model.step}: held-out RMSE "
@@ -301,4 +313,5 @@ def probe_main(args: ProbeArgs) -> None:
 
 
 __all__ = ["Probe", "ProbeConfig", "ProbeArgs", "apply_probe", "fit_probe", "train_probe", "save_probe",
+           "validate_probe_config",
            "load_probe", "load_or_train_probe", "probe_main", "PROBE_FILE", "QUANTITIES"]

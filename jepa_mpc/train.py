@@ -7,9 +7,12 @@
 Targets are the encoder's own embeddings of the real future observations (with gradient for
 sigreg/vicreg/none, as in LeWorldModel; from a stop-gradient EMA copy of the encoder for `ema`).
 
-Run directory: see `jepa_mpc.model.checkpoint`. `jepa-mpc train` resumes from the latest checkpoint
-in the run directory. Batches are a function of the step (WindowSampler) and the step's PRNG key is
-fold_in(key(seed), step), so a resumed run ends exactly where an uninterrupted one would.
+Run directory: see `jepa_mpc.model.checkpoint`; read back through `jepa_mpc.run.Run`. `jepa-mpc train`
+resumes from the latest checkpoint in the run directory, on the same dataset only (content digest and
+env id are recorded in config.json and checked). Batches are a function of the step (WindowSampler) and
+the step's PRNG key is fold_in(key(seed), step), so a resumed run ends exactly where an uninterrupted
+one would. Only finite parameters are ever checkpointed: a step whose loss or updated parameters are
+NaN/inf stops the run (TrainingDiverged) and keeps the last finite state.
 """
 
 from __future__ import annotations
@@ -33,29 +36,23 @@ import tyro
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from jepa_mpc.config import TRAIN_PRESETS, TrainConfig, to_dict
+from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
+from jepa_mpc.config import TRAIN_PRESETS, TrainConfig, check_finite, to_dict
 from jepa_mpc.errors import ConfigError, UserError
-from jepa_mpc.model.checkpoint import (
-    CONFIG_FILE,
-    STATS_FILE,
-    abstract,
-    checkpoint_manager,
-    read_run_config,
-    write_json_atomic,
-)
+from jepa_mpc.model.checkpoint import CONFIG_FILE, STATS_FILE, check_norm_stats, checkpoint_manager, restore_checkpoint
 from jepa_mpc.model.encoders import mean_frame
 from jepa_mpc.model.world_model import (
     WorldModel,
     init_world_model,
-    obs_shape,
     split_model,
     validate_model_config,
 )
 from jepa_mpc.regularizers import check_regularizer, regularizer_loss
+from jepa_mpc.run import Run, check_dataset, dataset_identity, open_dataset, split_episodes
 
 
 class TrainingDiverged(UserError):
-    """The loss became NaN/inf; the last good checkpoint is kept."""
+    """The loss or the updated parameters became NaN/inf; the last finite state is kept as a checkpoint."""
 
 
 # ---------------------------------------------------------------- loss
@@ -120,18 +117,52 @@ def compute_loss(
 # ---------------------------------------------------------------- train state and step
 
 
-def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    schedule = optax.warmup_cosine_decay_schedule(
+def lr_schedule(cfg: TrainConfig) -> optax.Schedule:
+    """Linear warm-up from 0 to `lr`, then cosine decay to `lr * end_lr_fraction` at `steps`."""
+    return optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=cfg.lr,
         warmup_steps=min(cfg.warmup_steps, max(cfg.steps - 1, 0)),
         decay_steps=max(cfg.steps, 1),
         end_value=cfg.lr * cfg.end_lr_fraction,
     )
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(
         optax.clip_by_global_norm(cfg.grad_clip),
-        optax.adamw(schedule, weight_decay=cfg.weight_decay),
+        optax.adamw(lr_schedule(cfg), weight_decay=cfg.weight_decay),
     )
+
+
+def validate_train_config(cfg: TrainConfig) -> None:
+    """ConfigError (one line, naming the flag) for a config that cannot train: NaN/inf anywhere, a
+    learning rate, clip or weight out of range, non-positive counts."""
+    check_finite(cfg)
+    validate_model_config(cfg.model)
+    check_regularizer(cfg.reg)
+    positive = {"steps": cfg.steps, "batch_size": cfg.batch_size, "rollout_steps": cfg.rollout_steps,
+                "log_every": cfg.log_every, "eval_every": cfg.eval_every, "ckpt_every": cfg.ckpt_every,
+                "keep_checkpoints": cfg.keep_checkpoints, "action_block": cfg.action_block,
+                "lr": cfg.lr, "grad_clip": cfg.grad_clip}
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+    non_negative = {"teacher_forcing_weight": cfg.teacher_forcing_weight, "rollout_weight": cfg.rollout_weight,
+                    "reg.weight": cfg.reg.weight, "inverse_weight": cfg.inverse_weight,
+                    "weight_decay": cfg.weight_decay, "warmup_steps": cfg.warmup_steps}
+    for name, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    for name, value in (("end_lr_fraction", cfg.end_lr_fraction), ("reg.ema_momentum", cfg.reg.ema_momentum)):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
+    if cfg.inverse_weight > 0 and cfg.model.inverse_hidden < 1:
+        raise ConfigError(f"--inverse-weight {cfg.inverse_weight} needs >= 0 and, when > 0, --model.inverse-hidden > 0")
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 @dataclasses.dataclass
@@ -179,6 +210,7 @@ def init_train_state(cfg: TrainConfig, stats: dict) -> tuple[Trainer, dict]:
             m = cfg.reg.ema_momentum
             target = jax.tree.map(lambda t, p: m * t + (1.0 - m) * p, target, params)
         metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["params_finite"] = _all_finite(params)  # checked before the new state is kept or saved
         new = {**ts, "params": params, "opt_state": opt_state, "target": target, "step": ts["step"] + 1}
         return new, metrics
 
@@ -187,41 +219,6 @@ def init_train_state(cfg: TrainConfig, stats: dict) -> tuple[Trainer, dict]:
 
 
 # ---------------------------------------------------------------- data
-
-
-def open_dataset(path: str, cfg: TrainConfig):
-    """Open the dataset (DatasetError propagates) and check it fits the model config (ConfigError)."""
-    from jepa_mpc.data.store import Dataset
-
-    if not path:
-        raise ConfigError("no dataset given (--data DIR)")
-    ds = Dataset.open(path).action_blocks(cfg.action_block)
-    check_dataset(ds, cfg, where=str(path))
-    return ds
-
-
-def check_dataset(ds, cfg: TrainConfig, where: str = "dataset") -> None:
-    key = cfg.model.obs_key
-    if key not in ds.arrays:
-        raise ConfigError(
-            f"{where}: has no '{key}' observations, which model.obs_key={key!r} needs "
-            f"(dataset keys: {', '.join(ds.keys)})"
-        )
-    got = tuple(ds.arrays[key].shape[2:])
-    if got != obs_shape(cfg.model):
-        raise ConfigError(
-            f"{where}: '{key}' observations have shape {got}, the model expects {obs_shape(cfg.model)}"
-        )
-    a_dim = ds.arrays["action"].shape[-1]
-    if a_dim != cfg.model.action_dim:
-        raise ConfigError(
-            f"{where}: blocks of {cfg.action_block} actions have dim {a_dim}, model.action_dim={cfg.model.action_dim} "
-            "(set --model.action-dim to action_block x the env's action dim)"
-        )
-
-
-def split_episodes(ds, held_out_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    return ds.split(held_out_fraction, seed=0)
 
 
 def make_sampler(ds, cfg: TrainConfig, episodes):
@@ -273,9 +270,7 @@ class MetricsLog:
                         keep.append(line)
                 except json.JSONDecodeError:
                     pass
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(x + "\n" for x in keep))
-            tmp.replace(self.path)
+            write_bytes_atomic(self.path, "".join(x + "\n" for x in keep).encode())
         self.file = self.path.open("a")
         self.tb = None
         if tensorboard:
@@ -359,29 +354,29 @@ def train(
 
     from jepa_mpc.diagnostics import build_eval_data, evaluate
 
-    validate_model_config(cfg.model)
-    check_regularizer(cfg.reg)
-    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.rollout_steps < 1:
-        raise ConfigError("steps, batch_size and rollout_steps must be >= 1")
-    if cfg.inverse_weight < 0 or (cfg.inverse_weight > 0 and cfg.model.inverse_hidden < 1):
-        raise ConfigError(f"--inverse-weight {cfg.inverse_weight} needs >= 0 and, when > 0, --model.inverse-hidden > 0")
+    validate_train_config(cfg)
     run_dir = Path(run_dir)
-    if (run_dir / CONFIG_FILE).exists():
-        saved, _ = read_run_config(run_dir)
-        check_resume_compatible(saved, cfg, str(run_dir / CONFIG_FILE))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run {run_dir}: exists and is not a directory")
+    run = Run.open(run_dir) if Run.exists(run_dir) else None  # resuming: checked against what made it
+    if run is not None:
+        check_resume_compatible(run.config, cfg, str(run_dir / CONFIG_FILE))
 
     if dataset is None:
         ds = open_dataset(data_path, cfg)
     else:
         ds = dataset.action_blocks(cfg.action_block)
         check_dataset(ds, cfg)
+    if run is not None:
+        run.check_same_dataset(ds, str(data_path) if dataset is None else "<memory>")
     train_ids, heldout_ids = split_episodes(ds, cfg.held_out_fraction)
-    if (run_dir / STATS_FILE).exists():
-        stats = {k: np.asarray(v, np.float32) for k, v in json.loads((run_dir / STATS_FILE).read_text()).items()}
+    if run is not None and run.has_norm_stats:
+        stats = run.norm_stats()  # ConfigError if they hold NaN/inf
     else:
         stats = ds.stats(train_ids)
         if cfg.model.obs_key == "pixels":
             stats["pixel_mean"] = mean_frame(ds.arrays["pixels"], ds.episode_lengths, train_ids)
+        check_norm_stats(stats, f"{ds.path or 'dataset'} (normalisation stats of its training episodes)")
     sampler = make_sampler(ds, cfg, train_ids)
     eval_data = build_eval_data(ds, train_ids, heldout_ids, cfg.model.obs_key, cfg.window, seed=cfg.seed)
 
@@ -391,21 +386,15 @@ def train(
     start = mngr.latest_step() or 0
     if start:
         try:
-            restored = mngr.restore(
-                start,
-                args=ocp.args.Composite(
-                    params=ocp.args.StandardRestore(abstract(ts["params"])),
-                    train=ocp.args.StandardRestore(abstract({k: v for k, v in ts.items() if k != "params"})),
-                ),
-            )
-        except (ValueError, KeyError, FileNotFoundError) as err:
+            targets = {"params": ts["params"], "train": {k: v for k, v in ts.items() if k != "params"}}
+            restored = restore_checkpoint(mngr, start, targets, str(run_dir / "checkpoints" / str(start)))
+        except BaseException:
             mngr.close()
-            raise ConfigError(
-                f"{run_dir}/checkpoints/{start}: cannot resume, checkpoint does not match the config "
-                f"({str(err).splitlines()[0][:160]})"
-            ) from None
+            raise
         ts = {**restored["train"], "params": restored["params"]}
-    record = {"train": to_dict(cfg), "data": str(data_path), "dataset_meta": getattr(ds, "meta", {})}
+    record = {"train": to_dict(cfg), "data": str(data_path),
+              "dataset": dataset_identity(ds, str(data_path) if dataset is None else None),
+              "dataset_meta": getattr(ds, "meta", {})}
     write_json_atomic(run_dir / CONFIG_FILE, json.loads(json.dumps(record, default=str)))
     write_json_atomic(run_dir / STATS_FILE, {k: np.asarray(v).tolist() for k, v in stats.items()})
 
@@ -429,6 +418,7 @@ def train(
         log.write(step, "eval", d)
         return d
 
+    schedule = lr_schedule(cfg)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", dynamic_ncols=True)
     t0, n_timed = time.perf_counter(), 0
     steps_per_s = 0.0
@@ -441,12 +431,14 @@ def train(
                     batch = batch_hook(step_i, batch)
                 new_ts, metrics = trainer.step_fn(ts, batch)
                 loss = float(metrics["loss"])
-                if not math.isfinite(loss):
-                    last_good = mngr.latest_step()
-                    if last_good != step_i:
-                        save(step_i, ts)  # the state before the bad update is still good
+                params_finite = bool(metrics.pop("params_finite"))
+                if not (math.isfinite(loss) and params_finite):
+                    # `ts` (before this update) is finite: every kept state passed this check
+                    if mngr.latest_step() != step_i:
+                        save(step_i, ts)
+                    what = f"non-finite loss ({loss})" if not math.isfinite(loss) else "non-finite parameters"
                     raise TrainingDiverged(
-                        f"non-finite loss ({loss}) at step {step_i + 1} of {run_dir}; last good checkpoint "
+                        f"{what} at step {step_i + 1} of {run_dir}; last good checkpoint "
                         f"kept: {run_dir / 'checkpoints' / str(step_i)} (lower --lr or check the dataset)"
                     )
                 ts, step = new_ts, step_i + 1
@@ -458,7 +450,7 @@ def train(
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     last_metrics = {k: float(v) for k, v in metrics.items()}
                     last_metrics["steps_per_s"] = steps_per_s
-                    last_metrics["lr"] = float(trainer_lr(cfg, step))
+                    last_metrics["lr"] = float(schedule(step))
                     log.write(step, "train", last_metrics)
                     bar.set_postfix(loss=f"{loss:.4f}", sps=f"{steps_per_s:.1f}")
                 bar.update(1)
@@ -478,12 +470,6 @@ def train(
         log.close()
         mngr.close()
     return TrainResult(int(step), ts["params"], last_metrics, last_eval, steps_per_s)
-
-
-def trainer_lr(cfg: TrainConfig, step: int) -> float:
-    return optax.warmup_cosine_decay_schedule(
-        0.0, cfg.lr, min(cfg.warmup_steps, max(cfg.steps - 1, 0)), max(cfg.steps, 1), cfg.lr * cfg.end_lr_fraction
-    )(step)
 
 
 # ---------------------------------------------------------------- CLI
