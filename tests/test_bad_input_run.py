@@ -241,3 +241,19 @@ def test_strict_json_writer_names_the_non_finite_value(tmp_path):
     assert not path.exists()
     write_json_atomic(path, {"d": None, "x": np.arange(3)})
     assert json.loads(path.read_text()) == {"d": None, "x": [0, 1, 2]}
+
+
+def test_eval_refuses_a_suite_in_another_room_than_the_data(base):
+    import dataclasses
+
+    from jepa_mpc.control import ControlConfig
+    from jepa_mpc.evaluate import DEFAULT_SUITE, _check_suite_matches, _load_suite
+
+    suite = _load_suite(DEFAULT_SUITE)
+    meta = Run.open(base["run"]).dataset_meta
+    _check_suite_matches(suite, meta, "run", ControlConfig())  # the suite's room is the data's
+    other = {**meta, "layout": {**meta["layout"], "door_width": 0.4}}
+    with pytest.raises(ConfigError, match=r"door_width=0\.3.*collected with 0\.4"):
+        _check_suite_matches(suite, other, "run", ControlConfig())
+    explore = dataclasses.replace(ControlConfig(), graph_source="explore")
+    _check_suite_matches(suite, other, "run", explore)  # a new room on purpose: its graph is explored

@@ -1,13 +1,18 @@
 """Run directory I/O: config JSON, normalisation stats JSON, Orbax checkpoints, `load_world_model`.
 
-Run directory layout (written by `jepa_mpc.train`):
+Run directory layout (written by `jepa_mpc.train`; read through `jepa_mpc.run.Run`):
 
-    run/config.json        the exact TrainConfig (+ dataset path and meta) as JSON
-    run/norm_stats.json    dataset normalisation stats (state/action mean and std)
+    run/config.json        {"train": the exact TrainConfig, "data": dataset path, "dataset": {"path",
+                           "digest" (content SHA-256), "env_id"}, "dataset_meta": its meta.json}
+    run/norm_stats.json    dataset normalisation stats (state/action mean and std; always finite)
     run/checkpoints/<step>/  Orbax: items "params" (model Params) and "train" (opt state, EMA
                             target, step, PRNG key data)
     run/metrics.jsonl      one JSON object per log/eval line
     run/tb/                TensorBoard events
+    run/probe.npz          latent read-outs (`jepa-mpc probe`, jepa_mpc/probe.py)
+
+Checkpoints are verified before Orbax restores them (every array readable with the config's shape,
+parameters finite): a damaged or incompatible one is one `CheckpointError` naming its folder.
 """
 
 from __future__ import annotations
