@@ -99,6 +99,10 @@ def _other_digest(run: Path) -> None:
     path.write_text(json.dumps(record))
 
 
+def _config_not_utf8(run: Path) -> None:
+    (run / "config.json").write_bytes(b"\xff\xfe{}")
+
+
 def _keep(run: Path) -> None:
     pass
 
@@ -121,6 +125,7 @@ CASES = {
     "eval-nan-norm-stats": ("eval", _nan_stats, EVAL, "non-finite", "norm_stats.json"),
     "inspect-nan-norm-stats": ("inspect", _nan_stats, [], "non-finite", "norm_stats.json"),
     "train-resume-nan-norm-stats": ("train", _nan_stats, ["--steps", "6"], "non-finite", "norm_stats.json"),
+    "inspect-config-not-utf8": ("inspect", _config_not_utf8, [], "unreadable run config", "config.json"),
     "inspect-dataset-changed": ("inspect", _other_digest, [], "run was trained on dataset", "config.json"),
     "eval-action-block-disagrees": ("eval", _keep, [*EVAL, "--control.action-block", "3"],
                                     "predicts blocks of 5 env steps", "--control.action-block 3"),

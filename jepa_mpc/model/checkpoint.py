@@ -66,8 +66,8 @@ def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, dict]:
     try:
         record = json.loads(path.read_text())
         return train_config_from_dict(record["train"], str(path)), record
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ConfigError(f"{path}: unreadable run config ({type(err).__name__}: {err})") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # incl. JSON and UTF-8 errors
+        raise ConfigError(f"{path}: unreadable run config ({_first_line(err)})") from None
 
 
 def read_norm_stats(run_dir: str | Path) -> dict[str, np.ndarray]:
