@@ -420,9 +420,9 @@ def batch_key(seed: int, index: int) -> jax.Array:
 def episode_record(r: EpisodeRecord, trajectory: bool = False) -> dict:
     """One episode as results.json lists it (final_distance None when undefined: the JSON stays strict);
     with `trajectory` also the positions, states and planned paths its video is drawn from."""
-    d = math.isfinite(float(r.final_distance))
+    finite = math.isfinite(float(r.final_distance))
     rec = {"task": r.task, "success": bool(r.success), "steps": int(r.steps), "violation_steps": int(r.violation_steps),
-           "violation_free": bool(r.violation_free), "final_distance": float(r.final_distance) if d else None,
+           "violation_free": bool(r.violation_free), "final_distance": float(r.final_distance) if finite else None,
            "plans": int(r.plans), "infeasible_plans": int(r.infeasible_plans)}
     if trajectory:
         rec.update(path=[[float(v) for v in p] for p in r.path],
@@ -439,6 +439,34 @@ def episode_from_record(d: dict) -> EpisodeRecord:
         infeasible_plans=d["infeasible_plans"], path=d.get("path", []),
         states=[np.asarray(s, np.float32) for s in d.get("states", [])], planned_paths=d.get("planned_paths", []),
     )
+
+
+def run_batch(index: int, tasks, make_env, policy, args: EvalArgs, bar=None) -> dict:
+    """Run episode batch `index` (its `tasks` in lockstep, key `batch_key(args.seed, index)`); returns its
+    batches.jsonl record."""
+    t0 = time.perf_counter()
+    room_graphs = getattr(policy, "room_graphs", None)
+    explored = room_graphs.explored_steps if room_graphs is not None else 0
+    envs = [make_env() for _ in tasks]
+    plan_calls = []
+
+    def on_plan(info):
+        if info["latency_s"]:
+            plan_calls.append([info["latency_s"], info["live"]])  # live: episodes planned in this call
+        if bar is not None:
+            bar.set_postfix(live=info["live"], plan_ms=f"{1e3 * info['latency_s']:.0f}")
+
+    recs = run_mpc(envs, tasks, policy, batch_key(args.seed, index), on_plan=on_plan)
+    for env in envs:
+        env.close()
+    first = index * args.batch
+    return {
+        "batch": index,
+        "episodes": [episode_record(r, trajectory=first + j < args.video) for j, r in enumerate(recs)],
+        "plan_calls": plan_calls,
+        "wall_s": time.perf_counter() - t0,
+        "exploration_env_steps": (room_graphs.explored_steps if room_graphs is not None else 0) - explored,
+    }
 
 
 # ------------------------------------------------------------------------------- main
@@ -473,33 +501,16 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     finished = sum(len(b) for b in batches[: len(done)])
     if done:
         print(f"eval: resuming {out} at batch {len(done)} of {len(batches)} ({finished} episodes recorded)")
-    room_graphs = getattr(policy, "room_graphs", None)
     bar = tqdm(total=len(tasks), initial=finished, desc=f"eval {label}", unit="ep")
+
+    def make_env():
+        return env_spec.make_env(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip)
+
     for index in range(len(done), len(batches)):
-        chunk, first = batches[index], index * args.batch
-        t0 = time.perf_counter()
-        explored = room_graphs.explored_steps if room_graphs is not None else 0
-        envs = [env_spec.make_env(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip) for _ in chunk]
-        plan_calls = []
-
-        def on_plan(info):
-            if info["latency_s"]:
-                plan_calls.append([info["latency_s"], info["live"]])  # episodes planned in this call
-            bar.set_postfix(live=info["live"], plan_ms=f"{1e3 * info['latency_s']:.0f}")
-
-        recs = run_mpc(envs, chunk, policy, batch_key(args.seed, index), on_plan=on_plan)
-        for env in envs:
-            env.close()
-        record = {
-            "batch": index,
-            "episodes": [episode_record(r, trajectory=first + j < args.video) for j, r in enumerate(recs)],
-            "plan_calls": plan_calls,
-            "wall_s": time.perf_counter() - t0,
-            "exploration_env_steps": (room_graphs.explored_steps if room_graphs is not None else 0) - explored,
-        }
+        record = run_batch(index, batches[index], make_env, policy, args, bar)
         append_json_line(out / RECORDS_FILE, record)
         done.append(record)
-        bar.update(len(chunk))
+        bar.update(len(batches[index]))
         bar.set_postfix(success=f"{np.mean([e['success'] for b in done for e in b['episodes']]):.3f}")
     bar.close()
 
@@ -507,7 +518,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     records = [episode_from_record(e) for e in episodes]
     calls = [c for b in done for c in b["plan_calls"]]
     summary = summarize(records, [c[0] for c in calls], [c[1] for c in calls], sum(b["wall_s"] for b in done))
-    if room_graphs is not None:  # reward-free steps spent exploring the rooms first
+    if getattr(policy, "room_graphs", None) is not None:  # reward-free steps spent exploring the rooms first
         summary["exploration_env_steps"] = sum(b.get("exploration_env_steps", 0) for b in done)
     result = {
         "schema_version": 1,

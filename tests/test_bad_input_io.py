@@ -232,3 +232,12 @@ def test_collect_names_a_corrupt_chunk_instead_of_calling_it_complete(tmp_path, 
     with pytest.raises(DatasetError, match=r"chunk_00001\.h5: chunk 1 .*collect it again") as excinfo:
         C.collect(cfg, progress=False)
     assert "\n" not in str(excinfo.value)
+
+
+def test_collect_refuses_a_hand_edited_chunk_count(tmp_path):
+    cfg = _collect_cfg(tmp_path, "default")
+    C.collect(cfg, progress=False, max_chunks=1)
+    meta = store.read_meta(tmp_path)
+    store.write_meta(tmp_path, {**meta, "num_chunks": 1})  # would make a 1-chunk prefix look complete
+    with pytest.raises(DatasetError, match="num_chunks is 1, but its options make 2 chunks"):
+        C.collect(cfg, progress=False)

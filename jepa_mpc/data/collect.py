@@ -305,6 +305,9 @@ def _check_resumable(out: Path, cfg: CollectConfig, layout) -> dict | None:
             f"{out / store.META_NAME}: dataset was collected with {k}={old!r}, not {new!r}; "
             f"use the same options to resume or another --out"
         )
+    if meta["num_chunks"] != num_chunks(cfg):
+        raise DatasetError(f"{out / store.META_NAME}: num_chunks is {meta['num_chunks']}, but its options make "
+                           f"{num_chunks(cfg)} chunks (edited by hand?); collect into another --out")
     return meta
 
 
