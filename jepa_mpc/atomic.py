@@ -31,3 +31,25 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, sort_keys: bool = True)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8) so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def append_json_line(path: str | os.PathLike, obj: Any) -> None:
+    """Append `obj` as one line of strict JSON (no NaN/inf; numpy values converted), flushed to disk.
+
+    A kill can at worst leave a torn last line without its newline; readers drop it."""
+    line = json.dumps(obj, allow_nan=False, default=_numpy_default) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())

@@ -51,6 +51,7 @@ from jepa_mpc.model.world_model import (
     split_model,
     validate_model_config,
 )
+from jepa_mpc.paths import output_dir
 from jepa_mpc.regularizers import check_regularizer, regularizer_loss
 
 
@@ -523,6 +524,7 @@ def parse_train_cli(argv: Sequence[str]) -> TrainArgs:
 
 def train_main(argv: Sequence[str]) -> None:
     args = parse_train_cli(argv)
+    output_dir(args.run, "--run")
     result = train(args.config, args.run, args.data, progress=not args.quiet)
     e = result.last_eval
     print(f"trained {result.step} steps -> {args.run} ({result.steps_per_s:.1f} steps/s)")
