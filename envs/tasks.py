@@ -543,8 +543,10 @@ def tasks_main(args: TasksArgs) -> None:
         suite = load_suite(args.check)
         print(_summary(suite, f"ok {args.check}"))
         return
+    from jepa_mpc.paths import output_file  # the check every verb's output path gets
     from .registry import get_env_spec
 
+    output_file(args.out, "--out")
     spec = get_env_spec(args.env)
     split = {"split": args.split} if args.split else {}
     if split and "split" not in inspect.signature(spec.generate_suite).parameters:

@@ -92,3 +92,22 @@ def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> 
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     write_bytes_atomic(path, buf.getvalue())
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8) so a reader never sees half a file."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def append_json_line(path: str | os.PathLike, obj: Any) -> None:
+    """Append `obj` as one line of strict JSON (no NaN/inf; numpy values converted), flushed to disk.
+
+    A kill can at worst leave a torn last line without its newline; readers drop it."""
+    try:
+        line = dumps_strict(obj) + "\n"
+    except NonFiniteJSONError as err:
+        raise NonFiniteJSONError(f"{path}: {err}") from None
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())

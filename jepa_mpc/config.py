@@ -139,112 +139,61 @@ class TrainConfig:
         return self.model.history + self.rollout_steps
 
 
-TRAIN_PRESETS: dict[str, TrainConfig] = {
-    # Tuned on 2 CPU cores, 50k OU transitions (see the model/train report): a wide latent with a
-    # light SIGReg keeps position linearly decodable (R^2 ~0.99) and the predictor well below
-    # copy-last; 64 fresh projections per step keep SIGReg cheap on CPU.
-    # The model steps once per planning block of 5 env steps (0.25 s), as LeWorldModel does:
-    # one predictor call per block keeps CEM at 300 x 30 x horizon 5 cheap.
-    "tworoom-state": TrainConfig(
-        model=ModelConfig(latent_dim=64, action_dim=10),
+def _state_preset(obs_dim: int = 4, raw_action_dim: int = 2, **train: Any) -> TrainConfig:
+    """The state-model recipe every state preset shares (tuned on TwoRoom, 2 CPU cores, 50k OU
+    transitions): latent 64, light SIGReg (0.01, 64 fresh projections a step: cheap on CPU), and one
+    predictor step per planning block of 5 env steps (0.25 s), as LeWorldModel does; one predictor
+    call per block keeps CEM at 300 x 30 x horizon 5 cheap. A wide latent with a light SIGReg keeps
+    position linearly decodable (R^2 ~0.99) and the predictor well below copy-last."""
+    return TrainConfig(
+        model=ModelConfig(obs_dim=obs_dim, latent_dim=64, action_dim=5 * raw_action_dim),
         reg=RegularizerConfig(weight=0.01, num_projections=64),
         action_block=5,
-    ),
-    # 64x64 RGB frames (agent ~3 px on a static arena); the encoder subtracts the dataset's mean
-    # frame, without which the CNN starts (and stays) collapsed. 3,000 steps on 2 CPU cores:
-    # held-out position R^2 0.9996, one-step prediction / copy-last 0.074 (velocity is not
-    # visible in one frame: R^2 0.02). SIGReg 0.03 between the state preset's 0.01 and 0.1.
-    "tworoom-pixels": TrainConfig(
-        model=ModelConfig(
-            obs_key="pixels",
-            latent_dim=64,
-            encoder_hidden=(256,),
-            cnn_channels=(16, 32, 64, 128),
-            action_dim=10,
-        ),
+        **train,
+    )
+
+
+def _pixels_preset(**model: Any) -> TrainConfig:
+    """The 64x64 RGB recipe (tworoom-pixels, reused by every pixel preset): a CNN on the frame minus
+    the dataset's mean frame (without it the CNN starts, and stays, collapsed: frames differ in a
+    ~3 px agent), SIGReg 0.03 (between the state presets' 0.01 and 0.1), 3,000 steps of batch 32.
+    TwoRoom: held-out position R^2 0.9996, one-step prediction / copy-last 0.074 (velocity is not
+    visible in one frame: R^2 0.02)."""
+    return TrainConfig(
+        model=ModelConfig(obs_key="pixels", latent_dim=64, encoder_hidden=(256,), cnn_channels=(16, 32, 64, 128),
+                          action_dim=10, **model),
         action_block=5,
         reg=RegularizerConfig(weight=0.03, num_projections=64),
         steps=3000,
         batch_size=32,
         lr=5e-4,
-    ),
+    )
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tworoom-state": _state_preset(),
+    "tworoom-pixels": _pixels_preset(),
     # Reacher (envs/reacher.py): state (q1, q2, dq1, dq2), 2 torques; same model and budget as TwoRoom.
-    "reacher-state": TrainConfig(
-        model=ModelConfig(latent_dim=64, action_dim=10),
-        reg=RegularizerConfig(weight=0.01, num_projections=64),
-        action_block=5,
-    ),
-    "reacher-pixels": TrainConfig(
-        model=ModelConfig(
-            obs_key="pixels",
-            latent_dim=64,
-            encoder_hidden=(256,),
-            cnn_channels=(16, 32, 64, 128),
-            action_dim=10,
-        ),
-        action_block=5,
-        reg=RegularizerConfig(weight=0.03, num_projections=64),  # as tworoom-pixels (mean-frame encoder)
-        steps=3000,
-        batch_size=32,
-        lr=5e-4,
-    ),
+    "reacher-state": _state_preset(),
+    "reacher-pixels": _pixels_preset(),
     # Push-T (envs/pusht.py): state (block x, y, angle + rates, pusher x, y + velocity, cos/sin angle),
     # 2 pusher-velocity actions; contact dynamics, so far more steps than TwoRoom. Held-out suite:
     # 75.0 % after 5,000 steps (prediction / copy-last 0.044), 81.0 % after 20,000 (0.032), 86.5 %
     # after 40,000 (0.029); goals that turn the T by >= 0.5 rad gain most (61.5 -> 76.9 -> 79.5 %).
-    "pusht-state": TrainConfig(
-        model=ModelConfig(obs_dim=12, latent_dim=64, action_dim=10),
-        reg=RegularizerConfig(weight=0.01, num_projections=64),
-        action_block=5,
-        steps=40000,
-    ),
-    "pusht-pixels": TrainConfig(
-        model=ModelConfig(
-            obs_key="pixels",
-            latent_dim=64,
-            encoder_hidden=(256,),
-            cnn_channels=(16, 32, 64, 128),
-            action_dim=10,
-        ),
-        action_block=5,
-        reg=RegularizerConfig(weight=0.03, num_projections=64),  # as tworoom-pixels (mean-frame encoder)
-        steps=3000,
-        batch_size=32,
-        lr=5e-4,
-    ),
+    "pusht-state": _state_preset(obs_dim=12, steps=40000),
+    "pusht-pixels": _pixels_preset(),
     # TwoRoomLayouts (envs/tworoom_layouts.py): a new room every episode, seen only in the frame.
-    # The tworoom-pixels model with more steps for the wider data, and an inverse-dynamics loss:
-    # without it the encoder kept only the room (constant within an episode: perfectly predictable,
-    # and enough spread for SIGReg) and dropped the agent (position R^2 -0.02, prediction = copy-last).
-    "tworoom-layouts-pixels": TrainConfig(
-        model=ModelConfig(
-            obs_key="pixels",
-            latent_dim=64,
-            encoder_hidden=(256,),
-            cnn_channels=(16, 32, 64, 128),
-            action_dim=10,
-            inverse_hidden=256,
-        ),
-        action_block=5,
-        inverse_weight=1.0,
-        reg=RegularizerConfig(weight=0.03, num_projections=64),
-        steps=4000,
-        batch_size=32,
-        lr=5e-4,
+    # The pixel recipe with more steps for the wider data, and an inverse-dynamics loss: without it
+    # the encoder kept only the room (constant within an episode: perfectly predictable, and enough
+    # spread for SIGReg) and dropped the agent (position R^2 -0.02, prediction = copy-last).
+    "tworoom-layouts-pixels": dataclasses.replace(
+        _pixels_preset(inverse_hidden=256), inverse_weight=1.0, steps=4000
     ),
     # OGBench cube-single (envs/ogbench_cube.py): a 27-number state, OGBench's 5-d arm commands.
-    "ogbench-cube-single-state": TrainConfig(
-        model=ModelConfig(obs_dim=27, latent_dim=64, action_dim=25),
-        reg=RegularizerConfig(weight=0.01, num_projections=64),
-        action_block=5,
-    ),
-    # OGBench PointMaze (envs/ogbench_adapter.py) on our own reward-free OU data; the state preset's
-    # settings (positions span ~0..21 maze units; the encoder normalises with the dataset's stats).
-    "ogbench-pointmaze-state": TrainConfig(
-        model=ModelConfig(latent_dim=64, action_dim=10),
-        reg=RegularizerConfig(weight=0.01, num_projections=64),
-        action_block=5,
-    ),
+    "ogbench-cube-single-state": _state_preset(obs_dim=27, raw_action_dim=5),
+    # OGBench PointMaze (envs/ogbench_adapter.py) on our own reward-free OU data; the state recipe
+    # (positions span ~0..21 maze units; the encoder normalises with the dataset's stats).
+    "ogbench-pointmaze-state": _state_preset(),
 }
 
 # ---------------------------------------------------------------- planning + eval

@@ -4,13 +4,33 @@
     jepa-mpc eval --checkpoint runs/tworoom-state --planner random-actions      # floor
     jepa-mpc eval --checkpoint runs/tworoom-state --dynamics oracle             # planner on true dynamics
 
-Writes a results folder: `results.json` (schema below), `summary.md`, and optionally
-`episodes.mp4`. Success is the environment's physical predicate.
+Writes a results folder (success is the environment's physical predicate):
+
+    identity.json   {"digest", "identity": {"args" (every flag but out, overwrite, suite, checkpoint),
+                    "suite_sha256", "checkpoint": {"step", "config_sha256", "norm_stats_sha256"} | null}}:
+                    the eval the folder belongs to, written before the first episode
+    batches.jsonl   one strict-JSON line per finished batch of episodes, appended and flushed as it ends:
+                    {"batch": i, "episodes": [results.json episode entries (+ "path", "states",
+                    "planned_paths" for the first --video episodes)], "plan_calls": [[latency_s, live], ...],
+                    "wall_s", "exploration_env_steps"}
+    results.json    (schema below) and summary.md: written atomically when the eval completes
+    episodes.mp4    with --video N: the first N episodes
+
+Resuming: a rerun into a folder whose identity.json matches continues at the first batch that
+batches.jsonl lacks (a torn last line from a kill is dropped). Batch i's PRNG key depends only on
+(--seed, i) (`batch_key`), so the results equal an uninterrupted run's. results.json, summary.md and
+episodes.mp4 are deleted at the start and rewritten at the end, so none is ever stale. A folder of
+another eval (a different identity, or results without identity.json) is refused in one line unless
+--overwrite, which deletes these files and starts from the first episode. The run's probe.npz is not
+part of the identity (it may be fitted during the first run, deterministically); with
+--control.graph-source explore, exploration_env_steps sums each batch's own exploration, so a
+resumed eval that explores a room again counts it again.
 
 results.json (schema_version 1)::
 
     {"schema_version": 1, "created": ISO time, "git_commit": str|null, "versions": {...},
-     "args": {...every flag...}, "suite": {"path", "sha256", "env_id", "tasks"},
+     "args": {...every flag...}, "identity": digest of identity.json,
+     "suite": {"path", "sha256", "env_id", "tasks"},
      "checkpoint": {"run", "step"} | null, "dataset": path, "planner_config": {...} | null,
      "summary": {"episodes", "successes", "success_rate", "success_ci95": [lo, hi],
                  "violation_free_rate", "violation_free_ci95", "infeasible_plans",
@@ -18,7 +38,9 @@ results.json (schema_version 1)::
                  "plan_latency_ms": {"calls", "p50", "p95", "per_episode_p50"},
                  "wall_time_s"},
      "episodes": [{"task", "success", "steps", "violation_steps", "violation_free",
-                   "final_distance", "plans", "infeasible_plans"}]}
+                   "final_distance" (null when undefined), "plans", "infeasible_plans"}]}
+
+Every results file is strict JSON (no NaN/inf); float flags must be finite.
 
 An "infeasible" plan is one the planner acted on although no plan it found satisfied every
 predicted constraint (see jepa_mpc.safety); with hazards in the suite a latent planner loads the
@@ -30,6 +52,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import math
 import time
 from pathlib import Path
@@ -40,8 +63,8 @@ import numpy as np
 from tqdm import tqdm
 
 from jepa_mpc import provenance
-from jepa_mpc.atomic import write_json_atomic
-from jepa_mpc.config import to_dict
+from jepa_mpc.atomic import append_json_line, write_json_atomic, write_text_atomic
+from jepa_mpc.config import check_finite, to_dict
 from jepa_mpc.control import (
     ControlConfig,
     EpisodeRecord,
@@ -53,6 +76,7 @@ from jepa_mpc.control import (
     validate_control,
 )
 from jepa_mpc.errors import ConfigError
+from jepa_mpc.paths import output_dir, output_file
 from jepa_mpc_envs.tasks import shipped_suite_path
 
 DEFAULT_SUITE = shipped_suite_path("tworoom_heldout")  # installed with the package (envs/tasks/)
@@ -71,7 +95,10 @@ class EvalArgs:
     dynamics: Literal["model", "oracle"] = "model"
     """model: plan through the learned world model; oracle: the same planner on true MuJoCo dynamics."""
     out: str = ""
-    """Results folder (default: results/<suite>-<planner>-<dynamics>)."""
+    """Results folder (default: results/<suite>-<planner>-<dynamics>). A folder holding this eval's records
+    resumes it; one holding another eval's results is refused unless --overwrite."""
+    overwrite: bool = False
+    """Discard the results folder's earlier files (of any eval) and start from the first episode."""
     episodes: int = 0
     """Evaluate the first N tasks of the suite (0: all)."""
     batch: int = 100
@@ -282,94 +309,275 @@ def encode_episodes(encode, observations: np.ndarray, batch: int = 4096) -> list
     return list(z.reshape(e, t, -1))
 
 
+# ------------------------------------------------------------------- results folder
+
+RESULTS_FILE, SUMMARY_FILE, VIDEO_FILE = "results.json", "summary.md", "episodes.mp4"
+RECORDS_FILE, IDENTITY_FILE = "batches.jsonl", "identity.json"
+# Flags left out of the eval's identity: where and how to write, and the two inputs that enter by content.
+NOT_IDENTITY_FLAGS = ("out", "overwrite", "suite", "checkpoint")
+EPISODE_FIELDS = ("task", "success", "steps", "violation_steps", "violation_free", "final_distance", "plans",
+                  "infeasible_plans")
+
+
+def results_folder(args: EvalArgs) -> Path:
+    """The results folder (default results/<suite>-<planner>-<dynamics>), checked writable with its files."""
+    out = output_dir(args.out or f"results/{Path(args.suite).stem}-{args.planner}-{args.dynamics}", "--out")
+    for name in (RESULTS_FILE, SUMMARY_FILE, RECORDS_FILE, IDENTITY_FILE):
+        output_file(out / name, "--out")
+    if args.video:
+        output_file(out / VIDEO_FILE, "--video")
+    return out
+
+
+def _file_sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def checkpoint_identity(run_dir: str) -> dict:
+    """A training run by content: its latest checkpoint step and the digests of its config (which names
+    its dataset) and normalisation stats. Missing parts are None (build_policy then names them)."""
+    run = Path(run_dir)
+    ckpts = run / "checkpoints"
+    steps = [int(p.name) for p in ckpts.iterdir() if p.name.isdigit()] if ckpts.is_dir() else []
+    return {"step": max(steps, default=None), "config_sha256": _file_sha256(run / "config.json"),
+            "norm_stats_sha256": _file_sha256(run / "norm_stats.json")}
+
+
+def eval_identity(args: EvalArgs, suite_sha256: str) -> dict:
+    """What decides an eval's results: every flag but NOT_IDENTITY_FLAGS, the suite's and the run's content."""
+    flags = {k: v for k, v in to_dict(args).items() if k not in NOT_IDENTITY_FLAGS}
+    ckpt = None if args.planner == "random-actions" else checkpoint_identity(args.checkpoint)
+    identity = {"args": flags, "suite_sha256": suite_sha256, "checkpoint": ckpt}
+    return json.loads(json.dumps(identity, sort_keys=True, allow_nan=False))  # as read back from identity.json
+
+
+def identity_digest(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _first_difference(old, new, where: str = "") -> str | None:
+    """`field: old -> new` of the first differing leaf of two JSON values, None if equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            diff = _first_difference(old.get(k), new.get(k), f"{where}.{k}" if where else k)
+            if diff:
+                return diff
+        return None
+    if old == new:
+        return None
+    old, new = (r if len(r) <= 24 else r[:21] + "..." for r in (repr(old), repr(new)))
+    return f"{where}: {old} -> {new}"
+
+
+def check_results_folder(out: Path, identity: dict, overwrite: bool) -> None:
+    """Refuse (one line) a folder that holds another eval's results, unless `overwrite`."""
+    if overwrite or not out.is_dir():
+        return
+    hint = "pass --overwrite to replace them or choose another --out"
+    path = out / IDENTITY_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))["identity"]
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+            raise ConfigError(f"--out {out}: {IDENTITY_FILE} is unreadable; {hint}") from None
+        diff = _first_difference(old, identity)
+        if diff:
+            raise ConfigError(f"--out {out}: holds results of another eval ({diff}); {hint}")
+        return
+    found = [name for name in (RESULTS_FILE, RECORDS_FILE) if (out / name).exists()]
+    if found:
+        raise ConfigError(f"--out {out}: holds a {found[0]} without {IDENTITY_FILE} (another eval); {hint}")
+
+
+def start_results_folder(out: Path, identity: dict, overwrite: bool) -> None:
+    """`out` holds this eval only: the final files are gone until it completes (none can be stale), with
+    `overwrite` the earlier records too, and identity.json names the eval the records belong to."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (RESULTS_FILE, SUMMARY_FILE, VIDEO_FILE) + ((RECORDS_FILE, IDENTITY_FILE) if overwrite else ()):
+        (out / name).unlink(missing_ok=True)
+    if not (out / IDENTITY_FILE).is_file():
+        write_json_atomic(out / IDENTITY_FILE, {"digest": identity_digest(identity), "identity": identity})
+
+
+def _is_batch_record(rec, index: int, names: list[str] | None) -> bool:
+    if not (isinstance(rec, dict) and rec.get("batch") == index and names is not None):
+        return False
+    eps, calls = rec.get("episodes"), rec.get("plan_calls")
+    return (isinstance(eps, list) and all(isinstance(e, dict) and set(EPISODE_FIELDS) <= set(e) for e in eps)
+            and [e["task"] for e in eps] == names and isinstance(calls, list)
+            and isinstance(rec.get("wall_s"), (int, float)))
+
+
+def read_batch_records(path: Path, batch_tasks: list[list[str]]) -> list[dict]:
+    """The finished batches recorded in `path`, in order (batch i ran the tasks named batch_tasks[i]).
+
+    A torn last line (the eval was killed while writing it) is cut off the file; any other line that
+    is not the next batch of this eval is a one-line ConfigError."""
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    lines = data.split(b"\n")  # the last item is the torn tail, b"" when the file ends with a newline
+    records, end = [], 0
+    for i, line in enumerate(lines[:-1]):
+        try:
+            rec = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            rec = None
+        if not _is_batch_record(rec, i, batch_tasks[i] if i < len(batch_tasks) else None):
+            raise ConfigError(f"{path}: line {i + 1} is not batch {i} of this eval; pass --overwrite to start over")
+        records.append(rec)
+        end += len(line) + 1
+    if end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    return records
+
+
+def batch_key(seed: int, index: int) -> jax.Array:
+    """PRNG key of episode batch `index`: a pure function of (seed, index), so a resumed eval draws the
+    keys an uninterrupted one does. It is the index-th key split off key(seed), the order earlier
+    versions drew them in, so their published figures are reproduced."""
+    key = jax.random.key(seed)
+    for _ in range(index + 1):
+        key, sub = jax.random.split(key)
+    return sub
+
+
+def episode_record(r: EpisodeRecord, trajectory: bool = False) -> dict:
+    """One episode as results.json lists it (final_distance None when undefined: the JSON stays strict);
+    with `trajectory` also the positions, states and planned paths its video is drawn from."""
+    finite = math.isfinite(float(r.final_distance))
+    rec = {"task": r.task, "success": bool(r.success), "steps": int(r.steps), "violation_steps": int(r.violation_steps),
+           "violation_free": bool(r.violation_free), "final_distance": float(r.final_distance) if finite else None,
+           "plans": int(r.plans), "infeasible_plans": int(r.infeasible_plans)}
+    if trajectory:
+        rec.update(path=[[float(v) for v in p] for p in r.path],
+                   states=[np.asarray(s, np.float64).tolist() for s in r.states],
+                   planned_paths=[[int(step), np.asarray(pts).tolist(), bool(bad)] for step, pts, bad in r.planned_paths])
+    return rec
+
+
+def episode_from_record(d: dict) -> EpisodeRecord:
+    """The EpisodeRecord of one recorded episode (trajectory lists empty when not recorded)."""
+    return EpisodeRecord(
+        task=d["task"], success=d["success"], steps=d["steps"], violation_steps=d["violation_steps"],
+        final_distance=float("nan") if d["final_distance"] is None else d["final_distance"], plans=d["plans"],
+        infeasible_plans=d["infeasible_plans"], path=d.get("path", []),
+        states=[np.asarray(s, np.float32) for s in d.get("states", [])], planned_paths=d.get("planned_paths", []),
+    )
+
+
+def run_batch(index: int, tasks, make_env, policy, args: EvalArgs, bar=None) -> dict:
+    """Run episode batch `index` (its `tasks` in lockstep, key `batch_key(args.seed, index)`); returns its
+    batches.jsonl record."""
+    t0 = time.perf_counter()
+    room_graphs = getattr(policy, "room_graphs", None)
+    explored = room_graphs.explored_steps if room_graphs is not None else 0
+    envs = [make_env() for _ in tasks]
+    plan_calls = []
+
+    def on_plan(info):
+        if info["latency_s"]:
+            plan_calls.append([info["latency_s"], info["live"]])  # live: episodes planned in this call
+        if bar is not None:
+            bar.set_postfix(live=info["live"], plan_ms=f"{1e3 * info['latency_s']:.0f}")
+
+    recs = run_mpc(envs, tasks, policy, batch_key(args.seed, index), on_plan=on_plan)
+    for env in envs:
+        env.close()
+    first = index * args.batch
+    return {
+        "batch": index,
+        "episodes": [episode_record(r, trajectory=first + j < args.video) for j, r in enumerate(recs)],
+        "plan_calls": plan_calls,
+        "wall_s": time.perf_counter() - t0,
+        "exploration_env_steps": (room_graphs.explored_steps if room_graphs is not None else 0) - explored,
+    }
+
+
 # ------------------------------------------------------------------------------- main
 
 
 def evaluate(args: EvalArgs) -> tuple[dict, Path]:
+    """Run (or resume) the eval `args` describes; returns (results.json content, results folder).
+
+    Each finished batch of episodes is appended to batches.jsonl; a rerun of the same eval continues at
+    the first batch not recorded there and ends with the results an uninterrupted run writes."""
     from jepa_mpc_envs.registry import get_env_spec
 
-    if args.episodes < 0 or args.batch <= 0:
-        raise ConfigError("--episodes must be >= 0 and --batch > 0")
+    check_finite(args)
+    if args.episodes < 0 or args.batch <= 0 or args.video < 0:
+        raise ConfigError("--episodes and --video must be >= 0 and --batch > 0")
     if args.planner != "random-actions" and args.dynamics == "model" and not Path(args.checkpoint).is_dir():
         raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory (train one with `jepa-mpc train`)")
+    out = results_folder(args)
     suite = _load_suite(args.suite)
     env_spec = get_env_spec(suite.env_id)
     tasks = suite.tasks[: args.episodes or None]
-    args, frame_skip = with_run_settings(args, suite)
+    args, frame_skip = with_run_settings(args, suite)  # the run's action block, its data's frame skip
+    batches = [tasks[start : start + args.batch] for start in range(0, len(tasks), args.batch)]
+    suite_sha256 = hashlib.sha256(Path(args.suite).read_bytes()).hexdigest()
+    identity = eval_identity(args, suite_sha256)
+    check_results_folder(out, identity, args.overwrite)
+    done = [] if args.overwrite else read_batch_records(out / RECORDS_FILE, [[t.name for t in b] for b in batches])
     policy, obs_type, planner_cfg, ckpt = build_policy(args, suite, frame_skip)
     label = f"{args.planner}" + ("" if args.planner == "random-actions" else f" ({args.dynamics})")
-    out = Path(args.out or f"results/{Path(args.suite).stem}-{args.planner}-{args.dynamics}")
-    out.mkdir(parents=True, exist_ok=True)
+    start_results_folder(out, identity, args.overwrite)
 
-    latencies, batch_sizes, records = [], [], []
-    key = jax.random.key(args.seed)
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(tasks), desc=f"eval {label}", unit="ep")
-    for start in range(0, len(tasks), args.batch):
-        chunk = tasks[start : start + args.batch]
-        envs = [env_spec.make_env(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip) for _ in chunk]
+    finished = sum(len(b) for b in batches[: len(done)])
+    if done:
+        print(f"eval: resuming {out} at batch {len(done)} of {len(batches)} ({finished} episodes recorded)")
+    bar = tqdm(total=len(tasks), initial=finished, desc=f"eval {label}", unit="ep")
 
-        def on_plan(info):
-            if info["latency_s"]:
-                latencies.append(info["latency_s"])
-                batch_sizes.append(info["live"])  # episodes planned in this call
-            bar.set_postfix(live=info["live"], plan_ms=f"{1e3 * info['latency_s']:.0f}")
+    def make_env():
+        return env_spec.make_env(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip)
 
-        key, sub = jax.random.split(key)
-        recs = run_mpc(envs, chunk, policy, sub, on_plan=on_plan)
-        records += recs
-        for env in envs:
-            env.close()
-        bar.update(len(chunk))
-        bar.set_postfix(success=f"{np.mean([r.success for r in records]):.3f}")
+    for index in range(len(done), len(batches)):
+        record = run_batch(index, batches[index], make_env, policy, args, bar)
+        append_json_line(out / RECORDS_FILE, record)
+        done.append(record)
+        bar.update(len(batches[index]))
+        bar.set_postfix(success=f"{np.mean([e['success'] for b in done for e in b['episodes']]):.3f}")
     bar.close()
-    wall = time.perf_counter() - t0
-    summary = summarize(records, latencies, batch_sizes, wall)
+
+    episodes = [e for b in done for e in b["episodes"]]
+    records = [episode_from_record(e) for e in episodes]
+    calls = [c for b in done for c in b["plan_calls"]]
+    summary = summarize(records, [c[0] for c in calls], [c[1] for c in calls], sum(b["wall_s"] for b in done))
     if getattr(policy, "room_graphs", None) is not None:  # reward-free steps spent exploring the rooms first
-        summary["exploration_env_steps"] = policy.room_graphs.explored_steps
+        summary["exploration_env_steps"] = sum(b.get("exploration_env_steps", 0) for b in done)
     result = {
         "schema_version": 1,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": provenance.git_commit(),
         "versions": package_versions(),
         "args": to_dict(args),
+        "identity": identity_digest(identity),
         "label": label,
         "suite": {
             "path": str(args.suite),
-            "sha256": hashlib.sha256(Path(args.suite).read_bytes()).hexdigest(),
+            "sha256": suite_sha256,
             "env_id": suite.env_id,
             "tasks": len(tasks),
         },
         "checkpoint": ckpt,
         "planner_config": to_dict(planner_cfg) if planner_cfg is not None else None,
         "summary": summary,
-        "episodes": [
-            {
-                "task": r.task,
-                "success": r.success,
-                "steps": r.steps,
-                "violation_steps": r.violation_steps,
-                "violation_free": r.violation_free,
-                "final_distance": float(r.final_distance),
-                "plans": r.plans,
-                "infeasible_plans": r.infeasible_plans,
-            }
-            for r in records
-        ],
+        "episodes": [{k: e[k] for k in EPISODE_FIELDS} for e in episodes],
     }
-    write_json_atomic(out / "results.json", result, sort_keys=False)
-    (out / "summary.md").write_text(summary_markdown(label, summary))
     if args.video:
         from jepa_mpc.video import write_episode_video
 
-        write_episode_video(out / "episodes.mp4", suite, tasks[: args.video], records[: args.video])
+        write_episode_video(out / VIDEO_FILE, suite, tasks[: args.video], records[: args.video])
+    write_text_atomic(out / SUMMARY_FILE, summary_markdown(label, summary))
+    write_json_atomic(out / RESULTS_FILE, result, sort_keys=False)  # last: its presence means complete
     return result, out
 
 
 def eval_main(args: EvalArgs) -> None:
     result, out = evaluate(args)
     print(summary_markdown(result["label"], result["summary"]), end="")
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {out / RESULTS_FILE}")
 
 
 __all__ = ["EvalArgs", "evaluate", "eval_main", "wilson_interval", "summarize"]

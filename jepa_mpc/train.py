@@ -47,6 +47,7 @@ from jepa_mpc.model.world_model import (
     split_model,
     validate_model_config,
 )
+from jepa_mpc.paths import output_dir
 from jepa_mpc.regularizers import check_regularizer, regularizer_loss
 from jepa_mpc.run import Run, check_dataset, dataset_identity, open_dataset, split_episodes
 
@@ -356,8 +357,6 @@ def train(
 
     validate_train_config(cfg)
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--run {run_dir}: exists and is not a directory")
     run = Run.open(run_dir) if Run.exists(run_dir) else None  # resuming: checked against what made it
     if run is not None:
         check_resume_compatible(run.config, cfg, str(run_dir / CONFIG_FILE))
@@ -509,6 +508,7 @@ def parse_train_cli(argv: Sequence[str]) -> TrainArgs:
 
 def train_main(argv: Sequence[str]) -> None:
     args = parse_train_cli(argv)
+    output_dir(args.run, "--run")
     result = train(args.config, args.run, args.data, progress=not args.quiet)
     e = result.last_eval
     print(f"trained {result.step} steps -> {args.run} ({result.steps_per_s:.1f} steps/s)")

@@ -5,7 +5,10 @@ action arrays from an exploration policy, one multithreaded `rollout` over (E, T
 physics steps, then every frame_skip-th state is kept. Pixels (optional) are rendered
 afterwards from the recorded states. Chunk i depends only on (config, i): its generator is
 `np.random.default_rng([seed, i])`, so an interrupted collection resumes at the first missing
-chunk and ends with the same dataset as an uninterrupted one.
+chunk and ends with the same dataset as an uninterrupted one. Resuming compares content, not
+flags: every option but --out and the resolved layout's fields (an edited --layout file is refused),
+and every finished chunk is read back and checked (HDF5 checksums, content digest, episode indices)
+first; a bad one is named in one line, to be deleted and collected again by a rerun.
 
 CLI: `jepa-mpc collect` -> `collect_main(CollectArgs)`,
      `jepa-mpc bench collect` -> `bench_collect_main(BenchCollectArgs)`.
@@ -30,6 +33,7 @@ from jepa_mpc.provenance import git_commit, package_versions
 from jepa_mpc.data import store
 from jepa_mpc.data.policies import make_actions
 from jepa_mpc.errors import ConfigError, DatasetError
+from jepa_mpc.paths import output_dir
 
 START_MARGIN = 0.02  # extra clearance (m) between a start position and walls, as in TwoRoomEnv
 # Settings that do not change the dataset's content (not compared when resuming).
@@ -224,9 +228,33 @@ def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: 
 # ------------------------------------------------------------------ meta
 
 
-def content_config(cfg: CollectConfig) -> dict:
-    """The config fields that determine the dataset's content (compared on resume)."""
+def saved_flags(cfg: CollectConfig) -> dict:
+    """The options meta.json records as `config` (all but NON_CONTENT_FIELDS, the layout as given)."""
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NON_CONTENT_FIELDS}
+
+
+def content_config(cfg: CollectConfig, layout) -> dict:
+    """What determines the dataset's content (compared on resume): the saved flags with the layout's
+    resolved fields in place of the --layout string (a layout file may have been edited since)."""
+    return json.loads(json.dumps({**saved_flags(cfg), "layout": layout.to_dict()}))
+
+
+def stored_content(meta: dict) -> dict:
+    """`content_config` of an existing dataset: its saved flags with the layout it was collected in."""
+    return {**(meta.get("config") or {}), "layout": meta.get("layout")}
+
+
+def _first_difference(old: dict, new: dict) -> tuple[str, object, object] | None:
+    """(field, old value, new value) of the first differing field, one level into dicts (layout.x)."""
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            sub = _first_difference(a, b)
+            return (f"{k}.{sub[0]}",) + sub[1:]
+        return k, a, b
+    return None
 
 
 def make_meta(cfg: CollectConfig, layout, model) -> dict:
@@ -252,15 +280,15 @@ def make_meta(cfg: CollectConfig, layout, model) -> dict:
         "chunk_episodes": cfg.chunk_episodes,
         "num_chunks": num_chunks(cfg),
         "chunk_seeds": "np.random.default_rng([seed, chunk_index])",
-        "config": content_config(cfg),
+        "config": saved_flags(cfg),
         "versions": package_versions(),
         "git_commit": git_commit(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _check_resumable(out: Path, cfg: CollectConfig) -> dict | None:
-    """The existing meta if `out` is a dataset collected with the same config; None if fresh."""
+def _check_resumable(out: Path, cfg: CollectConfig, layout) -> dict | None:
+    """The existing meta if `out` is a dataset of the same content (config and resolved layout); None if fresh."""
     if not out.exists():
         return None
     if not out.is_dir():
@@ -270,15 +298,34 @@ def _check_resumable(out: Path, cfg: CollectConfig) -> dict | None:
             raise DatasetError(f"--out {out}: non-empty directory without meta.json; choose another --out")
         return None
     meta = store.read_meta(out)
-    old, new = meta.get("config", {}), content_config(cfg)
-    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    diff = _first_difference(stored_content(meta), content_config(cfg, layout))
     if diff:
-        k = diff[0]
+        k, old, new = diff
         raise DatasetError(
-            f"{out / store.META_NAME}: dataset was collected with {k}={old.get(k)!r}, not {new.get(k)!r}; "
+            f"{out / store.META_NAME}: dataset was collected with {k}={old!r}, not {new!r}; "
             f"use the same options to resume or another --out"
         )
+    if meta["num_chunks"] != num_chunks(cfg):
+        raise DatasetError(f"{out / store.META_NAME}: num_chunks is {meta['num_chunks']}, but its options make "
+                           f"{num_chunks(cfg)} chunks (edited by hand?); collect into another --out")
     return meta
+
+
+def verify_chunks(out: Path, cfg: CollectConfig, indices) -> None:
+    """Each finished chunk reads back whole (HDF5 checksums and content digest) and holds the episodes
+    it should; else a one-line DatasetError naming it (it is not re-collected: delete it, then rerun)."""
+    again = "delete it and rerun `jepa-mpc collect` to collect it again"
+    for i in sorted(indices):
+        path = store.chunk_path(out, i)
+        try:
+            arrays = store.read_chunk(path, i)
+        except DatasetError as err:
+            raise DatasetError(f"{err}; {again}") from None
+        first, last = chunk_episode_range(cfg, i)
+        if not np.array_equal(arrays["episode_index"], np.arange(first, last)) or \
+                arrays["state"].shape[1] != cfg.episode_len + 1:
+            raise DatasetError(f"{path}: chunk {i} does not hold episodes {first}..{last - 1} of "
+                               f"{cfg.episode_len} steps; {again}")
 
 
 # ------------------------------------------------------------------ summary
@@ -333,10 +380,10 @@ def collect(cfg: CollectConfig, progress: bool = True, max_chunks: int | None = 
     from tqdm import tqdm
 
     validate_config(cfg)
+    out = output_dir(cfg.out, "--out")
     env = env_spec(cfg.env_id)
     layout = resolve_layout(cfg.layout, cfg.env_id)
-    out = Path(cfg.out)
-    meta = _check_resumable(out, cfg)
+    meta = _check_resumable(out, cfg, layout)
     model = env.build_model(layout)
     out.mkdir(parents=True, exist_ok=True)
     store.remove_stale_tmp(out)
@@ -345,6 +392,7 @@ def collect(cfg: CollectConfig, progress: bool = True, max_chunks: int | None = 
         store.write_meta(out, meta)
     total = num_chunks(cfg)
     present = set(store.existing_chunks(out))
+    verify_chunks(out, cfg, present & set(range(total)))  # never call a dataset complete over a bad chunk
     todo = [i for i in range(total) if i not in present]
     resumed_from = todo[0] if todo and present else None
     if max_chunks is not None:

@@ -89,6 +89,10 @@ def read_meta(directory: str | os.PathLike) -> dict:
         raise DatasetError(f"{path}: invalid JSON ({err})") from None
     if not isinstance(meta, dict) or "num_chunks" not in meta:
         raise DatasetError(f"{path}: not a jepa-mpc dataset meta file (no 'num_chunks')")
+    for key in ("num_chunks", "num_episodes"):
+        value = meta.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise DatasetError(f"{path}: '{key}' must be a positive integer, got {value!r}")
     return meta
 
 
