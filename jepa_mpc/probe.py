@@ -40,8 +40,7 @@ import tyro
 from jepa_mpc.atomic import dumps_strict, write_npz_atomic
 from jepa_mpc.config import check_finite
 from jepa_mpc.errors import ConfigError
-
-PROBE_FILE = "probe.npz"
+from jepa_mpc.run import PROBE_FILE, Run
 QUANTITIES = ("x", "y", "vx", "vy")
 
 
@@ -263,12 +262,20 @@ def load_probe(run_dir: str | Path) -> Probe | None:
     return probe
 
 
+def load_run_probe(run: Run) -> Probe | None:
+    """A run's saved probe or None; ConfigError if it is unreadable or reads latents of another size."""
+    probe = load_probe(run.path)
+    latent = run.config.model.latent_dim
+    if probe is not None and np.asarray(probe.mean).shape != (latent,):
+        raise ConfigError(f"{run.probe_path}: probe reads {np.asarray(probe.mean).shape[0]}-d latents, the run's "
+                          f"model makes {latent}-d ones; rerun `jepa-mpc probe {run.path}`")
+    return probe
+
+
 def load_or_train_probe(model: Any, ds: Any = None, cfg: ProbeConfig = ProbeConfig(), save: bool = True) -> Probe:
     """The run's saved probe if its checkpoint step matches, else train one (and save it)."""
-    from jepa_mpc.run import Run
-
     run = Run.open(model.run_dir)
-    probe = run.load_probe()
+    probe = load_run_probe(run)
     if probe is not None and int(probe.meta.get("step", -1)) == int(model.step):
         return probe
     if ds is None:
@@ -294,8 +301,6 @@ class ProbeArgs:
 
 
 def probe_main(args: ProbeArgs) -> None:
-    from jepa_mpc.run import Run
-
     validate_probe_config(args.probe)
     run = Run.open(args.run)
     model = run.load_world_model()
@@ -313,5 +318,5 @@ def probe_main(args: ProbeArgs) -> None:
 
 
 __all__ = ["Probe", "ProbeConfig", "ProbeArgs", "apply_probe", "fit_probe", "train_probe", "save_probe",
-           "validate_probe_config",
+           "validate_probe_config", "load_run_probe",
            "load_probe", "load_or_train_probe", "probe_main", "PROBE_FILE", "QUANTITIES"]

@@ -11,7 +11,7 @@ always checked against what made it:
     model = run.load_world_model()              # latest checkpoint, verified (CheckpointError)
     ds = run.dataset()                          # its dataset, refused if its content changed
     ds = run.training_view(ds)                  # action blocks of the run, checked against the model
-    probe = run.load_probe()                    # probe.npz or None
+    run.probe_path                              # <run>/probe.npz (read by jepa_mpc.probe.load_run_probe)
 
 The data layer of a run (open a dataset for a config, check it fits, split its episodes) lives here
 too, so train.py and diagnostics.py share it without importing each other.
@@ -37,6 +37,8 @@ from jepa_mpc.model.checkpoint import (
     read_run_config,
 )
 from jepa_mpc.model.world_model import obs_shape
+
+PROBE_FILE = "probe.npz"
 
 # ---------------------------------------------------------------- the data layer of a run
 
@@ -215,19 +217,8 @@ class Run:
 
     @property
     def probe_path(self) -> Path:
-        from jepa_mpc.probe import PROBE_FILE
-
+        """Where the run's probe lives (`jepa-mpc probe` writes it; jepa_mpc.probe.load_run_probe reads it)."""
         return self.path / PROBE_FILE
 
-    def load_probe(self):
-        """The run's saved probe (probe.npz) or None; ConfigError if it is unreadable or does not fit."""
-        from jepa_mpc.probe import load_probe
 
-        probe = load_probe(self.path)
-        if probe is not None and np.asarray(probe.mean).shape != (self.config.model.latent_dim,):
-            raise ConfigError(f"{self.probe_path}: probe reads {np.asarray(probe.mean).shape[0]}-d latents, the run's "
-                              f"model makes {self.config.model.latent_dim}-d ones; rerun `jepa-mpc probe {self.path}`")
-        return probe
-
-
-__all__ = ["Run", "check_dataset", "dataset_identity", "open_dataset", "split_episodes"]
+__all__ = ["Run", "PROBE_FILE", "check_dataset", "dataset_identity", "open_dataset", "split_episodes"]

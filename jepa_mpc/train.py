@@ -38,6 +38,7 @@ from flax import nnx
 
 from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
 from jepa_mpc.config import TRAIN_PRESETS, TrainConfig, check_finite, to_dict
+from jepa_mpc.diagnostics import build_eval_data, evaluate
 from jepa_mpc.errors import ConfigError, UserError
 from jepa_mpc.model.checkpoint import CONFIG_FILE, STATS_FILE, check_norm_stats, checkpoint_manager, restore_checkpoint
 from jepa_mpc.model.encoders import mean_frame
@@ -352,8 +353,6 @@ def train(
     rewrite batches (tests use it to inject NaNs).
     """
     from tqdm import tqdm
-
-    from jepa_mpc.diagnostics import build_eval_data, evaluate
 
     validate_train_config(cfg)
     run_dir = Path(run_dir)
