@@ -53,7 +53,7 @@ from jepa_mpc.control import (
     validate_control,
 )
 from jepa_mpc.errors import ConfigError
-from jepa_mpc_envs.tasks import shipped_suite_path
+from jepa_mpc_envs.suites import shipped_suite_path
 
 DEFAULT_SUITE = shipped_suite_path("tworoom_heldout")  # installed with the package (envs/tasks/)
 
@@ -153,7 +153,7 @@ def package_versions() -> dict[str, str]:
 
 
 def _load_suite(path: str):
-    from jepa_mpc_envs.ogbench_adapter import load_suite  # OGBench suites; any other through envs.tasks
+    from jepa_mpc_envs.registry import load_suite  # the one loader: dispatches on the file's env_id
 
     return load_suite(path)
 
@@ -228,7 +228,7 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         latents = encode_episodes(encode, ds.arrays[model.obs_key])
         if cfg.graph_space == "probe":
             flat = np.concatenate(latents)
-            readout = goal_graph.fit_linear_readout(flat, ds.arrays["state"][..., :2].reshape(len(flat), 2))
+            readout = goal_graph.fit_linear_readout(flat, env.positions(ds.arrays["state"]).reshape(len(flat), 2))
             points = [z @ readout[0] + readout[1] for z in latents]
             graph = goal_graph.build_graph(points, graph_cfg)
             scale = goal_graph.metric_scale(flat, np.concatenate(points), seed=cfg.seed)
@@ -290,7 +290,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
             bar.set_postfix(live=info["live"], plan_ms=f"{1e3 * info['latency_s']:.0f}")
 
         key, sub = jax.random.split(key)
-        recs = run_mpc(envs, chunk, policy, sub, on_plan=on_plan)
+        recs = run_mpc(envs, chunk, policy, sub, on_plan=on_plan, family=env_spec)
         records += recs
         for env in envs:
             env.close()
