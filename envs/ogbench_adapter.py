@@ -25,10 +25,12 @@ after 1,000 steps.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from .errors import ConfigError, TaskFileError
@@ -222,7 +224,6 @@ def generate_suite_for(dataset: str, seed: int, n: int, tolerance: float = DEFAU
 
 def _seeded_global_numpy(seed: int):
     """Context manager: np.random seeded with `seed` inside, its previous state restored after."""
-    import contextlib
 
     @contextlib.contextmanager
     def ctx():
@@ -271,8 +272,6 @@ class OGBenchEnv(OGBenchEpisode):
     metadata = {"render_modes": []}
 
     def __init__(self, layout: OGBenchLayout | None = None, obs_type: str = "state", frame_skip: int = 5):
-        import gymnasium as gym
-
         self.layout = layout or OGBenchLayout()
         dataset_name(self.layout.dataset)
         if obs_type != "state":

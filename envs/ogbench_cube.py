@@ -37,6 +37,7 @@ import dataclasses
 import functools
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from .errors import ConfigError
@@ -136,8 +137,6 @@ class OGBenchCubeEnv(OGBenchEpisode):
     metadata = {"render_modes": []}
 
     def __init__(self, layout=None, obs_type: str = "state", frame_skip: int = FRAME_SKIP):
-        import gymnasium as gym
-
         self.layout = layout or OGBenchLayout(DATASETS[0])
         if not is_cube_dataset(dataset_name(self.layout.dataset)):
             raise ConfigError(f"ogbench:{self.layout.dataset}: not an OGBench cube env ({', '.join(DATASETS)})")

@@ -20,6 +20,7 @@ full 7-number states; both carry the same room.
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import json
 import math
@@ -188,8 +189,6 @@ class RoomRenderer(tworoom.PixelRenderer):
     and resized on a private copy of the model before each frame)."""
 
     def __init__(self, model: mujoco.MjModel, size: int = 64):
-        import copy
-
         super().__init__(copy.copy(model), size)
         self._walls = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"wall{i}") for i in range(2)]
         if min(self._walls) < 0:

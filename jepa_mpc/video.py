@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jepa_mpc_envs.registry import get_family
+
 GOAL_RGB = np.array([40, 200, 60], np.uint8)
 TRAIL_RGB = np.array([30, 90, 255], np.uint8)
 PLAN_RGB = np.array([255, 150, 0], np.uint8)
@@ -38,8 +40,6 @@ def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Seque
     Goal features are drawn where the env puts them in the camera plane (TwoRoom: the position;
     Reacher: the fingertip of that arm configuration).
     """
-    from jepa_mpc_envs.registry import get_family
-
     env = get_family(env_id)
     renderer = env.pixel_renderer(env.build_model(layout, tuple(task.hazards)), size)
     if states is None or len(states) != len(path):
