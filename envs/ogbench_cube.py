@@ -1,6 +1,6 @@
 """OGBench cube (``ogbench:cube-single-play-v0``) behind the pipeline's env contract.
 
-Resolved through envs/ogbench_adapter.py (``get_env_spec("ogbench:cube-single-play-v0")``). The env
+Resolved through envs/registry.py (``get_family("ogbench:cube-single-play-v0")`` -> `OGBenchCubeFamily`). The env
 wraps OGBench's own CubeEnv (UR5e arm + Robotiq gripper, one 4 cm cube; its MJCF, dynamics, five
 evaluation tasks and success signal). OGBench's datasets are never downloaded or used: we collect
 our own reward-free data in its env.

@@ -28,7 +28,7 @@ File schema (``schema_version`` 1)::
       ]
     }
 
-Validation (`suite_from_dict`, reached through `jepa_mpc_envs.registry.load_suite`) raises `jepa_mpc.errors.TaskFileError` with one line naming
+Validation (`suite_from_dict`, reached through `jepa_mpc_envs.registry.load_suite`) raises `TaskFileError` with one line naming
 the file, the task index and the field, for: unreadable file or invalid JSON, missing
 or unknown key, wrong length, non-numeric or non-finite number, start or goal inside
 the wall or outside the arena (agent disk of radius 0.05 must fit), start or goal
