@@ -29,7 +29,7 @@ from .rollout import StateCollector
 class TaskFamily(abc.ABC):
     """One task family (see the module docstring). Subclasses set the class attributes below."""
 
-    env_id: ClassVar[str]
+    env_id: str
     entry_point: ClassVar[str]
     """Gymnasium entry point ("module:Class") of the env registered under `env_id`."""
     state_fields: ClassVar[tuple[str, ...]]
@@ -40,8 +40,8 @@ class TaskFamily(abc.ABC):
     """The two state fields that are the rates of `position`."""
     goal: ClassVar[slice] = slice(0, 2)
     """The state fields the success predicate compares (the goal features)."""
-    default_tolerance: ClassVar[float]
-    default_max_steps: ClassVar[int]
+    default_tolerance: float
+    default_max_steps: int
     splits: ClassVar[tuple[str, ...]] = ()
     """Task splits `generate_suite(split=...)` accepts (TwoRoomLayouts: "heldout", "train"); () if none."""
 

@@ -28,7 +28,8 @@ from jepa_mpc import goal_graph
 from jepa_mpc import safety as safety_lib
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.planning import get_planner, make_config, shift_plan
-from jepa_mpc_envs.registry import TWOROOM, TaskFamily
+from jepa_mpc_envs.family import TaskFamily
+from jepa_mpc_envs.registry import TWOROOM
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import tyro
 from flax import nnx
 
 from jepa_mpc.regularizers import sigreg
-from jepa_mpc_envs.registry import ENV_IDS, get_family
+from jepa_mpc.probe import state_layout
 
 
 def latent_std(z: np.ndarray) -> tuple[float, float]:
@@ -163,10 +163,10 @@ def build_eval_data(
 
     fit_obs, fit_state = frames(train_ids, max_frames)
     test_obs, test_state = frames(heldout_ids, max_frames // 2)
-    family = get_family((getattr(ds, "meta", None) or {}).get("env_id", ENV_IDS[0]))
+    layout = state_layout(getattr(ds, "meta", None))
     return EvalData(
         np.stack(wo[:max_windows]), np.stack(wa[:max_windows]), fit_obs, fit_state, test_obs, test_state,
-        position=family.position, velocity=family.velocity,
+        position=layout.position, velocity=layout.velocity,
     )
 
 

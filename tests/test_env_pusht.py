@@ -210,6 +210,17 @@ def test_declared_features_are_the_block_pose_and_its_velocity():
     assert family.field_names(family.velocity) == ["bvx", "bvy"]  # not the angle (index 2)
 
 
+def test_probe_and_oracle_read_the_declared_block_fields():
+    from jepa_mpc.control import oracle_features
+    from jepa_mpc.probe import state_layout
+
+    states = np.arange(2 * P.STATE_DIM, dtype=np.float32).reshape(2, P.STATE_DIM)
+    layout = state_layout({"env_id": ENV_ID})
+    assert layout.names == ("bx", "by", "bvx", "bvy")
+    np.testing.assert_array_equal(layout.targets(states), states[:, [0, 1, 3, 4]])
+    np.testing.assert_array_equal(oracle_features(PUSHT, states), states[:, [0, 1, 2, 0, 1, 3, 4]])
+
+
 def test_collection_through_the_registry_moves_the_block(tmp_path):
     cfg = CollectConfig(out=str(tmp_path / "d"), env_id=ENV_ID, num_episodes=60, episode_len=30, chunk_episodes=30)
     C.collect(cfg, progress=False)
