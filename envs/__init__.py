@@ -17,7 +17,7 @@ import importlib
 
 import gymnasium as gym
 
-GYM_ENTRY_POINTS = {  # env id -> "module:EnvClass" of each family in registry.FAMILIES (a test keeps them equal)
+GYM_ENTRY_POINTS = {  # env id -> "module:EnvClass" of the built-in families (registry.FAMILIES; a test keeps them equal)
     "jepa_mpc_envs/TwoRoom-v0": "jepa_mpc_envs.tworoom:TwoRoomEnv",
     "jepa_mpc_envs/Reacher-v0": "jepa_mpc_envs.reacher:ReacherEnv",
     "jepa_mpc_envs/PushT-v0": "jepa_mpc_envs.pusht:PushTEnv",
@@ -36,9 +36,15 @@ _LAZY = {  # name -> module of the older top-level re-exports, loaded on first u
 }
 
 
+_SUBMODULES = ("base", "errors", "family", "geometry", "ogbench_adapter", "ogbench_cube", "pusht", "reacher",
+               "registry", "rollout", "suites", "tasks", "tworoom", "tworoom_layouts", "tworoom_tasks")
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    if name in _SUBMODULES:  # `import jepa_mpc_envs; jepa_mpc_envs.registry` (the package once imported them all)
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -1,7 +1,7 @@
 """The registry of task families: the pipeline's only way to an environment.
 
 Registering a family is one line in `FAMILIES` (an instance of its `TaskFamily` subclass, see
-envs/family.py); collect, train, eval (learned model, oracle, random), video and the `tasks` verb look
+envs/family.py; its Gymnasium id is registered when this module is imported); collect, train, eval (learned model, oracle, random), video and the `tasks` verb look
 a family up by env id (`get_family(env_id)`). Ids ``ogbench:<dataset>`` resolve to the OGBench
 families (optional extra `ogbench`; envs/ogbench_adapter.py).
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import os
 from typing import Any
+
+import gymnasium as gym
 
 from . import ogbench_adapter, ogbench_cube, pusht, reacher, tworoom, tworoom_layouts
 from .errors import ConfigError
@@ -30,6 +32,10 @@ FAMILIES: tuple[TaskFamily, ...] = (
 REGISTRY: dict[str, TaskFamily] = {family.env_id: family for family in FAMILIES}
 ENV_IDS: tuple[str, ...] = tuple(REGISTRY)
 TWOROOM, REACHER, PUSHT, TWOROOM_LAYOUTS = FAMILIES  # the built-in families by name
+
+for _family in FAMILIES:  # the package's __init__ registers the built-in ids without loading MuJoCo; any other here
+    if _family.env_id not in gym.registry:
+        gym.register(id=_family.env_id, entry_point=_family.entry_point, max_episode_steps=None)
 
 
 @functools.lru_cache(maxsize=None)
