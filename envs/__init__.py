@@ -1,42 +1,51 @@
-"""MuJoCo tasks for jepa-mpc (import name `jepa_mpc_envs`).
+"""MuJoCo task families for jepa-mpc (import name `jepa_mpc_envs`); imports nothing from `jepa_mpc`.
 
-Importing this package registers the Gymnasium ids of every env in `registry.REGISTRY`
-("jepa_mpc_envs/TwoRoom-v0", "jepa_mpc_envs/Reacher-v0", "jepa_mpc_envs/PushT-v0",
-"jepa_mpc_envs/TwoRoomLayouts-v0"):
+Importing the package is light (no MuJoCo): it registers the Gymnasium ids of the built-in families
+with string entry points, so the env module loads on `gym.make`:
 
     import gymnasium as gym, jepa_mpc_envs
     env = gym.make("jepa_mpc_envs/TwoRoom-v0", obs_type="pixels")
 
-Modules: `tworoom` (Layout, build_mjcf, build_model, TwoRoomEnv, PixelRenderer,
-state_to_mjstate, mjstate_to_state), `geometry` (pure-numpy predicates),
-`tasks` (Task/Suite files: load_suite, save_suite, generate_suite, tasks_main),
-`reacher` (two-link arm: ReacherEnv, build_model, ...), `pusht` (Push-T: PushTEnv, build_model,
-generate_suite, ...), `tworoom_layouts` (a room per episode, held-out rooms), `registry` (EnvSpec per env id:
-get_env_spec).
+Modules: `family` (the TaskFamily protocol), `registry` (FAMILIES, get_family, load_suite), `suites`
+(Task/Suite files: parsing helpers, save_suite, shipped_suite_path), `geometry` (pure-numpy
+predicates and free-space sampling), `rollout` (batched mujoco.rollout collector), `errors`, and one
+module per family: `tworoom` (+ `tworoom_tasks`), `reacher`, `pusht`, `tworoom_layouts`,
+`ogbench_adapter`, `ogbench_cube`.
 """
+
+import importlib
 
 import gymnasium as gym
 
-from .geometry import AGENT_RADIUS, Box, Circle, Layout
-from .tworoom import ENV_ID, PixelRenderer, TwoRoomEnv, build_mjcf, build_model, mjstate_to_state, state_to_mjstate
+GYM_ENTRY_POINTS = {  # env id -> "module:EnvClass" of the built-in families (registry.FAMILIES; a test keeps them equal)
+    "jepa_mpc_envs/TwoRoom-v0": "jepa_mpc_envs.tworoom:TwoRoomEnv",
+    "jepa_mpc_envs/Reacher-v0": "jepa_mpc_envs.reacher:ReacherEnv",
+    "jepa_mpc_envs/PushT-v0": "jepa_mpc_envs.pusht:PushTEnv",
+    "jepa_mpc_envs/TwoRoomLayouts-v0": "jepa_mpc_envs.tworoom_layouts:TwoRoomLayoutsEnv",
+}
 
-from .registry import REGISTRY, get_env_spec  # noqa: E402
+for _env_id, _entry_point in GYM_ENTRY_POINTS.items():
+    if _env_id not in gym.registry:
+        gym.register(id=_env_id, entry_point=_entry_point, max_episode_steps=None)
 
-for _spec in REGISTRY.values():
-    if _spec.env_id not in gym.registry:
-        gym.register(id=_spec.env_id, entry_point=_spec.entry_point, max_episode_steps=None)
+_LAZY = {  # name -> module of the older top-level re-exports, loaded on first use
+    "AGENT_RADIUS": "geometry", "Box": "geometry", "Circle": "geometry", "Layout": "geometry",
+    "ENV_ID": "tworoom", "PixelRenderer": "tworoom", "TwoRoomEnv": "tworoom", "build_mjcf": "tworoom",
+    "build_model": "tworoom", "mjstate_to_state": "tworoom", "state_to_mjstate": "tworoom",
+    "REGISTRY": "registry", "get_env_spec": "registry", "get_family": "registry", "load_suite": "registry",
+}
 
-__all__ = [
-    "AGENT_RADIUS",
-    "Box",
-    "Circle",
-    "ENV_ID",
-    "Layout",
-    "PixelRenderer",
-    "TwoRoomEnv",
-    "build_mjcf",
-    "build_model",
-    "get_env_spec",
-    "mjstate_to_state",
-    "state_to_mjstate",
-]
+
+_SUBMODULES = ("base", "errors", "family", "geometry", "ogbench_adapter", "ogbench_cube", "pusht", "reacher",
+               "registry", "rollout", "suites", "tasks", "tworoom", "tworoom_layouts", "tworoom_tasks")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    if name in _SUBMODULES:  # `import jepa_mpc_envs; jepa_mpc_envs.registry` (the package once imported them all)
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY) + ["GYM_ENTRY_POINTS"]

@@ -23,6 +23,8 @@ if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os
 
 import mujoco  # noqa: E402
 
+STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS  # the spec of state_to_mjstate / mujoco.rollout
+
 
 def cached_model(cache: "collections.OrderedDict", key, build_mjcf, size: int = 8) -> mujoco.MjModel:
     """The compiled model of ``build_mjcf(key)`` from an LRU ``cache`` of ``size`` entries (treat as read-only)."""
@@ -41,6 +43,45 @@ def checked_action(action, dim: int = 2) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"action must be finite, got {a.tolist()}")
     return a
+
+
+def state_offsets(model: mujoco.MjModel) -> tuple[int, int, int]:
+    """(size of FULLPHYSICS state, offset of qpos, offset of qvel) in an mjSTATE_FULLPHYSICS vector."""
+    size = mujoco.mj_stateSize(model, STATE_SPEC)
+    qpos_off = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME)
+    qvel_off = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME | mujoco.mjtState.mjSTATE_QPOS)
+    return size, qpos_off, qvel_off
+
+
+def state_to_mjstate(model: mujoco.MjModel, states) -> np.ndarray:
+    """Physical states (N, 4) = (qpos[0:2], qvel[0:2]) -> (N, nstate) float64 mjSTATE_FULLPHYSICS arrays
+    (TwoRoom's (x, y, vx, vy), Reacher's (q1, q2, dq1, dq2)).
+
+    Time is 0 and everything else is the model default, so the rows can be passed as
+    `initial_state` to ``mujoco.rollout.rollout(model, data, initial_state, control)``.
+    A single (4,) state gives a (nstate,) vector.
+    """
+    s = np.asarray(states, dtype=np.float64)
+    single = s.ndim == 1
+    s = s.reshape(-1, 4)
+    data = mujoco.MjData(model)
+    template = np.empty(mujoco.mj_stateSize(model, STATE_SPEC))
+    mujoco.mj_getState(model, data, template, STATE_SPEC)
+    _, qp, qv = state_offsets(model)
+    out = np.repeat(template[None], len(s), axis=0)
+    out[:, qp : qp + 2] = s[:, 0:2]
+    out[:, qv : qv + 2] = s[:, 2:4]
+    return out[0] if single else out
+
+
+def mjstate_to_state(model: mujoco.MjModel, mjstates) -> np.ndarray:
+    """mjSTATE_FULLPHYSICS arrays (..., nstate) -> physical states (..., 4) float32 (qpos[0:2], qvel[0:2]).
+
+    Works on the (N, T, nstate) `state` output of ``mujoco.rollout.rollout`` too.
+    """
+    m = np.asarray(mjstates)
+    _, qp, qv = state_offsets(model)
+    return np.concatenate([m[..., qp : qp + 2], m[..., qv : qv + 2]], axis=-1).astype(np.float32)
 
 
 OBS_TYPES = ("state", "pixels", "both")

@@ -26,6 +26,7 @@ import numpy as np
 
 AGENT_RADIUS = 0.05  # radius of the point-mass sphere (metres)
 MAX_SPEED = 5.0  # bound of |vx|, |vy| in observation spaces and task files (actuated top speed is 0.8 m/s)
+START_MARGIN = 0.02  # extra clearance (m) of a sampled start position from walls (collection, env resets)
 
 
 def dataclass_from_dict(cls, d: dict):
@@ -178,6 +179,33 @@ def needs_door_crossing(layout: Layout, start, goal):
     """True where start and goal lie in different rooms (a path must pass the door)."""
     res = np.asarray(room_of(layout, start)) != np.asarray(room_of(layout, goal))
     return res if res.ndim else bool(res)
+
+
+def sample_free_position(layout: Layout, rng: np.random.Generator, margin: float = START_MARGIN,
+                         room: int | None = None) -> np.ndarray:
+    """(2,) a position uniform over the free space (``margin`` clear of the walls), in ``room`` (-1 / +1,
+    `room_of`) when given: rejection sampling, one ``rng.uniform(-a, a, 2)`` draw per try."""
+    a = layout.arena_half
+    while True:
+        p = rng.uniform(-a, a, size=2)
+        if is_free(layout, p, AGENT_RADIUS + margin) and (room is None or room_of(layout, p) == room):
+            return p
+
+
+def sample_free_positions(layout: Layout, rng: np.random.Generator, n: int, margin: float = START_MARGIN) -> np.ndarray:
+    """(n, 2) positions uniform over the free space, drawn in batches (the collectors' start positions)."""
+    a = layout.arena_half
+    out = np.empty((0, 2))
+    while len(out) < n:
+        p = rng.uniform(-a, a, size=(2 * (n - len(out)) + 8, 2))
+        out = np.concatenate([out, p[np.asarray(is_free(layout, p, AGENT_RADIUS + margin))]])
+    return out[:n]
+
+
+def crossed_door(layout: Layout, states: np.ndarray) -> np.ndarray:
+    """(E,) bool: the episode's room side (`room_of` of its states (E, T, >=2)) changes at some step."""
+    side = np.asarray(room_of(layout, np.asarray(states)[..., :2]))
+    return (side != side[:, :1]).any(axis=1)
 
 
 def in_hazard(hazard: Hazard, xy):

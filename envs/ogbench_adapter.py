@@ -1,6 +1,6 @@
 """OGBench adapter: env ids ``ogbench:<dataset name>`` (``pip install -e '.[ogbench]'``).
 
-``get_env_spec("ogbench:pointmaze-medium-navigate-v0")`` resolves here: an `EnvSpec` whose env wraps
+``get_family("ogbench:pointmaze-medium-navigate-v0")`` (envs/registry.py) resolves here: a `TaskFamily` whose env wraps
 OGBench's own environment (its MJCF, dynamics, five evaluation tasks and success signal) behind the
 pipeline's env contract (reset(options={"task": t}), observation_at, info keys success/violation/
 distance_to_goal/state/goal). The pipeline then collects our own reward-free data in it, trains on it
@@ -25,16 +25,19 @@ after 1,000 steps.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-import json
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
-from jepa_mpc.errors import ConfigError, TaskFileError
-
+from .errors import ConfigError, TaskFileError
+from .family import TaskFamily
 from .geometry import dataclass_from_dict
+from .rollout import StateCollector
+from .suites import Suite
 
 PREFIX = "ogbench:"
 INSTALL_HINT = "pip install -e '.[ogbench]'"
@@ -166,20 +169,10 @@ def _task_from_dict(d: Any, path: str, i: int, fields: tuple[str, ...] = STATE_F
                        tolerance=float(d.get("tolerance", tolerance)), max_steps=int(d.get("max_steps", max_steps)))
 
 
-def _task_format(dataset: str) -> dict:
-    """State fields and default tolerance / episode length of `dataset`'s suite files."""
-    if dataset in CUBE_DATASETS:
-        from . import ogbench_cube
-
-        return {"fields": ogbench_cube.STATE_FIELDS, "tolerance": ogbench_cube.DEFAULT_TOLERANCE,
-                "max_steps": ogbench_cube.DEFAULT_MAX_STEPS}
-    return {"fields": STATE_FIELDS, "tolerance": DEFAULT_TOLERANCE, "max_steps": DEFAULT_MAX_STEPS}
-
-
-def suite_from_dict(d: Any, path: str = "<dict>"):
-    """Validate an OGBench suite document; one-line TaskFileError on a bad one."""
-    from .tasks import Suite
-
+def suite_from_dict(d: Any, path: str = "<dict>", fields: tuple[str, ...] = STATE_FIELDS,
+                    tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS):
+    """Validate an OGBench suite document whose task states have `fields` (defaults: PointMaze's);
+    one-line TaskFileError on a bad one."""
     if not isinstance(d, dict) or not is_ogbench_id(d.get("env_id", "")):
         raise TaskFileError(f"{path}: field env_id: expected an 'ogbench:...' env id")
     try:
@@ -191,26 +184,10 @@ def suite_from_dict(d: Any, path: str = "<dict>"):
     tasks = d.get("tasks")
     if not isinstance(tasks, list) or not tasks:
         raise TaskFileError(f"{path}: field tasks: expected a non-empty list")
-    fmt = _task_format(layout.dataset)
-    return Suite(env_id=d["env_id"], layout=layout,
-                 tasks=tuple(_task_from_dict(t, path, i, **fmt) for i, t in enumerate(tasks)), path=path)
+    return Suite(env_id=d["env_id"], layout=layout, tasks=tuple(
+        _task_from_dict(t, path, i, fields=fields, tolerance=tolerance, max_steps=max_steps) for i, t in enumerate(tasks)),
+        path=path)
 
-
-def load_suite(path) -> Any:
-    """Load a suite file of any env: OGBench suites here, the others through envs.tasks.load_suite."""
-    import os
-
-    from . import tasks as tasks_lib
-
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        return tasks_lib.load_suite(path)  # its one-line error
-    if isinstance(doc, dict) and is_ogbench_id(doc.get("env_id", "")):
-        return suite_from_dict(doc, path)
-    return tasks_lib.any_suite_from_dict(doc, path)
 
 
 def eval_task_plan(n: int) -> list[tuple[int, int]]:
@@ -222,8 +199,6 @@ def generate_suite_for(dataset: str, seed: int, n: int, tolerance: float = DEFAU
                        max_steps: int = DEFAULT_MAX_STEPS, hazards: str = "none"):
     """n episodes of OGBench's evaluation tasks (round-robin over task_id 1..5; n = 250 is OGBench's
     5 tasks x 50 episodes), each with its own reset seed; start and goal recorded by resetting."""
-    from .tasks import Suite
-
     if hazards != "none":
         raise ConfigError("OGBench suites have no hazards (use --hazards none)")
     if abs(tolerance - _maze_info(dataset)["goal_tol"]) > 1e-9:
@@ -249,7 +224,6 @@ def generate_suite_for(dataset: str, seed: int, n: int, tolerance: float = DEFAU
 
 def _seeded_global_numpy(seed: int):
     """Context manager: np.random seeded with `seed` inside, its previous state restored after."""
-    import contextlib
 
     @contextlib.contextmanager
     def ctx():
@@ -298,8 +272,6 @@ class OGBenchEnv(OGBenchEpisode):
     metadata = {"render_modes": []}
 
     def __init__(self, layout: OGBenchLayout | None = None, obs_type: str = "state", frame_skip: int = 5):
-        import gymnasium as gym
-
         self.layout = layout or OGBenchLayout()
         dataset_name(self.layout.dataset)
         if obs_type != "state":
@@ -364,10 +336,10 @@ def sample_start_states_for(dataset: str, rng: np.random.Generator, n: int) -> n
 
 class GymCollector:
     """Reward-free rollouts through OGBench's own Gymnasium step (the collector interface of
-    jepa_mpc.data.collect.StateCollector: run(init_states, actions) -> state/qpos/qvel arrays)."""
+    jepa_mpc_envs.rollout.StateCollector: run(init_states, actions) -> state/qpos/qvel arrays)."""
 
     def __init__(self, dataset: str, frame_skip: int, env: Any = None):
-        self.env = env  # the EnvSpec (what collect_chunk reads: start states, action_dim)
+        self.env = env  # the TaskFamily (what collect_chunk reads: start states, action_dim)
         self.gym_env = OGBenchEnv(layout=OGBenchLayout(dataset), frame_skip=frame_skip)
 
     def run(self, init_states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
@@ -398,7 +370,7 @@ class GymCollector:
         self.close()
 
 
-# ------------------------------------------------------------------ spec
+# ------------------------------------------------------------------ family
 
 
 def _no_mjstate(*_args):
@@ -410,43 +382,67 @@ def _no_pixels(*_args):
     raise ConfigError("OGBench envs: pixel observations are not supported by the adapter (state only)")
 
 
-@functools.lru_cache(maxsize=None)
-def env_spec(env_id: str):
-    """The EnvSpec of an 'ogbench:...' env id; one-line ConfigError when the name is unknown or
-    ogbench is not installed (naming the install command)."""
-    from .registry import EnvSpec
+class PointMazeFamily(TaskFamily):
+    """An OGBench PointMaze env as a task family (`ogbench:pointmaze-*-navigate-v0`): state (x, y, vx, vy),
+    collected through OGBench's own step (`GymCollector`); no pixels, no `mujoco.rollout` oracle."""
 
-    import_ogbench()
-    dataset = dataset_name(env_id)
-    if dataset in CUBE_DATASETS:
-        from . import ogbench_cube
+    entry_point = "jepa_mpc_envs.ogbench_adapter:OGBenchEnv"
+    state_fields = STATE_FIELDS
+    position, velocity, goal = slice(0, 2), slice(2, 4), slice(0, 2)
 
-        return ogbench_cube.env_spec(env_id, dataset)
-    info = _maze_info(dataset)
-    return EnvSpec(
-        env_id=env_id,
-        entry_point="jepa_mpc_envs.ogbench_adapter:OGBenchEnv",
-        make_env=OGBenchEnv,
-        build_model=lambda layout, hazards=(): make_ogbench_env(layout.dataset).unwrapped.model,
-        state_to_mjstate=_no_mjstate,
-        mjstate_to_state=_no_mjstate,
-        sample_start_states=lambda layout, rng, n: sample_start_states_for(layout.dataset, rng, n),
-        state_dim=len(STATE_FIELDS),
-        action_dim=2,
-        state_fields=STATE_FIELDS,
-        default_layout=lambda: OGBenchLayout(dataset),
-        layout_from_dict=OGBenchLayout.from_dict,
-        suite_from_dict=suite_from_dict,
-        generate_suite=lambda seed, n, tolerance=info["goal_tol"], max_steps=info["max_episode_steps"], hazards="none":
-            generate_suite_for(dataset, seed, n, tolerance=tolerance, max_steps=max_steps, hazards=hazards),
-        pixel_renderer=_no_pixels,
-        feature_to_world=lambda xy, layout: np.asarray(xy)[..., :2],
-        view_half=lambda layout: float(np.abs(_maze_info(layout.dataset)["centres"]).max() + _maze_info(layout.dataset)["unit"]),
-        default_tolerance=info["goal_tol"],
-        default_max_steps=info["max_episode_steps"],
-        make_collector=lambda model, frame_skip, env=None: GymCollector(dataset, frame_skip, env),
-    )
+    def __init__(self, env_id: str):
+        import_ogbench()
+        self.env_id = env_id
+        self.dataset = dataset_name(env_id)
+        self.default_tolerance, self.default_max_steps = self._defaults()
+
+    def _defaults(self) -> tuple[float, int]:
+        info = _maze_info(self.dataset)
+        return info["goal_tol"], info["max_episode_steps"]
+
+    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
+        return OGBenchEnv(layout=layout or self.default_layout(), obs_type=obs_type, frame_skip=frame_skip, **kwargs)
+
+    def build_model(self, layout, hazards=()):
+        return make_ogbench_env(layout.dataset).unwrapped.model
+
+    def state_to_mjstate(self, model, states):
+        return _no_mjstate()
+
+    def mjstate_to_state(self, model, mjstates):
+        return _no_mjstate()
+
+    def sample_start_states(self, layout, rng, n, room=None):
+        return sample_start_states_for(layout.dataset, rng, n)
+
+    def default_layout(self):
+        return OGBenchLayout(self.dataset)
+
+    def layout_from_dict(self, d):
+        return OGBenchLayout.from_dict(d)
+
+    def suite_from_dict(self, d, path="<dict>"):
+        return suite_from_dict(d, path, fields=self.state_fields, tolerance=self.default_tolerance,
+                               max_steps=self.default_max_steps)
+
+    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
+        self.check_split(split)
+        return generate_suite_for(self.dataset, seed, n, tolerance=tolerance or self.default_tolerance,
+                                  max_steps=max_steps or self.default_max_steps, hazards=hazards)
+
+    def pixel_renderer(self, model, size=64):
+        return _no_pixels()
+
+    def view_half(self, layout):
+        info = _maze_info(layout.dataset)
+        return float(np.abs(info["centres"]).max() + info["unit"])
+
+    def make_collector(self, model, frame_skip, env=None):
+        return GymCollector(self.dataset, frame_skip, self)
+
+    def oracle_collector(self, model, frame_skip, env=None):
+        return StateCollector(model, frame_skip, env=self)  # its conversion raises the one-line ConfigError
 
 
 __all__ = ["PREFIX", "INSTALL_HINT", "SUPPORTED", "OGBenchEnv", "OGBenchLayout", "OGBenchTask", "GymCollector",
-           "env_spec", "is_ogbench_id", "dataset_name", "load_suite", "generate_suite_for", "eval_task_plan"]
+           "PointMazeFamily", "is_ogbench_id", "dataset_name", "generate_suite_for", "eval_task_plan"]

@@ -1,6 +1,6 @@
 """OGBench cube (``ogbench:cube-single-play-v0``) behind the pipeline's env contract.
 
-Resolved through envs/ogbench_adapter.py (``get_env_spec("ogbench:cube-single-play-v0")``). The env
+Resolved through envs/registry.py (``get_family("ogbench:cube-single-play-v0")`` -> `OGBenchCubeFamily`). The env
 wraps OGBench's own CubeEnv (UR5e arm + Robotiq gripper, one 4 cm cube; its MJCF, dynamics, five
 evaluation tasks and success signal). OGBench's datasets are never downloaded or used: we collect
 our own reward-free data in its env.
@@ -37,13 +37,14 @@ import dataclasses
 import functools
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
-from jepa_mpc.errors import ConfigError
-
+from .errors import ConfigError
 from .ogbench_adapter import GymCollector as _GymCollector  # close() and the context-manager protocol
-from .ogbench_adapter import OGBenchEpisode
-from .ogbench_adapter import _no_pixels
+from .ogbench_adapter import (PREFIX, OGBenchEpisode, OGBenchLayout, OGBenchTask, PointMazeFamily, dataset_name,
+                              eval_task_plan, import_ogbench)
+from .suites import Suite
 
 DATASETS = ("cube-single-play-v0",)
 STATE_FIELDS = (
@@ -101,8 +102,6 @@ def nearest_equivalent_yaw(current: np.ndarray, cube_yaw: np.ndarray) -> np.ndar
 
 
 def make_cube_env(dataset: str, **kwargs):
-    from .ogbench_adapter import import_ogbench
-
     return import_ogbench().make_env_and_datasets(dataset, env_only=True, **kwargs)
 
 
@@ -138,10 +137,6 @@ class OGBenchCubeEnv(OGBenchEpisode):
     metadata = {"render_modes": []}
 
     def __init__(self, layout=None, obs_type: str = "state", frame_skip: int = FRAME_SKIP):
-        import gymnasium as gym
-
-        from .ogbench_adapter import OGBenchLayout, dataset_name
-
         self.layout = layout or OGBenchLayout(DATASETS[0])
         if not is_cube_dataset(dataset_name(self.layout.dataset)):
             raise ConfigError(f"ogbench:{self.layout.dataset}: not an OGBench cube env ({', '.join(DATASETS)})")
@@ -228,9 +223,6 @@ def generate_suite_for(dataset: str, seed: int, n: int, tolerance: float = DEFAU
                        max_steps: int = DEFAULT_MAX_STEPS, hazards: str = "none"):
     """n episodes of OGBench's five cube evaluation tasks (round-robin over task_id 1..5), each with its
     own reset seed; start and goal states recorded by resetting."""
-    from .ogbench_adapter import OGBenchLayout, OGBenchTask, PREFIX, eval_task_plan
-    from .tasks import Suite
-
     if hazards != "none":
         raise ConfigError("OGBench suites have no hazards (use --hazards none)")
     if abs(tolerance - DEFAULT_TOLERANCE) > 1e-9:
@@ -353,15 +345,13 @@ def cube_moved(states: np.ndarray, threshold: float = 0.01) -> np.ndarray:
 
 class CubeCollector(_GymCollector):
     """Reward-free rollouts through OGBench's own step with the closed-loop exploration script (the
-    collector interface of jepa_mpc.data.collect.StateCollector: run(init_states, actions) -> arrays).
+    collector interface of jepa_mpc_envs.rollout.StateCollector: run(init_states, actions) -> arrays).
 
     `actions` (E, T, 5) is the pipeline's exploration noise; the actions executed (script + scaled
     noise) are written back into it and returned as "action"."""
 
     def __init__(self, dataset: str, frame_skip: int, env: Any = None, script: bool = True):
-        from .ogbench_adapter import OGBenchLayout
-
-        self.env = env  # the EnvSpec (what collect_chunk reads: start states, action_dim)
+        self.env = env  # the TaskFamily (what collect_chunk reads: start states, action_dim)
         self.script = script
         self.gym_env = OGBenchCubeEnv(layout=OGBenchLayout(dataset), frame_skip=frame_skip)
 
@@ -386,7 +376,7 @@ class CubeCollector(_GymCollector):
         return {"state": states, "qpos": qpos, "qvel": qvel, "action": actions}
 
 
-# ------------------------------------------------------------------ spec
+# ------------------------------------------------------------------ family
 
 
 def _no_mjstate(*_args):
@@ -396,39 +386,46 @@ def _no_mjstate(*_args):
 
 
 
-def env_spec(env_id: str, dataset: str):
-    """The EnvSpec of an OGBench cube env id (`dataset` already validated)."""
-    from .ogbench_adapter import OGBenchLayout, suite_from_dict
-    from .registry import EnvSpec
+class OGBenchCubeFamily(PointMazeFamily):
+    """OGBench's cube-single as a task family: the goal is the cube position (x, y, z); the probe and the
+    safety terms read the cube's (x, y) and (vx, vy); collected with the exploration script (`CubeCollector`)."""
 
-    info = cube_info(dataset)
+    entry_point = "jepa_mpc_envs.ogbench_cube:OGBenchCubeEnv"
+    state_fields = STATE_FIELDS
+    action_dim = ACTION_DIM
+    position, velocity, goal = slice(0, 2), slice(3, 5), slice(0, GOAL_DIM)
 
-    return EnvSpec(
-        env_id=env_id,
-        entry_point="jepa_mpc_envs.ogbench_cube:OGBenchCubeEnv",
-        make_env=OGBenchCubeEnv,
-        build_model=lambda layout, hazards=(): cube_model(layout.dataset),
-        state_to_mjstate=_no_mjstate,
-        mjstate_to_state=_no_mjstate,
-        sample_start_states=sample_start_states,
-        state_dim=STATE_DIM,
-        action_dim=ACTION_DIM,
-        state_fields=STATE_FIELDS,
-        default_layout=lambda: OGBenchLayout(dataset),
-        layout_from_dict=OGBenchLayout.from_dict,
-        suite_from_dict=suite_from_dict,
-        generate_suite=lambda seed, n, tolerance=DEFAULT_TOLERANCE, max_steps=info["max_episode_steps"], hazards="none":
-            generate_suite_for(dataset, seed, n, tolerance=tolerance, max_steps=max_steps, hazards=hazards),
-        pixel_renderer=_no_pixels,
-        feature_to_world=lambda f, layout: np.asarray(f)[..., :2],
-        view_half=lambda layout: 0.4,
-        default_tolerance=DEFAULT_TOLERANCE,
-        default_max_steps=info["max_episode_steps"],
-        goal_dim=GOAL_DIM,
-        make_collector=lambda model, frame_skip, env=None: CubeCollector(dataset, frame_skip, env),
-    )
+    def _defaults(self) -> tuple[float, int]:
+        return DEFAULT_TOLERANCE, cube_info(self.dataset)["max_episode_steps"]
+
+    def make_env(self, layout=None, obs_type="state", frame_skip=FRAME_SKIP, **kwargs):
+        return OGBenchCubeEnv(layout=layout or self.default_layout(), obs_type=obs_type, frame_skip=frame_skip,
+                              **kwargs)
+
+    def build_model(self, layout, hazards=()):
+        return cube_model(layout.dataset)
+
+    def state_to_mjstate(self, model, states):
+        return _no_mjstate()
+
+    def mjstate_to_state(self, model, mjstates):
+        return _no_mjstate()
+
+    def sample_start_states(self, layout, rng, n, room=None):
+        return sample_start_states(layout, rng, n)
+
+    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
+        self.check_split(split)
+        return generate_suite_for(self.dataset, seed, n, tolerance=tolerance or self.default_tolerance,
+                                  max_steps=max_steps or self.default_max_steps, hazards=hazards)
+
+    def view_half(self, layout):
+        return 0.4
+
+    def make_collector(self, model, frame_skip, env=None):
+        return CubeCollector(self.dataset, frame_skip, self)
 
 
 __all__ = ["DATASETS", "STATE_FIELDS", "STATE_DIM", "GOAL_DIM", "ACTION_DIM", "OGBenchCubeEnv", "CubeCollector",
            "ExplorationScript", "state_from_observation", "sample_start_states", "generate_suite_for", "cube_moved",
-           "env_spec"]
+           "OGBenchCubeFamily"]

@@ -60,10 +60,11 @@ import numpy as np
 
 from .base import MujocoTaskEnv, cached_model, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
 
-from jepa_mpc.errors import ConfigError  # noqa: E402
+from .errors import ConfigError  # noqa: E402
+from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .tasks import Suite, Task, _Ctx, _number, _vector, parse_suite_document, task_name  # noqa: E402
+from .suites import Ctx, Suite, Task, number, parse_suite_document, suite_to_dict, task_name, vector  # noqa: E402
 
 __all__ = [
     "ENV_ID",
@@ -81,6 +82,7 @@ __all__ = [
     "suite_from_dict",
     "generate_suite",
     "scripted_push",
+    "PushTFamily",
 ]
 
 ENV_ID = "jepa_mpc_envs/PushT-v0"
@@ -610,9 +612,9 @@ def _rects_of_model(model: mujoco.MjModel) -> list[tuple[float, float, float, fl
 # ------------------------------------------------------------------ task suites
 
 
-def _state(ctx: _Ctx, field: str, v, layout: PushTLayout) -> tuple[float, ...]:
+def _state(ctx: Ctx, field: str, v, layout: PushTLayout) -> tuple[float, ...]:
     """A task state: [bx, by, th, px, py] (at rest) or the 12 physical fields."""
-    s = _vector(ctx, field, v, (5, 12))
+    s = vector(ctx, field, v, (5, 12))
     full = full_state(np.array([*s[0:3], *s[3:5]]), np.zeros(5)) if len(s) == 5 else \
         full_state(np.array([*s[0:3], *s[6:8]]), np.array([*s[3:6], *s[8:10]]))
     pose, pusher = full[:3].astype(np.float64), full[6:8].astype(np.float64)
@@ -630,13 +632,13 @@ def _state(ctx: _Ctx, field: str, v, layout: PushTLayout) -> tuple[float, ...]:
     return tuple(round(float(x), 6) for x in full)
 
 
-def _parse_task(ctx: _Ctx, d, layout: PushTLayout) -> PushTTask:
+def _parse_task(ctx: Ctx, d, layout: PushTLayout) -> PushTTask:
     name = task_name(ctx, d, TASK_KEYS)
     start, goal = _state(ctx, "start", d["start"], layout), _state(ctx, "goal", d["goal"], layout)
-    tolerance = _number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
+    tolerance = number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
     if tolerance <= 0:
         raise ctx.err("tolerance", f"must be > 0 m, got {tolerance}")
-    angle_tolerance = _number(ctx, "angle_tolerance", d.get("angle_tolerance", DEFAULT_ANGLE_TOLERANCE))
+    angle_tolerance = number(ctx, "angle_tolerance", d.get("angle_tolerance", DEFAULT_ANGLE_TOLERANCE))
     if not 0 < angle_tolerance <= math.pi:
         raise ctx.err("angle_tolerance", f"must be in (0, pi] rad, got {angle_tolerance}")
     max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
@@ -648,7 +650,7 @@ def _parse_task(ctx: _Ctx, d, layout: PushTLayout) -> PushTTask:
                      angle_tolerance=angle_tolerance)
 
 
-def _parse_layout(ctx: _Ctx, raw: dict) -> PushTLayout:
+def _parse_layout(ctx: Ctx, raw: dict) -> PushTLayout:
     try:
         return PushTLayout.from_dict(raw)
     except (ValueError, TypeError) as e:
@@ -707,8 +709,6 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
             if len(tasks) == n:
                 break
     suite = Suite(env_id=ENV_ID, layout=layout, tasks=tuple(tasks))
-    from .tasks import suite_to_dict
-
     return dataclasses.replace(suite_from_dict(suite_to_dict(suite), path="<generated>"), path=None)
 
 
@@ -745,3 +745,58 @@ def toward_block_actions(layout: PushTLayout, rng: np.random.Generator, starts: 
         pusher = np.clip(pusher + step * (k1 - k0) * strength[:, None] * direction,
                          -layout.arena_half, layout.arena_half)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+# ------------------------------------------------------------------ family
+
+
+class PushTFamily(MujocoFamily):
+    """Push-T as a task family: the goal is the block pose (bx, by, th); the probe and the safety
+    terms read the block centre (bx, by) and its velocity (bvx, bvy)."""
+
+    env_id = ENV_ID
+    entry_point = "jepa_mpc_envs.pusht:PushTEnv"
+    state_fields = STATE_FIELDS
+    position, velocity, goal = slice(0, 2), slice(3, 5), slice(0, 3)
+    default_tolerance = DEFAULT_TOLERANCE  # block position (m); the angle tolerance is per task
+    default_max_steps = DEFAULT_MAX_STEPS
+
+    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
+        return PushTEnv(layout=layout if layout is not None else PushTLayout(), obs_type=obs_type,
+                        frame_skip=frame_skip, **kwargs)
+
+    def build_model(self, layout, hazards=()):
+        return build_model(layout, hazards)
+
+    def state_to_mjstate(self, model, states):
+        return state_to_mjstate(model, states)
+
+    def mjstate_to_state(self, model, mjstates):
+        return mjstate_to_state(model, mjstates)
+
+    def sample_start_states(self, layout, rng, n, room=None):
+        return sample_start_states(layout, rng, n)
+
+    def default_layout(self):
+        return PushTLayout()
+
+    def layout_from_dict(self, d):
+        return PushTLayout.from_dict(d)
+
+    def suite_from_dict(self, d, path="<dict>"):
+        return suite_from_dict(d, path)
+
+    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
+        self.check_split(split)
+        return generate_suite(seed, n, tolerance=tolerance or self.default_tolerance,
+                              max_steps=max_steps or self.default_max_steps, hazards=hazards,
+                              layout=layout or PushTLayout())
+
+    def pixel_renderer(self, model, size=64):
+        return PushTRenderer(model, size)
+
+    def view_half(self, layout):
+        return layout.view_half
+
+    def exploration_actions(self, layout, rng, starts, actions):
+        return toward_block_actions(layout, rng, starts, actions)

@@ -37,13 +37,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .base import MujocoTaskEnv, cached_model, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
+from .base import STATE_SPEC, MujocoTaskEnv, cached_model, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
 
-from jepa_mpc.errors import ConfigError  # noqa: E402
+from .errors import ConfigError  # noqa: E402
+from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .tasks import Suite, Task, _Ctx, _number, _vector, parse_suite_document, task_name  # noqa: E402
-from .tworoom import PixelRenderer, _state_offsets  # noqa: E402
+from .suites import Ctx, Suite, Task, number, parse_suite_document, suite_to_dict, task_name, vector  # noqa: E402
+from .tworoom import PixelRenderer  # noqa: E402
 
 __all__ = [
     "ENV_ID",
@@ -59,10 +60,10 @@ __all__ = [
     "generate_suite",
     "JOINT_LIMITS",
     "MAX_JOINT_SPEED",
+    "ReacherFamily",
 ]
 
 ENV_ID = "jepa_mpc_envs/Reacher-v0"
-STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 TIMESTEP = 0.01
 LINK_MASS = 0.1
 DAMPING = 0.05
@@ -169,27 +170,6 @@ def build_model(layout: ReacherLayout = ReacherLayout(), hazards=()) -> mujoco.M
 
 
 # ------------------------------------------------------------------ state helpers (batched)
-
-
-def state_to_mjstate(model: mujoco.MjModel, states) -> np.ndarray:
-    """(N, 4) states (q1, q2, dq1, dq2) -> (N, nstate) mjSTATE_FULLPHYSICS rows (time 0); (4,) -> (nstate,)."""
-    s = np.asarray(states, dtype=np.float64)
-    single = s.ndim == 1
-    s = s.reshape(-1, 4)
-    template = np.empty(mujoco.mj_stateSize(model, STATE_SPEC))
-    mujoco.mj_getState(model, mujoco.MjData(model), template, STATE_SPEC)
-    _, qp, qv = _state_offsets(model)
-    out = np.repeat(template[None], len(s), axis=0)
-    out[:, qp : qp + 2] = s[:, 0:2]
-    out[:, qv : qv + 2] = s[:, 2:4]
-    return out[0] if single else out
-
-
-def mjstate_to_state(model: mujoco.MjModel, mjstates) -> np.ndarray:
-    """(..., nstate) mjSTATE_FULLPHYSICS arrays -> (..., 4) float32 states (q1, q2, dq1, dq2)."""
-    m = np.asarray(mjstates)
-    _, qp, qv = _state_offsets(model)
-    return np.concatenate([m[..., qp : qp + 2], m[..., qv : qv + 2]], axis=-1).astype(np.float32)
 
 
 def fingertip(states, layout: ReacherLayout = ReacherLayout()) -> np.ndarray:
@@ -303,8 +283,8 @@ class ReacherEnv(MujocoTaskEnv):
 # ------------------------------------------------------------------ task suites
 
 
-def _angles(ctx: _Ctx, field: str, v) -> tuple[float, float, float, float]:
-    s = _vector(ctx, field, v, (2, 4))
+def _angles(ctx: Ctx, field: str, v) -> tuple[float, float, float, float]:
+    s = vector(ctx, field, v, (2, 4))
     s = s + (0.0, 0.0) if len(s) == 2 else s
     for k, (lo, hi) in enumerate(JOINT_LIMITS):
         if not lo <= s[k] <= hi:
@@ -314,10 +294,10 @@ def _angles(ctx: _Ctx, field: str, v) -> tuple[float, float, float, float]:
     return s
 
 
-def _parse_task(ctx: _Ctx, d) -> Task:
+def _parse_task(ctx: Ctx, d) -> Task:
     name = task_name(ctx, d, TASK_KEYS)
     start, goal = _angles(ctx, "start", d["start"]), _angles(ctx, "goal", d["goal"])
-    tolerance = _number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
+    tolerance = number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
     if tolerance <= 0:
         raise ctx.err("tolerance", f"must be > 0 rad, got {tolerance}")
     max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
@@ -328,7 +308,7 @@ def _parse_task(ctx: _Ctx, d) -> Task:
     return Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
 
 
-def _parse_layout(ctx: _Ctx, raw: dict) -> ReacherLayout:
+def _parse_layout(ctx: Ctx, raw: dict) -> ReacherLayout:
     try:
         return ReacherLayout.from_dict(raw)
     except (ValueError, TypeError) as e:
@@ -372,6 +352,53 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
             max_steps=int(max_steps),
         ))
     suite = Suite(env_id=ENV_ID, layout=layout, tasks=tuple(tasks))
-    from .tasks import suite_to_dict
-
     return dataclasses.replace(suite_from_dict(suite_to_dict(suite), path="<generated>"), path=None)
+
+
+# ------------------------------------------------------------------ family
+
+
+class ReacherFamily(MujocoFamily):
+    """Reacher as a task family: state (q1, q2, dq1, dq2); the joint angles are the goal (and the
+    "position" the probe and safety read), drawn in videos at the fingertip."""
+
+    env_id = ENV_ID
+    entry_point = "jepa_mpc_envs.reacher:ReacherEnv"
+    state_fields = ("q1", "q2", "dq1", "dq2")
+    position, velocity, goal = slice(0, 2), slice(2, 4), slice(0, 2)
+    default_tolerance = DEFAULT_TOLERANCE
+    default_max_steps = DEFAULT_MAX_STEPS
+
+    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
+        return ReacherEnv(layout=layout if layout is not None else ReacherLayout(), obs_type=obs_type,
+                          frame_skip=frame_skip, **kwargs)
+
+    def build_model(self, layout, hazards=()):
+        return build_model(layout, hazards)
+
+    def sample_start_states(self, layout, rng, n, room=None):
+        return sample_start_states(layout, rng, n)
+
+    def default_layout(self):
+        return ReacherLayout()
+
+    def layout_from_dict(self, d):
+        return ReacherLayout.from_dict(d)
+
+    def suite_from_dict(self, d, path="<dict>"):
+        return suite_from_dict(d, path)
+
+    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
+        self.check_split(split)
+        return generate_suite(seed, n, tolerance=tolerance or self.default_tolerance,
+                              max_steps=max_steps or self.default_max_steps, hazards=hazards,
+                              layout=layout or ReacherLayout())
+
+    def pixel_renderer(self, model, size=64):
+        return PixelRenderer(model, size)  # generic: sets qpos[0:2] and renders camera "top"
+
+    def feature_to_world(self, features, layout):
+        return fingertip(features, layout)
+
+    def view_half(self, layout):
+        return layout.view_half

@@ -32,9 +32,13 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from .base import MujocoTaskEnv, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
+from .base import STATE_SPEC, MujocoTaskEnv, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
 
-from .geometry import AGENT_RADIUS, MAX_SPEED, Box, Circle, Hazard, Layout, is_free, violates  # noqa: E402
+from .family import MujocoFamily  # noqa: E402
+from .geometry import (AGENT_RADIUS, MAX_SPEED, Box, Circle, Hazard, Layout, crossed_door, sample_free_position,  # noqa: E402
+                       sample_free_positions, violates)
+from . import tworoom_tasks  # noqa: E402
+from .tworoom_tasks import ENV_ID  # noqa: E402
 
 __all__ = [
     "Layout",
@@ -48,10 +52,9 @@ __all__ = [
     "mjstate_to_state",
     "STATE_SPEC",
     "ENV_ID",
+    "TwoRoomFamily",
 ]
 
-ENV_ID = "jepa_mpc_envs/TwoRoom-v0"
-STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS  # the spec used by state_to_mjstate / mujoco.rollout
 TIMESTEP = 0.01
 MASS = 1.0
 DAMPING = 10.0
@@ -162,44 +165,6 @@ def build_model(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> mu
 
 
 # ------------------------------------------------------------------ batched state helpers
-
-
-def _state_offsets(model: mujoco.MjModel) -> tuple[int, int, int]:
-    """(size of FULLPHYSICS state, offset of qpos, offset of qvel) in an mjSTATE_FULLPHYSICS vector."""
-    size = mujoco.mj_stateSize(model, STATE_SPEC)
-    qpos_off = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME)
-    qvel_off = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME | mujoco.mjtState.mjSTATE_QPOS)
-    return size, qpos_off, qvel_off
-
-
-def state_to_mjstate(model: mujoco.MjModel, states) -> np.ndarray:
-    """Physical states (N, 4) = (x, y, vx, vy) -> (N, nstate) float64 mjSTATE_FULLPHYSICS arrays.
-
-    Time is 0 and everything else is the model default, so the rows can be passed as
-    `initial_state` to ``mujoco.rollout.rollout(model, data, initial_state, control)``.
-    A single (4,) state gives a (nstate,) vector.
-    """
-    s = np.asarray(states, dtype=np.float64)
-    single = s.ndim == 1
-    s = s.reshape(-1, 4)
-    data = mujoco.MjData(model)
-    template = np.empty(mujoco.mj_stateSize(model, STATE_SPEC))
-    mujoco.mj_getState(model, data, template, STATE_SPEC)
-    _, qp, qv = _state_offsets(model)
-    out = np.repeat(template[None], len(s), axis=0)
-    out[:, qp : qp + 2] = s[:, 0:2]
-    out[:, qv : qv + 2] = s[:, 2:4]
-    return out[0] if single else out
-
-
-def mjstate_to_state(model: mujoco.MjModel, mjstates) -> np.ndarray:
-    """mjSTATE_FULLPHYSICS arrays (..., nstate) -> physical states (..., 4) float32 (x, y, vx, vy).
-
-    Works on the (N, T, nstate) `state` output of ``mujoco.rollout.rollout`` too.
-    """
-    m = np.asarray(mjstates)
-    _, qp, qv = _state_offsets(model)
-    return np.concatenate([m[..., qp : qp + 2], m[..., qv : qv + 2]], axis=-1).astype(np.float32)
 
 
 def set_state(model: mujoco.MjModel, data: mujoco.MjData, state) -> None:
@@ -357,13 +322,6 @@ class TwoRoomEnv(MujocoTaskEnv):
         return self.observation_at(self.state)
 
     # --- gym API
-    def _sample_free(self, margin: float = 0.02) -> np.ndarray:
-        a = self.layout.arena_half
-        while True:
-            p = self.np_random.uniform(-a, a, size=2)
-            if is_free(self.layout, p, AGENT_RADIUS + margin):
-                return p
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         task = (options or {}).get("task")
@@ -374,8 +332,8 @@ class TwoRoomEnv(MujocoTaskEnv):
             self.tolerance = float(task.tolerance)
             self.max_steps = int(task.max_steps)
         else:
-            start = np.concatenate([self._sample_free(), np.zeros(2)])
-            goal = np.concatenate([self._sample_free(), np.zeros(2)])
+            start = np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
+            goal = np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
             hazards = ()
             self.tolerance = self.default_tolerance
             self.max_steps = self.default_max_steps
@@ -401,3 +359,52 @@ class TwoRoomEnv(MujocoTaskEnv):
         for r in self._renderers.values():
             r.close()
         self._renderers.clear()
+
+
+# ------------------------------------------------------------------ family
+
+
+class TwoRoomFamily(MujocoFamily):
+    """TwoRoom as a task family: state (x, y, vx, vy); the position is the goal."""
+
+    env_id = ENV_ID
+    entry_point = "jepa_mpc_envs.tworoom:TwoRoomEnv"
+    state_fields = ("x", "y", "vx", "vy")
+    position, velocity, goal = slice(0, 2), slice(2, 4), slice(0, 2)
+    default_tolerance = 0.1
+    default_max_steps = 200
+
+    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
+        return TwoRoomEnv(layout=layout if layout is not None else Layout(), obs_type=obs_type,
+                          frame_skip=frame_skip, **kwargs)
+
+    def build_model(self, layout, hazards=()):
+        return build_model(layout, hazards)
+
+    def sample_start_states(self, layout, rng, n, room=None):
+        pos = sample_free_positions(layout, rng, n)
+        return np.concatenate([pos, np.zeros_like(pos)], axis=1)
+
+    def default_layout(self):
+        return Layout()
+
+    def layout_from_dict(self, d):
+        return Layout.from_dict(d)
+
+    def suite_from_dict(self, d, path="<dict>"):
+        return tworoom_tasks.suite_from_dict(d, path)
+
+    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
+        self.check_split(split)
+        return tworoom_tasks.generate_suite(seed, n, layout=layout or Layout(), hazards=hazards,
+                                            tolerance=tolerance or self.default_tolerance,
+                                            max_steps=max_steps or self.default_max_steps)
+
+    def pixel_renderer(self, model, size=64):
+        return PixelRenderer(model, size)
+
+    def view_half(self, layout):
+        return layout.arena_half + 2 * 0.05  # arena plus its boundary walls (build_mjcf)
+
+    def episode_crossings(self, layout, states):
+        return crossed_door(layout, states)

@@ -20,6 +20,7 @@ full 7-number states; both carry the same room.
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import json
 import math
@@ -28,12 +29,15 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from jepa_mpc.data.collect import StateCollector
-
-from . import tasks as task_lib
 from . import tworoom
 from .base import MujocoTaskEnv, cached_model, mujoco
-from .geometry import AGENT_RADIUS, MAX_SPEED, Layout, dataclass_from_dict, is_free, room_of, violates
+from .errors import ConfigError
+from .family import MujocoFamily
+from .geometry import (AGENT_RADIUS, MAX_SPEED, START_MARGIN, Layout, dataclass_from_dict, is_free, room_of,
+                       sample_free_position, violates)
+from .rollout import StateCollector
+from .suites import Suite, Task, number, parse_suite_document, round4, suite_to_dict, task_name, vector
+from .tworoom_tasks import CROSSING_FRACTION, MIN_SEPARATION, POS_MARGIN
 
 ENV_ID = "jepa_mpc_envs/TwoRoomLayouts-v0"
 STATE_DIM = 7
@@ -185,8 +189,6 @@ class RoomRenderer(tworoom.PixelRenderer):
     and resized on a private copy of the model before each frame)."""
 
     def __init__(self, model: mujoco.MjModel, size: int = 64):
-        import copy
-
         super().__init__(copy.copy(model), size)
         self._walls = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"wall{i}") for i in range(2)]
         if min(self._walls) < 0:
@@ -277,8 +279,8 @@ class TwoRoomLayoutsEnv(MujocoTaskEnv):
             self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
         else:
             room = self.layout.sample_training_rooms(self.np_random, 1)[0]
-            start = np.r_[_free_position(self.np_random, self.layout.room(room)), 0.0, 0.0, room]
-            goal = np.r_[_free_position(self.np_random, self.layout.room(room)), 0.0, 0.0, room]
+            start = np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
+            goal = np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
             self.tolerance, self.max_steps = self.default_tolerance, self.default_max_steps
         self.task = task
         self._room = room_params(start).astype(np.float64)
@@ -295,20 +297,12 @@ class TwoRoomLayoutsEnv(MujocoTaskEnv):
         return self._distance_info(s, violates((), s, getattr(task, "speed_limit", None), getattr(task, "keep_in", None)))
 
 
-def _free_position(rng: np.random.Generator, room: Layout, margin: float = task_lib.POS_MARGIN) -> np.ndarray:
-    a = room.arena_half
-    while True:
-        p = rng.uniform(-a, a, size=2)
-        if is_free(room, p, AGENT_RADIUS + margin):
-            return p
-
-
 def sample_start_states(layout: LayoutFamily | Layout, rng: np.random.Generator, n: int,
                         room: np.ndarray | None = None) -> np.ndarray:
     """(n, 7) resting starts, each in its own training room (or all in `room`, (3,) parameters)."""
     rooms = (layout.sample_training_rooms(rng, n) if room is None
              else np.repeat(np.asarray(room, np.float64)[None, :3], n, axis=0))
-    pos = np.stack([_free_position(rng, layout.room(r), margin=0.02) for r in rooms])
+    pos = np.stack([sample_free_position(layout.room(r), rng, START_MARGIN) for r in rooms])
     return np.concatenate([pos, np.zeros((n, 2)), rooms], axis=1)
 
 
@@ -328,10 +322,10 @@ def _parse_family(ctx, raw: dict) -> LayoutFamily:
         raise ctx.err("layout", " ".join(str(e).split())) from None
 
 
-def _parse_task(ctx, d, family: LayoutFamily) -> task_lib.Task:
-    name = task_lib.task_name(ctx, d, ("name", "start", "goal", "tolerance", "max_steps", "hazards"))
-    start = task_lib._vector(ctx, "start", d["start"], (STATE_DIM,))
-    goal = task_lib._vector(ctx, "goal", d["goal"], (STATE_DIM,))
+def _parse_task(ctx, d, family: LayoutFamily) -> Task:
+    name = task_name(ctx, d, ("name", "start", "goal", "tolerance", "max_steps", "hazards"))
+    start = vector(ctx, "start", d["start"], (STATE_DIM,))
+    goal = vector(ctx, "goal", d["goal"], (STATE_DIM,))
     if d.get("hazards"):
         raise ctx.err("hazards", "TwoRoomLayouts tasks have no hazards")
     if any(abs(v) > MAX_SPEED for v in start[2:4] + goal[2:4]):
@@ -345,36 +339,36 @@ def _parse_task(ctx, d, family: LayoutFamily) -> task_lib.Task:
     for field, s in (("start", start), ("goal", goal)):
         if not is_free(room, np.asarray(s[:2]), AGENT_RADIUS):
             raise ctx.err(field, f"position {list(s[:2])} is in the wall or outside the arena of its room")
-    tolerance = task_lib._number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
+    tolerance = number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
     if tolerance <= 0:
         raise ctx.err("tolerance", f"must be > 0, got {tolerance}")
     max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
-    return task_lib.Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
+    return Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
 
 
-def suite_from_dict(d, path: str = "<dict>") -> task_lib.Suite:
-    return task_lib.parse_suite_document(d, path, (ENV_ID,), _parse_family, _parse_task)
+def suite_from_dict(d, path: str = "<dict>") -> Suite:
+    return parse_suite_document(d, path, (ENV_ID,), _parse_family, _parse_task)
 
 
 def generate_suite(seed: int, n: int, family: LayoutFamily = LayoutFamily(), split: str = "heldout",
                    tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
-                   hazards: str = "none") -> task_lib.Suite:
+                   hazards: str = "none") -> Suite:
     """`n` tasks, `TASKS_PER_ROOM` per room: rooms are the family's held-out ones (split="heldout",
     cycled) or fresh training-distribution rooms (split="train"); 60 % of a room's tasks cross the door."""
     if hazards != "none":
-        raise task_lib.ConfigError("TwoRoomLayouts suites have no hazards (--hazards none)")
+        raise ConfigError("TwoRoomLayouts suites have no hazards (--hazards none)")
     if split not in ("train", "heldout"):
-        raise task_lib.ConfigError(f"split must be 'train' or 'heldout', got {split!r}")
+        raise ConfigError(f"split must be 'train' or 'heldout', got {split!r}")
     if n < 1:
-        raise task_lib.ConfigError(f"n must be >= 1, got {n}")
+        raise ConfigError(f"n must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
     n_rooms = -(-n // TASKS_PER_ROOM)
     if split == "heldout":
         held = family.heldout_rooms()
         if len(held) == 0:
-            raise task_lib.ConfigError("the layout family holds out no rooms (heldout = 0)")
+            raise ConfigError("the layout family holds out no rooms (heldout = 0)")
         rooms = held[np.arange(n_rooms) % len(held)]
     else:
         rooms = np.round(family.sample_training_rooms(rng, n_rooms), 4)
@@ -382,17 +376,83 @@ def generate_suite(seed: int, n: int, family: LayoutFamily = LayoutFamily(), spl
     for i in range(n):
         params = rooms[i // TASKS_PER_ROOM]
         room = family.room(params)
-        cross = (i % TASKS_PER_ROOM) < round(task_lib.CROSSING_FRACTION * TASKS_PER_ROOM)
+        cross = (i % TASKS_PER_ROOM) < round(CROSSING_FRACTION * TASKS_PER_ROOM)
         while True:
-            s, g = _free_position(rng, room), _free_position(rng, room)
-            if (room_of(room, s) != room_of(room, g)) == cross and np.linalg.norm(g - s) >= task_lib.MIN_SEPARATION:
+            s, g = sample_free_position(room, rng, POS_MARGIN), sample_free_position(room, rng, POS_MARGIN)
+            if (room_of(room, s) != room_of(room, g)) == cross and np.linalg.norm(g - s) >= MIN_SEPARATION:
                 break
-        rnd = [task_lib._r(v) for v in (*s, 0.0, 0.0, *params)], [task_lib._r(v) for v in (*g, 0.0, 0.0, *params)]
-        out.append(task_lib.Task(name=f"rooms-{split}-s{seed}-{i:04d}", start=tuple(rnd[0]), goal=tuple(rnd[1]),
+        rnd = [round4(v) for v in (*s, 0.0, 0.0, *params)], [round4(v) for v in (*g, 0.0, 0.0, *params)]
+        out.append(Task(name=f"rooms-{split}-s{seed}-{i:04d}", start=tuple(rnd[0]), goal=tuple(rnd[1]),
                                  tolerance=float(tolerance), max_steps=int(max_steps)))
-    suite = task_lib.Suite(env_id=ENV_ID, layout=family, tasks=tuple(out))
-    return dataclasses.replace(suite_from_dict(task_lib.suite_to_dict(suite), "<generated>"), path=None)
+    suite = Suite(env_id=ENV_ID, layout=family, tasks=tuple(out))
+    return dataclasses.replace(suite_from_dict(suite_to_dict(suite), "<generated>"), path=None)
+
+
+# ------------------------------------------------------------------ family
+
+
+class TwoRoomLayoutsFamily(MujocoFamily):
+    """TwoRoomLayouts as a task family: TwoRoom's (x, y, vx, vy) plus the room (wall_pos, door_center,
+    door_width); the room changes per task (`room_of`), so collection and the oracle roll each row out
+    with its own room's model (`RoomCollector`)."""
+
+    env_id = ENV_ID
+    entry_point = "jepa_mpc_envs.tworoom_layouts:TwoRoomLayoutsEnv"
+    state_fields = STATE_FIELDS
+    position, velocity, goal = slice(0, 2), slice(2, 4), slice(0, 2)
+    default_tolerance = DEFAULT_TOLERANCE
+    default_max_steps = DEFAULT_MAX_STEPS
+    splits = ("heldout", "train")
+
+    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
+        return TwoRoomLayoutsEnv(layout=layout if layout is not None else LayoutFamily(), obs_type=obs_type,
+                                 frame_skip=frame_skip, **kwargs)
+
+    def build_model(self, layout, hazards=()):
+        return build_model(layout, hazards)
+
+    def state_to_mjstate(self, model, states):
+        return state_to_mjstate(model, states)
+
+    def mjstate_to_state(self, model, mjstates):
+        return mjstate_to_state(model, mjstates)
+
+    def sample_start_states(self, layout, rng, n, room=None):
+        return sample_start_states(layout, rng, n, room=room)
+
+    def default_layout(self):
+        return LayoutFamily()
+
+    def layout_from_dict(self, d):
+        return LayoutFamily.from_dict(d)
+
+    def suite_from_dict(self, d, path="<dict>"):
+        return suite_from_dict(d, path)
+
+    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
+        self.check_split(split)
+        return generate_suite(seed, n, family=layout or LayoutFamily(), split=split or "heldout",
+                              tolerance=tolerance or self.default_tolerance,
+                              max_steps=max_steps or self.default_max_steps, hazards=hazards)
+
+    def pixel_renderer(self, model, size=64):
+        return RoomRenderer(model, size)
+
+    def view_half(self, layout):
+        return layout.arena_half + 2 * 0.05
+
+    def episode_crossings(self, layout, states):
+        return episode_crossings(layout, states)
+
+    def make_collector(self, model, frame_skip, env=None):
+        return RoomCollector(model, frame_skip, env=self)
+
+    def oracle_collector(self, model, frame_skip, env=None):
+        return RoomCollector(model, frame_skip, env=self)
+
+    def room_of(self, state):
+        return room_params(state)
 
 
 __all__ = ["ENV_ID", "LayoutFamily", "TwoRoomLayoutsEnv", "RoomCollector", "RoomRenderer", "generate_suite",
-           "suite_from_dict", "sample_start_states", "room_model", "build_model"]
+           "suite_from_dict", "sample_start_states", "room_model", "build_model", "TwoRoomLayoutsFamily"]

@@ -19,7 +19,8 @@ from pathlib import Path
 from jepa_mpc.config import to_dict
 from jepa_mpc.control import ControlConfig
 from jepa_mpc.evaluate import EvalArgs, evaluate
-from jepa_mpc_envs.tasks import load_suite, save_suite
+from jepa_mpc_envs.registry import load_suite
+from jepa_mpc_envs.suites import save_suite
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from jepa_mpc.errors import UserError
 # does not import every stage.
 VERBS: dict[str, tuple[str, str, str]] = {
     "collect": ("jepa_mpc.data.collect", "collect_main", "CollectArgs"),
-    "tasks": ("jepa_mpc_envs.tasks", "tasks_main", "TasksArgs"),
+    "tasks": ("jepa_mpc.tasks_cli", "tasks_main", "TasksArgs"),
     "train": ("jepa_mpc.train", "train_main", ""),
     "inspect": ("jepa_mpc.diagnostics", "inspect_main", "InspectArgs"),
     "probe": ("jepa_mpc.probe", "probe_main", "ProbeArgs"),

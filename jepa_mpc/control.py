@@ -28,6 +28,8 @@ from jepa_mpc import goal_graph
 from jepa_mpc import safety as safety_lib
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.planning import get_planner, make_config, shift_plan
+from jepa_mpc_envs.family import TaskFamily
+from jepa_mpc_envs.registry import TWOROOM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,8 +334,8 @@ class LatentPlannerPolicy(_PlannerPolicy):
 
 class OraclePlannerPolicy(_PlannerPolicy):
     """The same planner on the true simulator: batched MuJoCo rollouts, cost on physical position
-    (the env's goal features: the first `goal_dim` state fields, e.g. Reacher's joint angles,
-    Push-T's block pose (x, y, angle); constraints read fields 0:2 and goal_dim:goal_dim+2).
+    (the family's goal features, e.g. Reacher's joint angles, Push-T's block pose (x, y, angle); constraints
+    read its declared position and velocity: `mujoco_block_simulator` packs them after the goal features).
 
     The goal graph (for goal_cost="graph") is built the same way, from the dataset's positions.
     """
@@ -343,11 +345,12 @@ class OraclePlannerPolicy(_PlannerPolicy):
         super().__init__(cfg, action_dim, graph)
         cost, planner, pcfg, nodes = self.cost, self.planner, self.planner_cfg, self.nodes
         horizon, block = cfg.horizon, cfg.action_block
-        # A simulator marked `per_step` returns every env step's state (N, H, block, 4): constraints
-        # are then checked at each env step; otherwise (N, H, 2) block-end positions, interpolated.
+        # A simulator marked `per_step` returns every env step's (goal, position, velocity) (N, H, block, goal_dim + 4):
+        # constraints are then checked at each env step; otherwise (N, H, goal_dim + 2) block ends, interpolated.
         per_step = bool(getattr(simulate, "per_step", False))
+        position = getattr(simulate, "position", slice(0, 2))
         self.goal_dim = goal_dim
-        out_shape = (horizon, block, max(4, 2 * goal_dim)) if per_step else (horizon, goal_dim)
+        out_shape = (horizon, block, goal_dim + 4) if per_step else (horizon, goal_dim + 2)
         safety_cfg, margin, points = self.safety, cfg.safety_buffer, cfg.interp_points
         self.margin = margin
         self.node_xy = np.asarray(graph.nodes)[:, :2] if graph is not None else None
@@ -371,13 +374,13 @@ class OraclePlannerPolicy(_PlannerPolicy):
 
                 def objective(a):
                     out = rollout(state0, a)
-                    ends = out[:, -1, :goal_dim] if per_step else out  # goal features after each block
+                    ends = out[:, -1, :goal_dim] if per_step else out[..., :goal_dim]  # goal features after each block
                     if per_step:
-                        pos, vel = out[..., :2], out[..., goal_dim : goal_dim + 2]
+                        pos, vel = out[..., goal_dim : goal_dim + 2], out[..., goal_dim + 2 : goal_dim + 4]
                     else:
-                        out = out[..., :2]
+                        out = out[..., goal_dim : goal_dim + 2]
                         pad = jnp.zeros_like(out)
-                        start = jnp.concatenate([state0[:2], jnp.zeros((2,), jnp.float32)])
+                        start = jnp.concatenate([state0[position], jnp.zeros((2,), jnp.float32)])
                         pos, vel = safety_lib.interpolate_blocks(start, jnp.concatenate([out, pad], -1), points)
                         vel = jnp.zeros_like(vel)  # unknown without per-step states
                     return cost(ends, a, ctx), safety_lib.block_constraints(pos, vel, ctx, margin), pos[:, -1]
@@ -434,8 +437,10 @@ class EpisodeRecord:
 
 
 def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.Array,
-            on_plan: Callable[[dict], None] | None = None) -> list[EpisodeRecord]:
-    """Run one episode per (env, task) pair in lockstep until each succeeds or runs out of steps."""
+            on_plan: Callable[[dict], None] | None = None, family: TaskFamily | None = None) -> list[EpisodeRecord]:
+    """Run one episode per (env, task) pair in lockstep until each succeeds or runs out of steps.
+    `family` (default TwoRoom) declares which state fields are the recorded path and the speed."""
+    family = family if family is not None else TWOROOM
     if len(envs) != len(tasks):
         raise ValueError("one env per task")
     records = [EpisodeRecord(task=t.name) for t in tasks]
@@ -446,7 +451,7 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
         goal_obs.append(env.observation_at(task.goal))
         goal_states.append(np.asarray(info["goal"], np.float32))
         states.append(np.asarray(info["state"], np.float32))
-        rec.path.append([float(v) for v in info["state"][:2]])
+        rec.path.append([float(v) for v in family.positions(info["state"])])
         rec.states.append(np.asarray(info["state"], np.float32))
         rec.final_distance = info["distance_to_goal"]
         rec.success = bool(info["success"])
@@ -475,10 +480,10 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
             for a in blocks[j]:
                 o, _, terminated, truncated, info = env.step(a)
                 rec.steps += 1
-                too_fast = speed_limits[i] > 0 and float(np.hypot(*info["state"][2:4])) > speed_limits[i]
+                too_fast = speed_limits[i] > 0 and float(np.hypot(*family.velocities(info["state"]))) > speed_limits[i]
                 rec.speed_violation_steps += int(too_fast)
                 rec.violation_steps += int(bool(info["violation"]) or too_fast)
-                rec.path.append([float(v) for v in info["state"][:2]])
+                rec.path.append([float(v) for v in family.positions(info["state"])])
                 rec.states.append(np.asarray(info["state"], np.float32))
                 rec.final_distance = info["distance_to_goal"]
                 obs[i], states[i] = o, info["state"]
@@ -494,29 +499,32 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
 
 def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True,
                            env: Any = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """`simulate(states (N, S), blocks (N, H, action_block * 2)) -> goal features (N, H, goal_dim)` after each
-    block, or with `per_step` (default; marked by `simulate.per_step`) every env step's first max(4, 2 goal_dim)
-    state fields (goal features and their rates) (N, H, action_block, max(4, 2 goal_dim)),
-    so the oracle checks constraints at every env step.
+    """`simulate(states (N, S), blocks (N, H, action_block * 2)) -> (goal features, position) (N, H, goal_dim + 2)`
+    after each block, or with `per_step` (default; marked by `simulate.per_step`) every env step's
+    `oracle_features` (goal features, position, velocity) (N, H, action_block, goal_dim + 4), so the oracle
+    checks constraints at every env step.
 
     One batched `mujoco.rollout` over all N sequences, one thread per core (the data collector's
-    simulator): the true dynamics, contacts with the walls included. `env`: the EnvSpec whose state
-    conversion to use (default TwoRoom); "positions" are its goal features (the first two state fields).
+    simulator): the true dynamics, contacts with the walls included. `env`: the TaskFamily whose state
+    conversion and collector to use (default TwoRoom); "positions" are its goal features.
     """
-    from jepa_mpc.data.collect import StateCollector
-
-    make = getattr(env, "oracle_collector", None) or StateCollector
-    collector = make(model, frame_skip=frame_skip, env=env)
-    goal_dim = getattr(collector.env, "goal_dim", 2)
-    width = max(4, 2 * goal_dim)  # goal features and their rates (per-step output)
+    env = env if env is not None else TWOROOM
+    collector = env.oracle_collector(model, frame_skip)
 
     def simulate(states: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         n, h = blocks.shape[:2]
         steps = blocks.reshape(n, h * action_block, -1)
         out = collector.run(states, steps)["state"][:, 1:]
         if per_step:
-            return out.reshape(n, h, action_block, -1)[..., :width]
-        return out[:, action_block - 1 :: action_block, :goal_dim]
+            return oracle_features(env, out.reshape(n, h, action_block, -1))
+        return oracle_features(env, out[:, action_block - 1 :: action_block])[..., : env.goal_dim + 2]
 
     simulate.per_step = per_step
+    simulate.position = env.position  # which fields of a start state are its position (interpolation)
     return simulate
+
+
+def oracle_features(env: TaskFamily, states: np.ndarray) -> np.ndarray:
+    """(..., state_dim) -> (..., goal_dim + 4): the family's declared goal features, position and velocity,
+    in that order (what the oracle's cost and constraints read)."""
+    return np.concatenate([env.goal_features(states), env.positions(states), env.velocities(states)], axis=-1)

@@ -22,6 +22,7 @@ import tyro
 from flax import nnx
 
 from jepa_mpc.regularizers import sigreg
+from jepa_mpc.probe import state_layout
 
 
 def latent_std(z: np.ndarray) -> tuple[float, float]:
@@ -122,9 +123,11 @@ class EvalData:
     windows_obs: np.ndarray  # (N, W, *obs_shape) from held-out episodes
     windows_action: np.ndarray  # (N, W-1, A)
     fit_obs: np.ndarray  # (M, *obs_shape) frames from training episodes (read-out fit)
-    fit_state: np.ndarray  # (M, 4)
+    fit_state: np.ndarray  # (M, state_dim)
     test_obs: np.ndarray  # (K, *obs_shape) frames from held-out episodes (read-out score)
-    test_state: np.ndarray  # (K, 4)
+    test_state: np.ndarray  # (K, state_dim)
+    position: slice = dataclasses.field(default_factory=lambda: slice(0, 2))  # the family's declared position fields
+    velocity: slice = dataclasses.field(default_factory=lambda: slice(2, 4))  # ... and velocity fields
 
 
 def _episode(ds, i: int) -> dict:
@@ -160,8 +163,10 @@ def build_eval_data(
 
     fit_obs, fit_state = frames(train_ids, max_frames)
     test_obs, test_state = frames(heldout_ids, max_frames // 2)
+    layout = state_layout(getattr(ds, "meta", None))
     return EvalData(
-        np.stack(wo[:max_windows]), np.stack(wa[:max_windows]), fit_obs, fit_state, test_obs, test_state
+        np.stack(wo[:max_windows]), np.stack(wa[:max_windows]), fit_obs, fit_state, test_obs, test_state,
+        position=layout.position, velocity=layout.velocity,
     )
 
 
@@ -186,8 +191,8 @@ def evaluate(graphdef, state, data: EvalData, history: int, key: jax.Array | Non
     z_test = encode_in_chunks(graphdef, state, data.test_obs)
     r2 = ridge_r2(z_fit, data.fit_state, z_test, data.test_state)
     out["r2_state"] = float(np.mean(r2))
-    out["r2_position"] = float(np.mean(r2[:2]))
-    out["r2_velocity"] = float(np.mean(r2[2:]))
+    out["r2_position"] = float(np.mean(r2[data.position]))
+    out["r2_velocity"] = float(np.mean(r2[data.velocity]))
     return out
 
 

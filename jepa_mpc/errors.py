@@ -1,20 +1,14 @@
-"""User-facing errors: one line that names the problem and where it is; the CLI exits 2."""
+"""User-facing errors: one line that names the problem and where it is; the CLI exits 2.
 
+`UserError`, `TaskFileError` and `ConfigError` are the env package's own classes
+(jepa_mpc_envs/errors.py), so an error raised inside an env is caught as a `UserError` here too.
+"""
 
-class UserError(Exception):
-    """Bad input from the user (file, flag, checkpoint). The CLI prints `str(err)` and exits 2."""
+from jepa_mpc_envs.errors import ConfigError, TaskFileError, UserError
 
 
 class DatasetError(UserError):
     """Missing, truncated or corrupt dataset."""
-
-
-class TaskFileError(UserError):
-    """Invalid task-suite file: the message names file, task index and field."""
-
-
-class ConfigError(UserError):
-    """Unknown preset/regulariser/planner, or an incompatible checkpoint or shape."""
 
 
 class CheckpointError(ConfigError):
@@ -22,3 +16,6 @@ class CheckpointError(ConfigError):
     threads after its failure, so the CLI exits right after printing this (no trailing tracebacks)."""
 
     exit_immediately = True
+
+
+__all__ = ["UserError", "DatasetError", "TaskFileError", "ConfigError", "CheckpointError"]

@@ -77,7 +77,7 @@ from jepa_mpc.control import (
 )
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.paths import output_dir, output_file
-from jepa_mpc_envs.tasks import shipped_suite_path
+from jepa_mpc_envs.suites import shipped_suite_path
 
 DEFAULT_SUITE = shipped_suite_path("tworoom_heldout")  # installed with the package (envs/tasks/)
 
@@ -180,7 +180,7 @@ def package_versions() -> dict[str, str]:
 
 
 def _load_suite(path: str):
-    from jepa_mpc_envs.ogbench_adapter import load_suite  # OGBench suites; any other through envs.tasks
+    from jepa_mpc_envs.registry import load_suite  # the one loader: dispatches on the file's env_id
 
     return load_suite(path)
 
@@ -191,7 +191,7 @@ DEFAULT_FRAME_SKIP = 5  # physics steps per env step when neither a run nor its 
 def _check_suite_matches(suite, meta: dict, where: str, cfg: ControlConfig | None = None) -> None:
     """The suite's env and layout are the ones the run's data was collected in (a new room only with
     `--control.graph-source explore`, which builds the goal graph in the suite's own room)."""
-    from jepa_mpc_envs.registry import get_env_spec
+    from jepa_mpc_envs.registry import get_family
 
     env_id = meta.get("env_id")
     if env_id and env_id != suite.env_id:
@@ -200,7 +200,10 @@ def _check_suite_matches(suite, meta: dict, where: str, cfg: ControlConfig | Non
         return
     if not hasattr(suite.layout, "to_dict"):
         return
-    trained = get_env_spec(suite.env_id).layout_from_dict(meta["layout"]).to_dict()
+    try:
+        trained = get_family(suite.env_id).layout_from_dict(meta["layout"]).to_dict()
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{where}: the layout its dataset's meta.json records is invalid ({err})") from None
     wanted = suite.layout.to_dict()
     for name in sorted(set(trained) | set(wanted)):
         if trained.get(name) != wanted.get(name):
@@ -281,7 +284,7 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         latents = encode_episodes(encode, ds.arrays[model.obs_key])
         if cfg.graph_space == "probe":
             flat = np.concatenate(latents)
-            readout = goal_graph.fit_linear_readout(flat, ds.arrays["state"][..., :2].reshape(len(flat), 2))
+            readout = goal_graph.fit_linear_readout(flat, env.positions(ds.arrays["state"]).reshape(len(flat), 2))
             points = [z @ readout[0] + readout[1] for z in latents]
             graph = goal_graph.build_graph(points, graph_cfg)
             scale = goal_graph.metric_scale(flat, np.concatenate(points), seed=cfg.seed)
@@ -467,9 +470,9 @@ def episode_from_record(d: dict) -> EpisodeRecord:
     )
 
 
-def run_batch(index: int, tasks, make_env, policy, args: EvalArgs, bar=None) -> dict:
-    """Run episode batch `index` (its `tasks` in lockstep, key `batch_key(args.seed, index)`); returns its
-    batches.jsonl record."""
+def run_batch(index: int, tasks, make_env, policy, args: EvalArgs, family, bar=None) -> dict:
+    """Run episode batch `index` (its `tasks` in lockstep, key `batch_key(args.seed, index)`) in the
+    envs of task family `family`; returns its batches.jsonl record."""
     t0 = time.perf_counter()
     room_graphs = getattr(policy, "room_graphs", None)
     explored = room_graphs.explored_steps if room_graphs is not None else 0
@@ -482,7 +485,7 @@ def run_batch(index: int, tasks, make_env, policy, args: EvalArgs, bar=None) -> 
         if bar is not None:
             bar.set_postfix(live=info["live"], plan_ms=f"{1e3 * info['latency_s']:.0f}")
 
-    recs = run_mpc(envs, tasks, policy, batch_key(args.seed, index), on_plan=on_plan)
+    recs = run_mpc(envs, tasks, policy, batch_key(args.seed, index), on_plan=on_plan, family=family)
     for env in envs:
         env.close()
     first = index * args.batch
@@ -533,7 +536,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
         return env_spec.make_env(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip)
 
     for index in range(len(done), len(batches)):
-        record = run_batch(index, batches[index], make_env, policy, args, bar)
+        record = run_batch(index, batches[index], make_env, policy, args, env_spec, bar)
         append_json_line(out / RECORDS_FILE, record)
         done.append(record)
         bar.update(len(batches[index]))

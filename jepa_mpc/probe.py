@@ -41,6 +41,8 @@ from jepa_mpc.atomic import dumps_strict, write_npz_atomic
 from jepa_mpc.config import check_finite
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.run import PROBE_FILE, Run
+from jepa_mpc_envs.registry import ENV_IDS, get_family, is_known_env_id
+
 QUANTITIES = ("x", "y", "vx", "vy")
 
 
@@ -175,17 +177,45 @@ def encode_states(model: Any, states: np.ndarray, batch: int = 8192) -> np.ndarr
                            for i in range(0, len(states), batch)])
 
 
+@dataclasses.dataclass(frozen=True)
+class StateLayout:
+    """Which fields of a dataset's states the probe reads: its family's declared position and velocity."""
+
+    position: slice
+    velocity: slice
+    names: tuple[str, ...]
+    """The state-field names of the 4 read-out slots (x, y, vx, vy) (Reacher: q1, q2, dq1, dq2)."""
+
+    def targets(self, states: np.ndarray) -> np.ndarray:
+        """(..., state_dim) -> (..., 4): position then velocity, the probe's read-out."""
+        states = np.asarray(states)
+        return np.concatenate([states[..., self.position], states[..., self.velocity]], axis=-1)
+
+
+def state_layout(meta: dict | None) -> StateLayout:
+    """The StateLayout of a dataset from its meta: its family's declarations (`env_id`, default TwoRoom);
+    a dataset from an env outside the registry (synthetic data) reads as (x, y, vx, vy) in its first four fields."""
+    meta = meta or {}
+    env_id = meta.get("env_id", ENV_IDS[0])
+    if not is_known_env_id(env_id):
+        return StateLayout(slice(0, 2), slice(2, 4), tuple(meta.get("state_fields", QUANTITIES))[:4])
+    family = get_family(env_id)
+    return StateLayout(family.position, family.velocity,
+                       tuple(family.field_names(family.position) + family.field_names(family.velocity)))
+
+
 def train_probe(model: Any, ds: Any, cfg: ProbeConfig = ProbeConfig()) -> Probe:
     """Fit a probe for a loaded world model on a dataset's observations -> physical state."""
     key = model.obs_key
     if key not in ds.arrays:
         raise ConfigError(f"probe: dataset has no '{key}' observations (keys: {', '.join(ds.keys)})")
     train_idx, held_idx = ds.split(cfg.held_out_fraction, seed=0)
+    layout = state_layout(getattr(ds, "meta", None))
 
     def flat(idx):
         obs = ds.arrays[key][idx]
         state = ds.arrays["state"][idx]
-        return obs.reshape((-1,) + obs.shape[2:]), state.reshape(-1, state.shape[-1])[:, :4]
+        return obs.reshape((-1,) + obs.shape[2:]), layout.targets(state.reshape(-1, state.shape[-1]))
 
     (o_tr, y_tr), (o_te, y_te) = flat(train_idx), flat(held_idx)
     z_tr, z_te = encode_states(model, o_tr), encode_states(model, o_te)
@@ -193,7 +223,7 @@ def train_probe(model: Any, ds: Any, cfg: ProbeConfig = ProbeConfig()) -> Probe:
             "train_states": int(len(z_tr)), "held_out_states": int(len(z_te)),
             "held_out_episodes": int(len(held_idx)),
             # what the 4 read-out slots (x, y, vx, vy) are in this env (Reacher: q1, q2, dq1, dq2)
-            "state_fields": list((getattr(ds, "meta", None) or {}).get("state_fields", QUANTITIES))[:4]}
+            "state_fields": list(layout.names)}
     probe = fit_probe(z_tr, y_tr, z_te, y_te, cfg, meta)
     try:
         roll = rollout_position_rmse(model, probe, ds, cfg.held_out_fraction)
@@ -214,7 +244,7 @@ def rollout_position_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: 
     _, held = view.split(held_out_fraction, seed=0)
     held = held[:max_windows]
     obs = view.arrays[model.obs_key][held][:, : blocks + 1]
-    xy = view.arrays["state"][held][:, 1 : blocks + 1, :2]
+    xy = view.arrays["state"][held][:, 1 : blocks + 1, state_layout(getattr(ds, "meta", None)).position]
     actions = jnp.asarray(view.arrays["action"][held][:, :blocks])
     p = probe.arrays()
 

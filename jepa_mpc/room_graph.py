@@ -37,18 +37,18 @@ def explore_config(meta: dict, episodes: int, seed: int) -> CollectConfig:
 
 
 def explore_room(env: Any, layout: Any, room: Any, cfg: CollectConfig) -> np.ndarray:
-    """(num_episodes, T+1, state_dim) states of reward-free exploration in one room of `env` (an EnvSpec).
+    """(num_episodes, T+1, state_dim) states of reward-free exploration in one room of `env` (a TaskFamily).
 
     `room` is the env's room key (`env.room_of(state)`), or None when the suite's layout is the room.
     """
-    from jepa_mpc.data.collect import StateCollector, policy_actions
+    from jepa_mpc.data.collect import policy_actions
 
     room_seed = [] if room is None else np.round(np.abs(np.asarray(room, np.float64)) * 1e4).astype(np.int64).tolist()
     rng = np.random.default_rng([cfg.seed, *room_seed])
     starts = (env.sample_start_states(layout, rng, cfg.num_episodes) if room is None
               else env.sample_start_states(layout, rng, cfg.num_episodes, room=np.asarray(room)))
     actions = policy_actions(cfg, env, layout, rng, starts)
-    with (env.make_collector or StateCollector)(env.build_model(layout), cfg.frame_skip, env=env) as collector:
+    with env.make_collector(env.build_model(layout), cfg.frame_skip) as collector:
         return collector.run(starts, actions)["state"]
 
 
@@ -69,8 +69,8 @@ class RoomGraphs:
         self.explored_steps = 0
 
     def room_key(self, task: Any):
-        room_of = getattr(self.env, "room_of", None)
-        return None if room_of is None else tuple(float(v) for v in room_of(np.asarray(task.start)))
+        room = self.env.room_of(np.asarray(task.start))
+        return None if room is None else tuple(float(v) for v in room)
 
     def graph_for(self, task: Any) -> goal_graph.LatentGraph:
         key = self.room_key(task)

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jepa_mpc.errors import ConfigError
+from jepa_mpc_envs.geometry import Box, Circle
 
 MAX_CIRCLES = 8
 MAX_BOXES = 8
@@ -70,8 +71,6 @@ def hazard_arrays(tasks: Sequence[Any], layouts: Sequence[Any] | Any, speed_limi
     box_mask (B, Mb); keep_in (B, 4) box (the task's ``keep_in`` within the arena); speed (B,) limit
     (the lower of the task's ``speed_limit`` and ``speed_limit``; inf: none).
     """
-    from jepa_mpc_envs.geometry import Box, Circle
-
     b = len(tasks)
     if not isinstance(layouts, (list, tuple)):
         layouts = [layouts] * b

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jepa_mpc_envs.registry import get_family
+
 GOAL_RGB = np.array([40, 200, 60], np.uint8)
 TRAIL_RGB = np.array([30, 90, 255], np.uint8)
 PLAN_RGB = np.array([255, 150, 0], np.uint8)
@@ -28,7 +30,7 @@ def _dot(frame: np.ndarray, rc: np.ndarray, radius: int, rgb: np.ndarray) -> Non
 
 def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Sequence = (),
                    env_id: str = "jepa_mpc_envs/TwoRoom-v0", states: np.ndarray | None = None) -> np.ndarray:
-    """(T, size, size, 3) uint8 frames: the agent along `path` (T, 2) of goal features, goal and trail marked.
+    """(T, size, size, 3) uint8 frames: the agent along `path` (T, 2) of its declared positions, goal and trail marked.
 
     `states` (T, state_dim): the full physical states to render (EpisodeRecord.states; Push-T needs
     the block's angle and the pusher); without them the states are `path` with the rest zero.
@@ -38,18 +40,16 @@ def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Seque
     Goal features are drawn where the env puts them in the camera plane (TwoRoom: the position;
     Reacher: the fingertip of that arm configuration).
     """
-    from jepa_mpc_envs.registry import get_env_spec
-
-    env = get_env_spec(env_id)
+    env = get_family(env_id)
     renderer = env.pixel_renderer(env.build_model(layout, tuple(task.hazards)), size)
     if states is None or len(states) != len(path):
         states = np.zeros((len(path), env.state_dim), np.float32)
-        states[:, :2] = path
+        states[:, env.position] = path
     frames = renderer.render_states(states).copy()
     renderer.close()
     view_half = env.view_half(layout)
     to_world = lambda f: env.feature_to_world(np.asarray(f, np.float32), layout)  # noqa: E731
-    goal = world_to_pixel(to_world(task.goal[:2]), view_half, size)
+    goal = world_to_pixel(to_world(env.goal_features(np.asarray(task.goal, np.float32))), view_half, size)
     trail = world_to_pixel(to_world(path), view_half, size)
     plan_steps = np.array([p[0] for p in plans], int)
     for t, frame in enumerate(frames):

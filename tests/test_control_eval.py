@@ -10,7 +10,7 @@ import pytest
 
 from jepa_mpc.control import ControlConfig, OraclePlannerPolicy, RandomActionsPolicy, mujoco_block_simulator, run_mpc
 from jepa_mpc.evaluate import EvalArgs, evaluate, wilson_interval
-from jepa_mpc_envs.tasks import Task
+from jepa_mpc_envs.suites import Task
 from jepa_mpc_envs.tworoom import Layout, TwoRoomEnv, build_model
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from jepa_mpc.errors import ConfigError, TaskFileError
-from jepa_mpc_envs import ogbench_adapter
-from jepa_mpc_envs.registry import get_env_spec
+from jepa_mpc_envs import ogbench_adapter, registry
+from jepa_mpc_envs.registry import get_family as get_env_spec
 
 ENV_ID = "ogbench:pointmaze-medium-navigate-v0"
 
@@ -25,9 +25,9 @@ ENV_ID = "ogbench:pointmaze-medium-navigate-v0"
 def no_ogbench(monkeypatch):
     """`import ogbench` fails (as without the extra); the spec cache is cleared around the test."""
     monkeypatch.setitem(sys.modules, "ogbench", None)
-    ogbench_adapter.env_spec.cache_clear()
+    registry.ogbench_family.cache_clear()
     yield
-    ogbench_adapter.env_spec.cache_clear()
+    registry.ogbench_family.cache_clear()
 
 
 @pytest.mark.parametrize("env_id", [ENV_ID, "ogbench:", "ogbench:nope-v0"])
@@ -59,7 +59,7 @@ def test_task_plan_is_round_robin_over_the_five_tasks():
 @pytest.fixture(scope="module")
 def spec():
     pytest.importorskip("ogbench")
-    ogbench_adapter.env_spec.cache_clear()
+    registry.ogbench_family.cache_clear()
     return get_env_spec(ENV_ID)
 
 
@@ -112,19 +112,19 @@ def test_success_is_ogbenchs_signal(spec):
 
 
 def test_suite_covers_the_five_tasks_and_round_trips(spec, tmp_path):
-    from jepa_mpc_envs.tasks import save_suite
+    from jepa_mpc_envs.suites import save_suite
 
     suite = spec.generate_suite(0, 10)
     assert [t.task_id for t in suite.tasks] == [1, 2, 3, 4, 5] * 2
     assert len({t.seed for t in suite.tasks}) == 10
     path = save_suite(suite, tmp_path / "s.json")
-    back = ogbench_adapter.load_suite(path)
+    back = registry.load_suite(path)
     assert back.env_id == ENV_ID and back.layout == suite.layout and back.tasks == suite.tasks
     bad = tmp_path / "bad.json"
     bad.write_text(path_text := open(path).read().replace('"task_id": 3', '"task_id": 9', 1))
     assert '"task_id": 9' in path_text
     with pytest.raises(TaskFileError) as err:
-        ogbench_adapter.load_suite(bad)
+        registry.load_suite(bad)
     assert "\n" not in str(err.value) and "task_id" in str(err.value)
 
 

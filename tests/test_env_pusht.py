@@ -7,14 +7,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import copy
 import json
 import math
-import warnings
 
 import gymnasium as gym
 import jax
 import mujoco
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 import jepa_mpc_envs  # noqa: F401  (registers the gym id)
 from jepa_mpc.config import CollectConfig
@@ -23,8 +21,8 @@ from jepa_mpc.data import collect as C
 from jepa_mpc.data.store import Dataset
 from jepa_mpc.errors import TaskFileError
 from jepa_mpc_envs import pusht as P
-from jepa_mpc_envs.registry import PUSHT, get_env_spec
-from jepa_mpc_envs.tasks import load_suite, save_suite, shipped_suite_path, suite_to_dict
+from jepa_mpc_envs.registry import PUSHT, get_family, load_suite
+from jepa_mpc_envs.suites import save_suite, shipped_suite_path, suite_to_dict
 
 ENV_ID = "jepa_mpc_envs/PushT-v0"
 LAYOUT = P.PushTLayout()
@@ -45,11 +43,8 @@ def run_actions(env, actions):
 
 
 @pytest.mark.parametrize("obs_type", ["state", "pixels", "both"])
-def test_check_env_reset_step_render(obs_type):
+def test_reset_step_render(obs_type):
     env = gym.make(ENV_ID, obs_type=obs_type, render_mode="rgb_array").unwrapped
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        check_env(env, skip_render_check=True)
     obs, info = env.reset(seed=3)
     assert env.observation_space.contains(obs)
     assert {"success", "violation", "distance_to_goal", "position_error", "angle_error", "state", "goal"} <= set(info)
@@ -207,16 +202,23 @@ def test_bad_suite_is_one_line_error_naming_task_and_field(tmp_path, edit, task_
     assert "\n" not in msg and f"task {task_index} " in msg and f"'{field}" in msg, msg
 
 
-def test_registry_entry_is_consistent():
-    spec = get_env_spec(ENV_ID)
-    assert spec is PUSHT and spec.goal_dim == 3 and spec.state_dim == P.STATE_DIM
-    model = spec.build_model(spec.default_layout())
-    starts = spec.sample_start_states(spec.default_layout(), np.random.default_rng(0), 3)
-    np.testing.assert_allclose(spec.mjstate_to_state(model, spec.state_to_mjstate(model, starts)), starts, atol=1e-6)
-    renderer = spec.pixel_renderer(model, 32)
-    frames = renderer.render_states(starts)
-    renderer.close()
-    assert frames.shape == (3, 32, 32, 3) and not np.array_equal(frames[0], frames[1])
+def test_declared_features_are_the_block_pose_and_its_velocity():
+    family = get_family(ENV_ID)
+    assert family is PUSHT and family.state_dim == P.STATE_DIM
+    assert family.field_names(family.goal) == ["bx", "by", "th"]
+    assert family.field_names(family.position) == ["bx", "by"]
+    assert family.field_names(family.velocity) == ["bvx", "bvy"]  # not the angle (index 2)
+
+
+def test_probe_and_oracle_read_the_declared_block_fields():
+    from jepa_mpc.control import oracle_features
+    from jepa_mpc.probe import state_layout
+
+    states = np.arange(2 * P.STATE_DIM, dtype=np.float32).reshape(2, P.STATE_DIM)
+    layout = state_layout({"env_id": ENV_ID})
+    assert layout.names == ("bx", "by", "bvx", "bvy")
+    np.testing.assert_array_equal(layout.targets(states), states[:, [0, 1, 3, 4]])
+    np.testing.assert_array_equal(oracle_features(PUSHT, states), states[:, [0, 1, 2, 0, 1, 3, 4]])
 
 
 def test_collection_through_the_registry_moves_the_block(tmp_path):

@@ -12,19 +12,11 @@ import pytest
 
 from jepa_mpc.errors import TaskFileError
 from jepa_mpc_envs import geometry as G
-from jepa_mpc_envs.tasks import (
-    Box,
-    Circle,
-    Layout,
-    Suite,
-    Task,
-    TasksArgs,
-    generate_suite,
-    load_suite,
-    save_suite,
-    shipped_suite_path,
-    tasks_main,
-)
+from jepa_mpc.tasks_cli import TasksArgs, tasks_main
+from jepa_mpc_envs.geometry import Box, Circle, Layout
+from jepa_mpc_envs.registry import load_suite
+from jepa_mpc_envs.suites import Suite, Task, save_suite, shipped_suite_path
+from jepa_mpc_envs.tworoom_tasks import generate_suite
 
 VALID = {
     "schema_version": 1,

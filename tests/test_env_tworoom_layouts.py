@@ -6,13 +6,11 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import json
-import warnings
 
 import gymnasium as gym
 import jax
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 import jepa_mpc_envs  # noqa: F401  (registers the gym id)
 from jepa_mpc import room_graph
@@ -22,8 +20,8 @@ from jepa_mpc.data import collect as C
 from jepa_mpc.data.store import Dataset
 from jepa_mpc.errors import TaskFileError
 from jepa_mpc_envs import tworoom_layouts as TL
-from jepa_mpc_envs.registry import TWOROOM_LAYOUTS, get_env_spec
-from jepa_mpc_envs.tasks import Task, load_suite, shipped_suite_path
+from jepa_mpc_envs.registry import TWOROOM_LAYOUTS, get_family, load_suite
+from jepa_mpc_envs.suites import Task, shipped_suite_path
 
 ENV_ID = TL.ENV_ID
 FAMILY = TL.LayoutFamily()
@@ -59,11 +57,8 @@ def test_bad_family_is_one_line_error():
 
 
 @pytest.mark.parametrize("obs_type", ["state", "pixels"])
-def test_check_env_and_observations(obs_type):
+def test_observations_carry_the_room(obs_type):
     env = gym.make(ENV_ID, obs_type=obs_type).unwrapped
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        check_env(env, skip_render_check=True)
     obs, info = env.reset(seed=3)
     assert env.observation_space.contains(obs)
     assert info["state"].shape == (7,) and np.all(info["state"][4:] == info["goal"][4:])
@@ -186,5 +181,8 @@ def test_oracle_with_explored_room_graph_goes_through_an_unseen_door_and_random_
     assert not any(r.success for r in random)
 
 
-def test_registry_knows_the_env():
-    assert get_env_spec(ENV_ID) is TWOROOM_LAYOUTS and TWOROOM_LAYOUTS.state_dim == 7
+def test_registry_knows_the_env_and_its_room():
+    assert get_family(ENV_ID) is TWOROOM_LAYOUTS and TWOROOM_LAYOUTS.state_dim == 7
+    state = np.array([0.1, 0.2, 0.0, 0.0, 0.05, -0.1, 0.3])
+    np.testing.assert_array_equal(TWOROOM_LAYOUTS.room_of(state), state[4:])  # the room is not a goal feature
+    assert TWOROOM_LAYOUTS.field_names(TWOROOM_LAYOUTS.goal) == ["x", "y"]

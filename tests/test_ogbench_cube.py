@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from jepa_mpc.errors import ConfigError, TaskFileError
-from jepa_mpc_envs import ogbench_adapter
-from jepa_mpc_envs.registry import get_env_spec
+from jepa_mpc_envs import ogbench_adapter, registry
+from jepa_mpc_envs.registry import get_family as get_env_spec
 
 ENV_ID = "ogbench:cube-single-play-v0"
 # OGBench's five cube-single evaluation tasks: target cube positions (its task_infos).
@@ -26,12 +26,12 @@ TASK_GOALS = {1: (0.425, -0.1, 0.02), 2: (0.50, 0.0, 0.02), 3: (0.35, 0.0, 0.02)
 
 def test_without_ogbench_the_error_is_one_line_naming_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "ogbench", None)
-    ogbench_adapter.env_spec.cache_clear()
+    registry.ogbench_family.cache_clear()
     try:
         with pytest.raises(ConfigError) as err:
             get_env_spec(ENV_ID)
     finally:
-        ogbench_adapter.env_spec.cache_clear()
+        registry.ogbench_family.cache_clear()
     msg = str(err.value)
     assert "\n" not in msg and "pip install -e '.[ogbench]'" in msg
 
@@ -42,7 +42,7 @@ def test_without_ogbench_the_error_is_one_line_naming_the_install_command(monkey
 @pytest.fixture(scope="module")
 def spec():
     pytest.importorskip("ogbench")
-    ogbench_adapter.env_spec.cache_clear()
+    registry.ogbench_family.cache_clear()
     return get_env_spec(ENV_ID)
 
 
@@ -148,10 +148,10 @@ def test_bad_input_is_a_one_line_config_error(spec, env):
 
 
 def test_suite_round_trips_and_rejects_bad_files(spec, suite, tmp_path):
-    from jepa_mpc_envs.tasks import save_suite
+    from jepa_mpc_envs.suites import save_suite
 
     path = save_suite(suite, tmp_path / "s.json")
-    back = ogbench_adapter.load_suite(path)
+    back = registry.load_suite(path)
     assert back.env_id == ENV_ID and back.layout == suite.layout and back.tasks == suite.tasks
     assert back.tasks[0].tolerance == 0.04 and back.tasks[0].max_steps == 200
     doc = json.loads(open(path).read())
@@ -162,7 +162,7 @@ def test_suite_round_trips_and_rejects_bad_files(spec, suite, tmp_path):
         bad = tmp_path / "bad.json"
         bad.write_text(json.dumps(d))
         with pytest.raises(TaskFileError) as err:
-            ogbench_adapter.load_suite(bad)
+            registry.load_suite(bad)
         assert "\n" not in str(err.value) and field in str(err.value) and str(bad) in str(err.value)
 
     check(lambda d: d["tasks"][0].update(start=d["tasks"][0]["start"][:4]), "start")  # a PointMaze-sized state
@@ -174,7 +174,7 @@ def test_suite_round_trips_and_rejects_bad_files(spec, suite, tmp_path):
     maze = dict(doc, env_id="ogbench:pointmaze-medium-navigate-v0", layout={"dataset": "pointmaze-medium-navigate-v0"},
                 tasks=[{"task_id": 1, "seed": 0, "start": [0, 0, 0, 0], "goal": [1, 1, 0, 0]}])
     (tmp_path / "maze.json").write_text(json.dumps(maze))
-    assert ogbench_adapter.load_suite(tmp_path / "maze.json").tasks[0].tolerance == 1.0
+    assert registry.load_suite(tmp_path / "maze.json").tasks[0].tolerance == 1.0
 
 
 def test_collector_explores_the_cube_and_records_what_it_executed(spec, cube):

@@ -13,7 +13,7 @@ from jepa_mpc.errors import ConfigError
 from jepa_mpc.evaluate import summarize, wilson_interval
 from jepa_mpc.planning import get_planner, make_config
 from jepa_mpc_envs.geometry import Box, Circle, Layout
-from jepa_mpc_envs.tasks import Task
+from jepa_mpc_envs.suites import Task
 from jepa_mpc_envs.tworoom import TwoRoomEnv, build_model
 
 LAYOUT = Layout()

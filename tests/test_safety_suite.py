@@ -6,7 +6,9 @@ import pytest
 
 from jepa_mpc.errors import TaskFileError
 from jepa_mpc_envs.geometry import Circle, path_exists
-from jepa_mpc_envs.tasks import load_suite, shipped_suite_path, suite_from_dict
+from jepa_mpc_envs.registry import load_suite
+from jepa_mpc_envs.suites import shipped_suite_path
+from jepa_mpc_envs.tworoom_tasks import suite_from_dict
 
 
 def test_every_hazard_task_has_a_safe_path():

@@ -34,11 +34,13 @@ from jepa_mpc.data import store
 from jepa_mpc.data.policies import make_actions
 from jepa_mpc.errors import ConfigError, DatasetError
 from jepa_mpc.paths import output_dir
+from jepa_mpc_envs.geometry import START_MARGIN, Layout, crossed_door, sample_free_positions  # noqa: F401  (re-exported)
+from jepa_mpc_envs.registry import get_family
+from jepa_mpc_envs.rollout import StateCollector  # noqa: F401  (re-exported: jepa_mpc.data.collect.StateCollector)
+from jepa_mpc_envs.tworoom import PixelRenderer, build_model
 
-START_MARGIN = 0.02  # extra clearance (m) between a start position and walls, as in TwoRoomEnv
 # Settings that do not change the dataset's content (not compared when resuming).
 NON_CONTENT_FIELDS = ("out",)
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +55,8 @@ class CollectArgs(CollectConfig):
 
 
 def env_spec(env_id: str):
-    """The registry entry of `env_id` (one-line ConfigError listing the known ids when unknown)."""
-    from jepa_mpc_envs.registry import get_env_spec
-
-    return get_env_spec(env_id)
+    """The task family of `env_id` (one-line ConfigError listing the known ids when unknown)."""
+    return get_family(env_id)
 
 
 # ------------------------------------------------------------------ layout / config
@@ -105,89 +105,6 @@ def chunk_episode_range(cfg: CollectConfig, index: int) -> tuple[int, int]:
 # ------------------------------------------------------------------ sampling and physics
 
 
-def sample_free_positions(layout, rng: np.random.Generator, n: int, margin: float = START_MARGIN) -> np.ndarray:
-    """(n, 2) positions uniform over the free space (inside the arena, clear of the wall)."""
-    from jepa_mpc_envs.geometry import AGENT_RADIUS, is_free
-
-    a = layout.arena_half
-    out = np.empty((0, 2))
-    while len(out) < n:
-        p = rng.uniform(-a, a, size=(2 * (n - len(out)) + 8, 2))
-        out = np.concatenate([out, p[np.asarray(is_free(layout, p, AGENT_RADIUS + margin))]])
-    return out[:n]
-
-
-class StateCollector:
-    """Batched open-loop rollouts of a MuJoCo model on a persistent `mujoco.rollout` thread pool.
-
-    `run(init_states (N, S), actions (N, T, nu))` -> dict of state (N, T+1, S) float32 and
-    qpos (N, T+1, nq), qvel (N, T+1, nv) float64; each action is held for `frame_skip` physics steps.
-    States are converted with the env's `state_to_mjstate` / `mjstate_to_state` (`env`: an
-    EnvSpec; default TwoRoom).
-    """
-
-    def __init__(self, model, frame_skip: int = 5, nthread: int | None = None, env=None):
-        import mujoco
-        from mujoco import rollout
-
-        self.env = env if env is not None else env_spec(CollectConfig.env_id)
-        self.model = model
-        self.frame_skip = int(frame_skip)
-        self.nthread = max(1, int(nthread or os.cpu_count() or 1))
-        self._datas = [mujoco.MjData(model) for _ in range(self.nthread)]
-        self._pool = rollout.Rollout(nthread=self.nthread)
-        spec = mujoco.mjtState
-        self._qpos_off = mujoco.mj_stateSize(model, spec.mjSTATE_TIME)
-        self._qvel_off = self._qpos_off + model.nq
-
-    def initial_state(self, states: np.ndarray) -> np.ndarray:
-        return self.env.state_to_mjstate(self.model, states)
-
-    def models(self, init_states: np.ndarray):
-        """The model each row is rolled out with: `self.model` for all (a subclass may give one per row,
-        all of the same state size)."""
-        return self.model
-
-    def physical_states(self, mjstates: np.ndarray, init_states: np.ndarray) -> np.ndarray:
-        """(N, T+1, nstate) rolled-out MuJoCo states -> (N, T+1, S) physical states."""
-        return self.env.mjstate_to_state(self.model, mjstates)
-
-    def run(self, init_states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
-        n, t, _ = actions.shape
-        if n == 0 or t == 0:
-            raise ValueError(f"{type(self).__name__}.run needs at least one episode and one step (got actions {actions.shape})")
-        init_states = np.asarray(init_states, dtype=np.float64)
-        init = self.initial_state(init_states)
-        control = np.repeat(np.asarray(actions, dtype=np.float64), self.frame_skip, axis=1)
-        phys, _ = self._pool.rollout(self.models(init_states), self._datas, init, control)
-        full = np.concatenate([init[:, None, :], phys[:, self.frame_skip - 1 :: self.frame_skip]], axis=1)
-        nq, nv = self.model.nq, self.model.nv
-        return {
-            "state": self.physical_states(full, init_states),
-            "qpos": full[..., self._qpos_off : self._qpos_off + nq].copy(),
-            "qvel": full[..., self._qvel_off : self._qvel_off + nv].copy(),
-        }
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __enter__(self) -> "StateCollector":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def crossed_door(layout, states: np.ndarray) -> np.ndarray:
-    """(E,) bool: the episode's room side (envs.geometry.room_of) changes at some step."""
-    from jepa_mpc_envs.geometry import room_of
-
-    side = np.asarray(room_of(layout, states[..., :2]))
-    return (side != side[:, :1]).any(axis=1)
-
-
 def render_pixels(renderer, states: np.ndarray, batch: int = 4096) -> np.ndarray:
     """(E, T+1, S, S, 3) uint8 frames of (E, T+1, 4) states, rendered in batches."""
     flat = states.reshape(-1, states.shape[-1])
@@ -203,9 +120,7 @@ def policy_actions(cfg: CollectConfig, env, layout, rng: np.random.Generator, in
         cfg.policy, rng, len(init), cfg.episode_len, env.action_dim, ou_theta=cfg.ou_theta, ou_sigma=cfg.ou_sigma,
         ou_dt=cfg.ou_dt,
     )
-    if env.exploration_actions is not None:  # env-specific open-loop shaping (Push-T: toward the block)
-        actions = env.exploration_actions(layout, rng, init, actions)
-    return actions
+    return env.exploration_actions(layout, rng, init, actions)  # family-specific open-loop shaping (Push-T)
 
 
 def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: int, renderer=None) -> dict[str, np.ndarray]:
@@ -213,7 +128,7 @@ def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: 
     first, last = chunk_episode_range(cfg, index)
     e = last - first
     rng = np.random.default_rng([cfg.seed, index])
-    env = collector.env
+    env = collector.env if collector.env is not None else env_spec(cfg.env_id)
     init = env.sample_start_states(layout, rng, e)
     actions = policy_actions(cfg, env, layout, rng, init)
     arrays = collector.run(init, actions)
@@ -341,6 +256,7 @@ def dataset_summary(path: str | os.PathLike) -> dict:
     env = env_spec(meta.get("env_id", CollectConfig.env_id))
     layout = env.layout_from_dict(meta["layout"])
     episodes = steps = crossed = 0
+    has_rooms = env.episode_crossings(layout, np.zeros((0, 1, env.state_dim))) is not None  # None: no rooms
     for i in sorted(set(store.existing_chunks(path)) & set(range(int(meta["num_chunks"])))):
         p = store.chunk_path(path, i)
         try:
@@ -350,13 +266,13 @@ def dataset_summary(path: str | os.PathLike) -> dict:
             raise DatasetError(f"{p}: chunk {i} is corrupt or truncated ({' '.join(str(err).split())[:200]})") from None
         episodes += len(states)
         steps += int(lengths.sum())
-        if env.episode_crossings is not None:
+        if has_rooms:
             crossed += int(env.episode_crossings(layout, states).sum())
     size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
     return {
         "episodes": episodes,
         "steps": steps,
-        "door_crossing_fraction": crossed / max(episodes, 1) if env.episode_crossings is not None else None,
+        "door_crossing_fraction": crossed / max(episodes, 1) if has_rooms else None,
         "size_bytes": size,
     }
 
@@ -402,7 +318,7 @@ def collect(cfg: CollectConfig, progress: bool = True, max_chunks: int | None = 
     t_state = t_render = t_write = 0.0
     new_steps = new_frames = 0
     try:
-        with (env.make_collector or StateCollector)(model, cfg.frame_skip, env=env) as collector, tqdm(
+        with env.make_collector(model, cfg.frame_skip) as collector, tqdm(
             total=total, initial=len(present & set(range(total))), unit="chunk",
             desc="collect", disable=not progress,
         ) as bar:
@@ -484,9 +400,6 @@ class BenchCollectArgs:
 
 
 def bench_collect(args: BenchCollectArgs) -> dict[str, list[float]]:
-    from jepa_mpc_envs.geometry import Layout
-    from jepa_mpc_envs.tworoom import PixelRenderer, build_model
-
     layout = Layout()
     model = build_model(layout)
     cfg = CollectConfig(
@@ -495,7 +408,7 @@ def bench_collect(args: BenchCollectArgs) -> dict[str, list[float]]:
     )
     validate_config(cfg)
     results: dict[str, list[float]] = {"rollout": [], "rollout_cpu": [], "chunk": [], "render": []}
-    with StateCollector(model, args.frame_skip, args.nthread or None) as collector:
+    with StateCollector(model, args.frame_skip, args.nthread or None, env=env_spec(cfg.env_id)) as collector:
         rng = np.random.default_rng(args.seed)
         pos = sample_free_positions(layout, rng, args.num_episodes)
         init = np.concatenate([pos, np.zeros_like(pos)], axis=1)

@@ -1,0 +1,175 @@
+"""The task-family protocol: what the pipeline needs from an environment, declared in one class.
+
+A family is one object (`TaskFamily`): its env id, the names of its physical-state fields, and which
+of them are the *position*, *velocity* and *goal* features, plus methods that build the simulator,
+make the Gymnasium env, convert states, sample starts, parse and generate suites and render pixels.
+Probes, safety terms, the oracle and videos read the declared slices (`positions(states)`,
+`velocities(states)`, `goal_features(states)`), never fixed indices.
+
+`MujocoFamily` gives the defaults a MuJoCo family shares (batched `mujoco.rollout` collection, the
+(qpos[0:2], qvel[0:2]) state conversion, no rooms, unshaped exploration); a family overrides only
+what differs. Families are registered with one line in envs/registry.py (`FAMILIES`).
+
+Success is ``||goal_features(s) - goal_features(goal)|| <= tolerance`` (a family's env may add to it,
+e.g. Push-T's angle tolerance).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import base
+from .errors import ConfigError
+from .rollout import StateCollector
+
+
+class TaskFamily(abc.ABC):
+    """One task family (see the module docstring). Subclasses set the class attributes below."""
+
+    env_id: str
+    entry_point: ClassVar[str]
+    """Gymnasium entry point ("module:Class") of the env registered under `env_id`."""
+    state_fields: ClassVar[tuple[str, ...]]
+    action_dim: ClassVar[int] = 2
+    position: ClassVar[slice] = slice(0, 2)
+    """The two state fields the probe and the safety terms read as a position (x, y) in the plane."""
+    velocity: ClassVar[slice] = slice(2, 4)
+    """The two state fields that are the rates of `position`."""
+    goal: ClassVar[slice] = slice(0, 2)
+    """The state fields the success predicate compares (the goal features)."""
+    default_tolerance: float
+    default_max_steps: int
+    splits: ClassVar[tuple[str, ...]] = ()
+    """Task splits `generate_suite(split=...)` accepts (TwoRoomLayouts: "heldout", "train"); () if none."""
+
+    # ---------------------------------------------------------------- declared state layout
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.state_fields)
+
+    @property
+    def goal_dim(self) -> int:
+        return len(range(self.state_dim)[self.goal])
+
+    def goal_features(self, states) -> np.ndarray:
+        """(..., state_dim) -> (..., goal_dim): the quantities the success predicate compares."""
+        return np.asarray(states)[..., self.goal]
+
+    def positions(self, states) -> np.ndarray:
+        """(..., state_dim) -> (..., 2) the declared position fields."""
+        return np.asarray(states)[..., self.position]
+
+    def velocities(self, states) -> np.ndarray:
+        """(..., state_dim) -> (..., 2) the declared velocity fields."""
+        return np.asarray(states)[..., self.velocity]
+
+    def field_names(self, which: slice) -> list[str]:
+        """Names of the state fields of a declared slice (e.g. `family.field_names(family.position)`)."""
+        return list(self.state_fields[which])
+
+    # ---------------------------------------------------------------- required
+
+    @abc.abstractmethod
+    def make_env(self, layout: Any = None, obs_type: str = "state", frame_skip: int = 5, **kwargs):
+        """A gym.Env with reset(options={"task": t}), observation_at(state), a `layout` attribute and info
+        keys success/violation/distance_to_goal/state/goal."""
+
+    @abc.abstractmethod
+    def build_model(self, layout: Any, hazards=()):
+        """The mujoco.MjModel of a layout (cached, read-only)."""
+
+    @abc.abstractmethod
+    def sample_start_states(self, layout: Any, rng: np.random.Generator, n: int, room=None) -> np.ndarray:
+        """(n, state_dim) start states for reward-free collection (in `room`, `room_of`'s value, if given)."""
+
+    @abc.abstractmethod
+    def default_layout(self) -> Any:
+        """The family's default layout (a frozen dataclass with to_dict / from_dict)."""
+
+    @abc.abstractmethod
+    def layout_from_dict(self, d: dict) -> Any:
+        """The layout of its dict form; ValueError/TypeError naming the field on a bad one."""
+
+    @abc.abstractmethod
+    def suite_from_dict(self, d: Any, path: str = "<dict>"):
+        """A validated `suites.Suite` of a parsed suite document; one-line TaskFileError on a bad one."""
+
+    @abc.abstractmethod
+    def generate_suite(self, seed: int, n: int, *, tolerance: float | None = None, max_steps: int | None = None,
+                       hazards: str = "none", split: str = ""):
+        """`n` tasks from their own RNG (`seed`); None tolerance / max_steps: the family's defaults."""
+
+    @abc.abstractmethod
+    def pixel_renderer(self, model: Any, size: int = 64):
+        """An object with render_state(s), render_states(S) -> uint8 frames, close() and `size`."""
+
+    @abc.abstractmethod
+    def view_half(self, layout: Any) -> float:
+        """Half-width (m) of the square the top camera sees, for a layout (videos)."""
+
+    @abc.abstractmethod
+    def state_to_mjstate(self, model: Any, states) -> np.ndarray:
+        """(N, state_dim) physical states -> (N, nstate) mjSTATE_FULLPHYSICS rows."""
+
+    @abc.abstractmethod
+    def mjstate_to_state(self, model: Any, mjstates) -> np.ndarray:
+        """(..., nstate) mjSTATE_FULLPHYSICS rows -> (..., state_dim) physical states."""
+
+    @abc.abstractmethod
+    def make_collector(self, model: Any, frame_skip: int, env: Any = None):
+        """The reward-free data collector: run(init_states, actions) -> state/qpos/qvel arrays, close().
+        (`env` is accepted for the older call form and ignored: the collector's family is `self`.)"""
+
+    # ---------------------------------------------------------------- optional hooks (defaults)
+
+    def oracle_collector(self, model: Any, frame_skip: int, env: Any = None):
+        """The collector of the oracle's batched rollouts (default: the batched `mujoco.rollout` one)."""
+        return StateCollector(model, frame_skip, env=self)
+
+    def feature_to_world(self, features, layout: Any) -> np.ndarray:
+        """(..., goal_dim) goal features -> (..., 2) points in the top camera's plane (m), for videos."""
+        return np.asarray(features)[..., :2]
+
+    def episode_crossings(self, layout: Any, states: np.ndarray) -> np.ndarray | None:
+        """(E,) bool "the episode changed room" of (E, T, state_dim) states; None: the family has no rooms."""
+        return None
+
+    def exploration_actions(self, layout: Any, rng: np.random.Generator, starts: np.ndarray,
+                            actions: np.ndarray) -> np.ndarray:
+        """The open-loop actions to collect with, from the exploration policy's (default: unchanged)."""
+        return actions
+
+    def room_of(self, state) -> np.ndarray | None:
+        """The numbers naming the room of a state, for families whose room changes per task; None: the
+        suite's layout is the room."""
+        return None
+
+    def check_split(self, split: str) -> None:
+        """ConfigError unless `split` is "" or one of `splits`."""
+        if split and split not in self.splits:
+            raise ConfigError(f"--split {split}: {self.env_id} has no task splits"
+                              if not self.splits else f"--split {split}: {self.env_id} splits are {', '.join(self.splits)}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.env_id!r})"
+
+
+class MujocoFamily(TaskFamily):
+    """Defaults of a MuJoCo family stepped by `mujoco.rollout`: the (qpos[0:2], qvel[0:2]) state
+    conversion and the batched `StateCollector`."""
+
+    def state_to_mjstate(self, model: Any, states) -> np.ndarray:
+        return base.state_to_mjstate(model, states)
+
+    def mjstate_to_state(self, model: Any, mjstates) -> np.ndarray:
+        return base.mjstate_to_state(model, mjstates)
+
+    def make_collector(self, model: Any, frame_skip: int, env: Any = None):
+        return StateCollector(model, frame_skip, env=self)
+
+
+__all__ = ["TaskFamily", "MujocoFamily"]

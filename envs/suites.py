@@ -1,0 +1,247 @@
+"""Task suites: the framework every family shares (data, not code).
+
+A suite file is JSON: ``{"schema_version": 1, "env_id": ..., "layout": {...}, "tasks": [...]}``; the
+family named by ``env_id`` parses its layout and tasks (envs/registry.py `load_suite` reads a file and
+dispatches on its ``env_id``). This module holds what every family's parser uses:
+
+* `Task` / `Suite`: the parsed records (a family may subclass `Task`, e.g. Push-T's angle tolerance);
+* `Ctx`, `number`, `vector`, `check_keys`, `task_name`: checks that raise a one-line
+  `TaskFileError` naming the file, the task index and the field;
+* `parse_suite_document`: the skeleton (root keys, schema version, env id, layout, task list, unique
+  names) around a family's `parse_layout` / `parse_task`;
+* `suite_to_dict` / `save_suite` (atomic) / `shipped_suite_path` (the suites shipped in envs/tasks/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import TaskFileError
+from .geometry import Box, Hazard, needs_door_crossing
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SHIPPED_DIR",
+    "Task",
+    "Suite",
+    "Ctx",
+    "number",
+    "vector",
+    "check_keys",
+    "task_name",
+    "parse_suite_document",
+    "read_suite_document",
+    "suite_to_dict",
+    "save_suite",
+    "shipped_suite_path",
+    "round4",
+]
+
+SCHEMA_VERSION = 1
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One navigation task. start/goal are physical states (x, y, vx, vy)."""
+
+    name: str
+    start: tuple[float, float, float, float]
+    goal: tuple[float, float, float, float]
+    tolerance: float = 0.1
+    hazards: tuple[Hazard, ...] = ()
+    max_steps: int = 200
+    speed_limit: float | None = None
+    """m/s; every step above it is a violation (None: no limit)."""
+    keep_in: Box | None = None
+    """The agent centre must stay in this box (None: the whole arena)."""
+
+    def to_dict(self) -> dict:
+        d = {
+            "name": self.name,
+            "start": [float(v) for v in self.start],
+            "goal": [float(v) for v in self.goal],
+            "tolerance": float(self.tolerance),
+            "max_steps": int(self.max_steps),
+            "hazards": [h.to_dict() for h in self.hazards],
+        }
+        if self.speed_limit is not None:
+            d["speed_limit"] = float(self.speed_limit)
+        if self.keep_in is not None:
+            d["keep_in"] = {"lo": [float(v) for v in self.keep_in.lo], "hi": [float(v) for v in self.keep_in.hi]}
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A list of tasks for one environment and layout; `path` is where it was loaded from."""
+
+    env_id: str
+    layout: Any
+    tasks: tuple[Task, ...]
+    path: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def door_crossing_fraction(self) -> float:
+        """Fraction of tasks whose goal is in the other room (TwoRoom layouts)."""
+        if not self.tasks:
+            return 0.0
+        return float(np.mean([needs_door_crossing(self.layout, t.start, t.goal) for t in self.tasks]))
+
+
+def shipped_suite_path(name: str) -> str:
+    """Path of a suite shipped with the package, e.g. "tworoom_heldout" or "tworoom_hazards"."""
+    base = name if name.endswith(".json") else name + ".json"
+    return os.path.join(SHIPPED_DIR, base)
+
+
+# ------------------------------------------------------------------ parsing helpers (one-line errors)
+
+
+class Ctx:
+    """Builds one-line TaskFileError messages: '<file>: task <i> field '<f>': <msg>'."""
+
+    def __init__(self, path: str, task: int | None = None):
+        self.path, self.task = path, task
+
+    def err(self, field: str, msg: str) -> TaskFileError:
+        where = f"{self.path}: " + (f"task {self.task} " if self.task is not None else "")
+        return TaskFileError(f"{where}field '{field}': {msg}".replace("\n", " "))
+
+
+def number(ctx: Ctx, field: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ctx.err(field, f"expected a number, got {json.dumps(v)}")
+    if not math.isfinite(v):
+        raise ctx.err(field, f"must be finite, got {v}")
+    return float(v)
+
+
+def vector(ctx: Ctx, field: str, v, lengths: Sequence[int]) -> tuple[float, ...]:
+    if not isinstance(v, list):
+        raise ctx.err(field, f"expected a list of {' or '.join(map(str, lengths))} numbers, got {json.dumps(v)}")
+    if len(v) not in lengths:
+        raise ctx.err(field, f"expected {' or '.join(map(str, lengths))} numbers, got {len(v)}")
+    return tuple(number(ctx, f"{field}[{k}]", x) for k, x in enumerate(v))
+
+
+def check_keys(ctx: Ctx, field: str, d: dict, required: Sequence[str], allowed: Sequence[str]) -> None:
+    prefix = f"{field}." if field else ""
+    for k in required:
+        if k not in d:
+            raise ctx.err(prefix + k, "missing key")
+    for k in d:
+        if k not in allowed:
+            raise ctx.err(prefix + str(k), f"unknown key (allowed: {', '.join(allowed)})")
+
+
+def task_name(ctx: Ctx, d, allowed: Sequence[str]) -> str:
+    """Common checks of one task object (an object, start/goal present, known keys); its name."""
+    if not isinstance(d, dict):
+        raise ctx.err("tasks", f"expected an object, got {json.dumps(d)[:60]}")
+    check_keys(ctx, "", d, required=("start", "goal"), allowed=allowed)
+    name = d.get("name", f"task-{ctx.task}")
+    if not isinstance(name, str) or not name:
+        raise ctx.err("name", f"expected a non-empty string, got {json.dumps(name)}")
+    return name
+
+
+def parse_suite_document(d, path: str, env_ids: Sequence[str], parse_layout, parse_task) -> Suite:
+    """The suite-file skeleton every env shares: root keys, schema version, env id, layout, task list
+    and unique names. ``parse_layout(ctx, raw_dict)`` and ``parse_task(ctx, raw_task, layout)`` do the
+    env's own part and raise ``ctx.err(field, msg)`` (one-line TaskFileError)."""
+    ctx = Ctx(path)
+    if not isinstance(d, dict):
+        raise ctx.err("<root>", "expected a JSON object")
+    check_keys(ctx, "", d, required=("env_id", "tasks"), allowed=("schema_version", "env_id", "layout", "tasks"))
+    if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise ctx.err("schema_version", f"unsupported version {json.dumps(d['schema_version'])} (expected {SCHEMA_VERSION})")
+    if d["env_id"] not in env_ids:
+        raise ctx.err("env_id", f"unknown env id {json.dumps(d['env_id'])} here (this parser reads {', '.join(env_ids)})")
+    raw_layout = d.get("layout", {})
+    if not isinstance(raw_layout, dict):
+        raise ctx.err("layout", "expected an object")
+    layout = parse_layout(ctx, raw_layout)
+    tasks = d["tasks"]
+    if not isinstance(tasks, list) or not tasks:
+        raise ctx.err("tasks", "expected a non-empty list of tasks")
+    parsed, names = [], set()
+    for i, t in enumerate(tasks):
+        task = parse_task(Ctx(path, i), t, layout)
+        if task.name in names:
+            raise Ctx(path, i).err("name", f"duplicate task name {json.dumps(task.name)}")
+        names.add(task.name)
+        parsed.append(task)
+    return Suite(env_id=d["env_id"], layout=layout, tasks=tuple(parsed), path=path)
+
+
+# ------------------------------------------------------------------ files
+
+
+def read_suite_document(path: str | os.PathLike) -> Any:
+    """The parsed JSON of a suite file; one-line TaskFileError naming the file when it cannot be read,
+    is not UTF-8, is not JSON or nests too deeply to parse."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise TaskFileError(f"{path}: cannot read task file: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TaskFileError(f"{path}: not a UTF-8 text file (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TaskFileError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise TaskFileError(f"{path}: invalid JSON: nested too deeply to parse") from None
+
+
+def suite_to_dict(suite: Suite) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "env_id": suite.env_id,
+        "layout": suite.layout.to_dict(),
+        "tasks": [t.to_dict() for t in suite.tasks],
+    }
+
+
+def save_suite(suite: Suite, path: str | os.PathLike) -> str:
+    """Write `suite` as JSON atomically (temp file in the same folder + os.replace); returns the path."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        d = suite_to_dict(suite)
+        tasks = ",\n  ".join(json.dumps(t) for t in d.pop("tasks"))  # one task per line
+        head = json.dumps(d, indent=1)[:-2]
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f'{head},\n "tasks": [\n  {tasks}\n ]\n}}\n')
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def round4(x: float) -> float:
+    """Round generated numbers to 4 decimals (readable files; margins are >> 1e-4)."""
+    return round(float(x), 4)
+
+
