@@ -6,6 +6,7 @@ Default budget is LeWorldModel's: 300 samples, 30 elites, 30 iterations, horizon
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +17,9 @@ from jepa_mpc.planning import common
 
 @dataclasses.dataclass(frozen=True)
 class CEMConfig:
+    kind: ClassVar[str] = "cem"
+    """Its name in PLANNERS and on the command line (planner:cem)."""
+
     samples: int = 300
     """Action sequences evaluated per iteration."""
     elites: int = 30

@@ -7,6 +7,7 @@ sequences); after every step the actions are projected onto the bounds; the best
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,9 @@ from jepa_mpc.planning import common
 
 @dataclasses.dataclass(frozen=True)
 class GradientConfig:
+    kind: ClassVar[str] = "gradient"
+    """Its name in PLANNERS and on the command line (planner:gradient)."""
+
     samples: int = 8
     """Parallel restarts."""
     iterations: int = 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +14,9 @@ from jepa_mpc.planning import common
 
 @dataclasses.dataclass(frozen=True)
 class MPPIConfig:
+    kind: ClassVar[str] = "mppi"
+    """Its name in PLANNERS and on the command line (planner:mppi)."""
+
     samples: int = 300
     iterations: int = 30
     horizon: int = 5

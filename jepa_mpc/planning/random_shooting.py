@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,9 @@ from jepa_mpc.planning import common
 
 @dataclasses.dataclass(frozen=True)
 class RandomShootingConfig:
+    kind: ClassVar[str] = "random-shooting"
+    """Its name in PLANNERS and on the command line (planner:random-shooting)."""
+
     samples: int = 300
     """Sequences per batch."""
     iterations: int = 30
