@@ -10,6 +10,10 @@ Policies (all batched over episodes, `act(obs, states, key) -> (B, action_block,
 * `LatentPlannerPolicy`: a planner over the learned world model (cost in latent space),
 * `OraclePlannerPolicy`: the same planner on the true MuJoCo dynamics (cost on physical state),
 * `RandomActionsPolicy`: uniform random actions, no planning.
+
+`ControlConfig` holds the planner's full config (a tagged union over `jepa_mpc.planning.PLANNERS`,
+or `RandomActions`) and the goal cost's (`jepa_mpc.goals`); the planner policies take the goal cost
+built from it and compose it with `jepa_mpc.costs.make_cost`.
 """
 
 from __future__ import annotations

@@ -57,6 +57,8 @@ def step_weights(horizon: int, mode: str = "terminal", discount: float = 1.0,
                 f"goal term: {len(weights)} step weights given for a horizon of {horizon} (field weights)"
             )
         return jnp.asarray(weights, jnp.float32)
+    if mode not in ("terminal", "all"):
+        raise ConfigError(f"step weights: unknown mode {mode!r}; expected 'terminal' or 'all'")
     if mode == "terminal":
         return jnp.zeros((horizon,), jnp.float32).at[-1].set(1.0)
     # "all": discount**t, t = 0..H-1
@@ -78,7 +80,7 @@ def goal_distance(
     if metric not in ("sq_l2", "l2"):
         raise ConfigError(f"goal term: unknown metric {metric!r}; expected 'sq_l2' or 'l2' (field goal_metric)")
     if mode not in ("terminal", "all"):
-        raise ConfigError(f"goal term: unknown mode {mode!r}; expected 'terminal' or 'all' (field goal_mode)")
+        raise ConfigError(f"goal term: unknown mode {mode!r}; expected 'terminal' or 'all' (field mode)")
 
     def fn(z_seq: Array, a_seq: Array, ctx: Mapping[str, Any]) -> Array:
         sq = jnp.sum(jnp.square(z_seq - ctx[goal_key]), axis=-1)
