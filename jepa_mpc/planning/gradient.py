@@ -17,7 +17,7 @@ from jepa_mpc.planning import common
 
 
 @dataclasses.dataclass(frozen=True)
-class GradientConfig:
+class GradientConfig(common.PlanConfig):
     kind: ClassVar[str] = "gradient"
     """Its name in PLANNERS and on the command line (planner:gradient)."""
 
@@ -25,9 +25,6 @@ class GradientConfig:
     """Parallel restarts."""
     iterations: int = 50
     """Adam steps per restart."""
-    horizon: int = 5
-    action_low: float | tuple[float, ...] = -1.0
-    action_high: float | tuple[float, ...] = 1.0
     learning_rate: float = 0.1
     """Adam step size, as a fraction of half the action range."""
     init_noise: float = 0.0
