@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import json
 import math
+import typing
 from typing import Any
 
 
@@ -40,9 +41,13 @@ def check_finite(cfg: Any, prefix: str = "--") -> None:
     the flag (`prefix` + dotted field path with dashes, e.g. `--control.safety-buffer`)."""
     from jepa_mpc.errors import ConfigError
 
+    hints = typing.get_type_hints(type(cfg), include_extras=True)
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         flag = prefix + f.name.replace("_", "-")
+        for meta in getattr(hints.get(f.name), "__metadata__", ()):  # a flag renamed for the CLI (tyro.conf.arg)
+            if getattr(meta, "prefix_name", True) is False and getattr(meta, "name", None):
+                flag = "--" + meta.name.replace("_", "-")
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             check_finite(value, flag + ".")
             continue

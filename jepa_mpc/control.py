@@ -30,6 +30,7 @@ import tyro
 
 from jepa_mpc import costs as cost_lib
 from jepa_mpc import safety as safety_lib
+from jepa_mpc.config import check_finite
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.goals import GoalConfig, GoalCost, GraphGoal
 from jepa_mpc.planning import CEMConfig, PlannerConfig, planner_for, shift_plan, with_budget
@@ -103,6 +104,7 @@ def validate_control(cfg: ControlConfig) -> None:
     for name in ("horizon", "samples", "iterations", "action_block", "interp_points"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             raise ConfigError(f"--control.{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+    check_finite(cfg, "--control.")
     cfg.planner_config()  # validates the planner's settings
     cfg.goal.validate()
     safety_lib.validate(cfg.safety_config())

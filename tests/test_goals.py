@@ -159,6 +159,8 @@ def test_results_record_the_kind_of_every_tagged_config():
     (["eval", "planner:nope"], "planner:nope"),
     (["eval", "goal:latent", "--goal.mode", "mixed"], "--goal.mode"),
     (["eval", "planner:mppi", "--planner.temperature", "-1", "--checkpoint", "."], "temperature"),
+    (["eval", "planner:mppi", "--planner.temperature", "nan", "--checkpoint", "."], "--planner.temperature must be"),
+    (["eval", "--goal.nodes", "1", "--checkpoint", "."], "--goal.nodes"),
 ])
 def test_unknown_or_bad_goal_and_planner_variants_are_one_line_errors(argv, needle):
     assert_one_line_error(run_cli(*argv), needle)
