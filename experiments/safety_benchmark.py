@@ -19,6 +19,7 @@ from pathlib import Path
 from jepa_mpc.config import to_dict
 from jepa_mpc.control import ControlConfig
 from jepa_mpc.evaluate import EvalArgs, evaluate
+from jepa_mpc.planning import PLANNERS, make_config
 from jepa_mpc_envs.registry import load_suite
 from jepa_mpc_envs.suites import save_suite
 
@@ -28,7 +29,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="runs/tworoom-state", help="a trained run (make demo trains this one)")
     ap.add_argument("--suite", default="envs/tasks/tworoom_hazards.json")
     ap.add_argument("--episodes", type=int, default=0, help="first N tasks (0: all)")
-    ap.add_argument("--planner", default="cem")
+    ap.add_argument("--planner", default="cem", choices=sorted(PLANNERS), help="at its default settings")
     ap.add_argument("--modes", default="none,penalty,constrained")
     ap.add_argument("--stride", type=int, default=1, help="every k-th task (from --offset): a mixed line/door subset")
     ap.add_argument("--offset", type=int, default=0)
@@ -47,9 +48,9 @@ def main() -> None:
     tag += f"-b{args.safety_buffer:g}-m{args.safety_motion:g}"
     rows = []
     for mode in args.modes.split(","):
-        ev = EvalArgs(checkpoint=args.checkpoint, suite=suite_path, planner=args.planner, episodes=args.episodes,
-                      control=dataclasses.replace(ControlConfig(), safety=mode, safety_buffer=args.safety_buffer,
-                                                  safety_motion=args.safety_motion),
+        control = ControlConfig(planner=make_config(args.planner), safety=mode, safety_buffer=args.safety_buffer,
+                                safety_motion=args.safety_motion)
+        ev = EvalArgs(checkpoint=args.checkpoint, suite=suite_path, episodes=args.episodes, control=control,
                       out=f"{args.out}/{args.planner}-{mode}-{tag}")
         path = Path(ev.out) / "results.json"
         old = json.loads(path.read_text()) if path.is_file() else None

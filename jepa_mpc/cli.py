@@ -8,7 +8,9 @@ Bad input ends with one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -54,9 +56,42 @@ def run(argv: Sequence[str]) -> None:
     if not args_name:  # the verb parses its own arguments (e.g. train: preset first, then overrides)
         fn(rest)
         return
-    args_cls = getattr(module, args_name)
-    args = tyro.cli(args_cls, args=rest, prog=f"jepa-mpc {verb}")
+    args = parse(getattr(module, args_name), rest, prog=f"jepa-mpc {verb}")
     fn(args)
+
+
+def parse(args_cls: type, argv: Sequence[str], prog: str):
+    """tyro's parse of `argv` into `args_cls`; a bad flag or subcommand is a one-line UserError.
+
+    Tagged unions (e.g. eval's `planner:NAME`, `goal:KIND`) are subcommands whose flags may come
+    before or after them (`CascadeSubcommandArgs`); `--help` prints as usual.
+    """
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return tyro.cli(args_cls, args=list(argv), prog=prog, config=(tyro.conf.CascadeSubcommandArgs,))
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            sys.stderr.write(err.getvalue())
+            raise
+        raise UserError(_one_line(err.getvalue()) or f"{prog}: bad arguments") from None
+
+
+def _one_line(box: str) -> str:
+    """The message of tyro's error box: its first section, plus the available subcommands if listed."""
+    sections, current = [], []
+    for line in box.splitlines()[1:]:  # the first line is the box title
+        text = line.strip().strip("│|").strip()
+        if set(text) <= set("-─╭╮╰╯"):  # a rule between sections (or the box's edge)
+            if current:
+                sections.append(" ".join(current))
+            current = []
+            continue
+        current.append(" ".join(text.split()))
+    sections.append(" ".join(current))
+    sections = [s for s in sections if s]
+    extra = [s for s in sections[1:] if s.startswith("Available subcommands")]
+    return "; ".join(sections[:1] + extra)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,15 +6,30 @@ Each stage owns one section below. Configs are saved next to every artifact
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
+import typing
 from typing import Any
 
 
 def to_dict(cfg: Any) -> dict:
-    """A JSON-ready dict of a (nested) config dataclass."""
-    return dataclasses.asdict(cfg)
+    """A JSON-ready dict of a (nested) config dataclass. A member of a tagged union (a class with a
+    ``kind``, e.g. a planner config or a goal cost) records its kind first: ``{"kind": "cem", ...}``."""
+    return _plain(cfg)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        kind = getattr(type(value), "kind", None)
+        tag = {"kind": kind} if isinstance(kind, str) else {}
+        return {**tag, **{f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value)
 
 
 def to_json(cfg: Any) -> str:
@@ -26,9 +41,13 @@ def check_finite(cfg: Any, prefix: str = "--") -> None:
     the flag (`prefix` + dotted field path with dashes, e.g. `--control.safety-buffer`)."""
     from jepa_mpc.errors import ConfigError
 
+    hints = typing.get_type_hints(type(cfg), include_extras=True)
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         flag = prefix + f.name.replace("_", "-")
+        for meta in getattr(hints.get(f.name), "__metadata__", ()):  # a flag renamed for the CLI (tyro.conf.arg)
+            if getattr(meta, "prefix_name", True) is False and getattr(meta, "name", None):
+                flag = "--" + meta.name.replace("_", "-")
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             check_finite(value, flag + ".")
             continue
@@ -200,37 +219,5 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 # (owned by the planning stage)
 # Planner configs (CEMConfig, MPPIConfig, GradientConfig, CEMGDConfig, RandomShootingConfig) live
 # next to their planners in jepa_mpc/planning/; build one by name with
-# jepa_mpc.planning.make_config(name, **overrides).
-
-
-@dataclasses.dataclass(frozen=True)
-class CostConfig:
-    """Planning cost (jepa_mpc.costs.cost_from_config): goal term + optional action terms."""
-
-    goal_metric: str = "sq_l2"
-    """Latent goal distance: "sq_l2" or "l2"."""
-    goal_mode: str = "terminal"
-    """"terminal" (last predicted latent only) or "all" (every step, weighted discount**t)."""
-    goal_discount: float = 1.0
-    goal_step_weights: tuple[float, ...] | None = None
-    """Per-step goal weights (length = number of cost steps); overrides goal_mode/discount."""
-    goal_weight: float = 1.0
-    action_weight: float = 0.0
-    """Weight of sum_t ||a_t||^2."""
-    smoothness_weight: float = 0.0
-    """Weight of sum_t ||a_t - a_{t-1}||^2."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PlanningConfig:
-    """Which planner, and how plan blocks map onto world-model steps."""
-
-    planner: str = "cem"
-    """One of jepa_mpc.planning.PLANNERS: cem, mppi, gradient, cem-gd, random-shooting."""
-    action_repeat: int = 5
-    """Env steps per plan block (each block action is repeated this many times in the rollout)."""
-    latents: str = "block_end"
-    """Latents the cost sees: "block_end" (one per block) or "all" (one per env step)."""
-    warm_start_fill: str = "repeat"
-    """How shift_plan pads the end of the previous plan: "repeat" or "zero"."""
-    cost: CostConfig = dataclasses.field(default_factory=CostConfig)
+# jepa_mpc.planning.make_config(name, **overrides); the MPC settings (planner, goal cost, action
+# blocks, safety) are jepa_mpc.control.ControlConfig, goal costs jepa_mpc/goals.py.

@@ -10,6 +10,10 @@ Policies (all batched over episodes, `act(obs, states, key) -> (B, action_block,
 * `LatentPlannerPolicy`: a planner over the learned world model (cost in latent space),
 * `OraclePlannerPolicy`: the same planner on the true MuJoCo dynamics (cost on physical state),
 * `RandomActionsPolicy`: uniform random actions, no planning.
+
+`ControlConfig` holds the planner's full config (a tagged union over `jepa_mpc.planning.PLANNERS`,
+or `RandomActions`) and the goal cost's (`jepa_mpc.goals`); the planner policies take the goal cost
+built from it and compose it with `jepa_mpc.costs.make_cost`.
 """
 
 from __future__ import annotations
@@ -17,45 +21,51 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any, ClassVar, Protocol, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 from jepa_mpc import costs as cost_lib
-from jepa_mpc import goal_graph
 from jepa_mpc import safety as safety_lib
+from jepa_mpc.config import check_finite
 from jepa_mpc.errors import ConfigError
-from jepa_mpc.planning import get_planner, make_config, shift_plan
+from jepa_mpc.goals import GoalConfig, GoalCost, GraphGoal
+from jepa_mpc.planning import CEMConfig, PlannerConfig, planner_for, shift_plan, with_budget
 from jepa_mpc_envs.family import TaskFamily
 from jepa_mpc_envs.registry import TWOROOM
 
 
 @dataclasses.dataclass(frozen=True)
-class ControlConfig:
-    """How to plan at each MPC step (planner budget, goal cost, action blocks)."""
+class RandomActions:
+    """No planning: uniform random actions in [-1, 1] (`planner:random-actions`, the floor every table needs)."""
 
-    planner: str = "cem"
-    """cem | mppi | gradient | cem-gd | random-shooting (see jepa_mpc.planning.PLANNERS)."""
-    horizon: int = 5
-    """Plan length in blocks."""
+    kind: ClassVar[str] = "random-actions"
+
+
+PolicyConfig = Union[PlannerConfig, Annotated[RandomActions, tyro.conf.subcommand(RandomActions.kind)]]  # noqa: UP007
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlConfig:
+    """How to plan at each MPC step (planner, goal cost, action blocks, constraints)."""
+
+    planner: Annotated[PolicyConfig, tyro.conf.arg(name="planner", prefix_name=False)] = CEMConfig()
+    """The planner with every one of its settings (`planner:cem|mppi|gradient|cem-gd|random-shooting`,
+    then `--planner.FIELD`), or `planner:random-actions` (no planning)."""
+    goal: Annotated[GoalConfig, tyro.conf.arg(name="goal", prefix_name=False)] = GraphGoal()
+    """The goal cost (`goal:graph` or `goal:latent`, then `--goal.FIELD`; jepa_mpc/goals.py)."""
+    horizon: int | None = None
+    """Override the planner's plan length in blocks (None: --planner.horizon, 5)."""
     samples: int | None = None
-    """Sequences per iteration (CEM, MPPI, random shooting) or restarts (gradient); None: the planner's default."""
+    """Override the planner's samples (CEM, MPPI, random shooting) or restarts (gradient); CEM's
+    elites then follow (10 %) unless --planner.elites is set."""
     iterations: int | None = None
-    """Planner iterations (gradient: Adam steps); None: the planner's default."""
+    """Override the planner's iterations (gradient: Adam steps)."""
     action_block: int = 5
     """Env steps per plan block; the world model predicts one block ahead (actions concatenated)."""
-    goal_cost: str = "graph"
-    """"graph": latent distance + detour excess from the data's reachability graph (sees walls);
-    "latent": plain latent distance to the goal embedding (greedy; stalls at walls)."""
-    goal_mode: str = "mixed"
-    """Goal term on the "terminal" block only, on "all" blocks (the last counting double), or
-    "mixed": straight latent distance on all blocks, detour excess (graph) at the last."""
-    graph_nodes: int = 1500
-    graph_space: str = "latent"
-    """Space the goal graph is built in: "latent" (raw embeddings) or "probe" (a linear read-out of
-    position fitted on the dataset; measured worse on TwoRoom: 37.5 % vs 81 % on 32 hard tasks)."""
     seed: int = 0
     safety: str = "none"
     """Constraint handling (jepa_mpc.safety): none | penalty | constrained (feasible-first ranking) | auglag."""
@@ -79,84 +89,30 @@ class ControlConfig:
     """safety=auglag: outer rounds (the planner's iterations are split over them)."""
     auglag_rho: float = 10.0
     auglag_growth: float = 5.0
-    graph_source: str = "data"
-    """Episodes the goal graph is built from: "data" (the training dataset's) or "explore" (reward-free
-    exploration of each task's own room before its tasks, `explore_episodes` episodes of the dataset's
-    exploration policy; for rooms the data never showed, see jepa_mpc/room_graph.py)."""
-    explore_episodes: int = 64
-    hazard_graph: bool = True
-    """With safety on and goal_cost=graph: drop goal-graph nodes inside hazards (+ margin) before the
-    detour search, so the goal cost routes around hazards as it does around walls."""
 
     def safety_config(self):
         from jepa_mpc.safety import SafetyConfig
 
         return SafetyConfig(self.safety, self.penalty_weight, self.auglag_rounds, self.auglag_rho, self.auglag_growth)
 
-    def planner_config(self, action_dim: int) -> Any:
-        """The planner's own config, with this budget (fields a planner lacks are left alone)."""
-        planner = get_planner(self.planner)
-        fields = {f.name for f in dataclasses.fields(planner.config_cls)}
-        wanted = {"horizon": self.horizon, "samples": self.samples, "iterations": self.iterations}
-        del action_dim  # bounds are [-1, 1] for every dimension
-        return make_config(self.planner, **{k: v for k, v in wanted.items() if k in fields and v is not None})
+    def planner_config(self) -> Any:
+        """The planner's config with this config's budget overrides (None for random actions)."""
+        if isinstance(self.planner, RandomActions):
+            return None
+        return with_budget(self.planner, horizon=self.horizon, samples=self.samples, iterations=self.iterations)
 
 
 def validate_control(cfg: ControlConfig) -> None:
-    for name in ("horizon", "samples", "iterations", "action_block", "graph_nodes", "interp_points", "explore_episodes"):
+    for name in ("horizon", "samples", "iterations", "action_block", "interp_points"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
-    if cfg.graph_source not in ("data", "explore"):
-        raise ConfigError(f"--graph-source must be 'data' or 'explore', got {cfg.graph_source!r}")
-    if cfg.graph_source == "explore" and cfg.graph_space != "latent":
-        raise ConfigError("--control.graph-source explore builds the graph on latents (--control.graph-space latent)")
-    if cfg.graph_space not in ("probe", "latent"):
-        raise ConfigError(f"--graph-space must be 'probe' or 'latent', got {cfg.graph_space!r}")
-    if cfg.goal_cost not in ("graph", "latent"):
-        raise ConfigError(f"--goal-cost must be 'graph' or 'latent', got {cfg.goal_cost!r}")
-    if cfg.goal_mode not in ("terminal", "all", "mixed"):
-        raise ConfigError(f"--goal-mode must be 'terminal', 'all' or 'mixed', got {cfg.goal_mode!r}")
-    get_planner(cfg.planner)
+            raise ConfigError(f"--control.{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+    check_finite(cfg, "--control.")
+    cfg.planner_config()  # validates the planner's settings
+    cfg.goal.validate()
     safety_lib.validate(cfg.safety_config())
     if min(cfg.safety_margin, cfg.safety_buffer, cfg.safety_motion, cfg.speed_limit) < 0:
         raise ConfigError("--control.safety-margin, --control.safety-buffer, --control.safety-motion and "
                           "--control.speed-limit must be >= 0")
-
-
-# ----------------------------------------------------------------------------- goal costs
-
-
-def goal_step_weights(horizon: int, mode: str) -> jax.Array:
-    """Per-block goal weights: terminal only, or every block with the last counting double."""
-    w = jnp.zeros((horizon,), jnp.float32) if mode == "terminal" else jnp.ones((horizon,), jnp.float32) / horizon
-    return w.at[-1].add(1.0)
-
-
-def goal_term(cfg: ControlConfig, readout: Callable[[jax.Array], jax.Array] | None = None,
-              scale: float = 1.0) -> cost_lib.Term:
-    """Goal term on (H, D) predicted embeddings; ctx holds goal, and for "graph" nodes + excess.
-
-    `readout` maps a latent into the graph's space when the graph is not built on latents
-    (e.g. the probe's position read-out); `scale` converts the graph's detour excess to latent units.
-    """
-    weights = goal_step_weights(cfg.horizon, cfg.goal_mode)
-
-    def one(z, goal, nodes, excess):
-        return goal_graph.graph_goal_distance(z, goal, nodes, excess, None if readout is None else readout(z), scale)
-
-    def fn(z_seq, a_seq, ctx):
-        if cfg.goal_cost == "latent":
-            return jnp.sqrt(jnp.sum(jnp.square(z_seq - ctx["goal"]), axis=-1) + 1e-12) * weights
-        graph_dist = jax.vmap(one, in_axes=(0, None, None, None))
-        if cfg.goal_mode in ("terminal", "mixed"):  # node search for the last latent only
-            last = graph_dist(z_seq[-1:], ctx["goal"], ctx["nodes"], ctx["excess"])[0]
-            if cfg.goal_mode == "terminal":
-                return jnp.zeros(z_seq.shape[:1], jnp.float32).at[-1].set(last * weights[-1])
-            straight = jnp.sqrt(jnp.sum(jnp.square(z_seq - ctx["goal"]), axis=-1) + 1e-12)
-            return (straight * weights).at[-1].add(last - straight[-1])
-        return graph_dist(z_seq, ctx["goal"], ctx["nodes"], ctx["excess"]) * weights
-
-    return cost_lib.Term(fn)
 
 
 # ------------------------------------------------------------------------------- policies
@@ -173,67 +129,46 @@ class Policy(Protocol):
 
 
 class _PlannerPolicy:
-    """Shared machinery: a jitted batched plan over episodes, warm starts, graph excess per goal."""
+    """Shared machinery: a jitted batched plan over episodes, warm starts, the goal cost's ctx per goal."""
 
-    def __init__(self, cfg: ControlConfig, action_dim: int, graph: goal_graph.LatentGraph | None):
+    def __init__(self, cfg: ControlConfig, action_dim: int, goal: GoalCost | None):
+        """`goal`: the built goal cost (`cfg.goal.build(space, seed)`); None builds one that needs no data."""
         validate_control(cfg)
+        if isinstance(cfg.planner, RandomActions):
+            raise ConfigError("planner:random-actions does not plan (use RandomActionsPolicy)")
         self.cfg = cfg
         self.action_block = cfg.action_block
         self.block_dim = action_dim * cfg.action_block
-        self.planner = get_planner(cfg.planner)
-        self.planner_cfg = cfg.planner_config(self.block_dim)
-        self.cost = cost_lib.make_cost({"goal": (goal_term(cfg), 1.0)})
-        self.graph = graph
-        self.nodes = jnp.asarray(graph.nodes) if graph is not None else jnp.zeros((1, 1), jnp.float32)
+        self.planner_cfg = cfg.planner_config()
+        self.planner = planner_for(self.planner_cfg)
+        self.goal = goal if goal is not None else cfg.goal.build(None, cfg.seed)
+        self.cost = cost_lib.make_cost(self.goal.terms(self.planner_cfg.horizon))
+        self.nodes = self.goal.nodes
         self.plans: np.ndarray | None = None
         self.safety = cfg.safety_config()
         self.hazards: dict | None = None
         self.speed_limit = cfg.speed_limit
 
-    room_graphs: Any = None
-    """When set (graph_source="explore"): `room_graphs.graph_for(task)` is each task's own goal graph
-    (same node count for all; jepa_mpc.room_graph.RoomGraphs)."""
-    task_graphs: list | None = None
+    @property
+    def room_graphs(self) -> Any:
+        """The explored rooms' goal graphs (goal:graph --goal.source explore), else None."""
+        return getattr(self.goal, "room_graphs", None)
 
     def set_tasks(self, tasks: Sequence[Any], layouts: Sequence[Any]) -> None:
         """Per-episode constraints (hazards, arena, speed limit) and goal graphs for the next `start`."""
         self.hazards = safety_lib.hazard_arrays(tasks, list(layouts), self.cfg.speed_limit)
-        if self.room_graphs is not None and self.cfg.goal_cost == "graph":
-            self.task_graphs = [self.room_graphs.graph_for(t) for t in tasks]
+        self.goal.set_tasks(tasks)
 
-    node_xy: np.ndarray | None = None  # goal-graph node positions (for the hazard-aware detour search)
     margin: float = 0.0
 
-    def _goal_ctx(self, goals: np.ndarray, graph_goals: np.ndarray | None = None) -> dict:
-        """ctx rows for goal embeddings `goals`; `graph_goals`: the goals in the graph's space."""
-        b = len(goals)
-        graph_goals = goals if graph_goals is None else graph_goals
+    def _goal_ctx(self, goals: np.ndarray) -> dict:
+        """ctx rows for goal points `goals` (B, D): the goal cost's and the constraints'."""
         hz = self.hazards
-        if hz is None or len(hz["speed"]) != b:
-            hz = safety_lib.empty_hazards(b, speed_limit=self.cfg.speed_limit)
+        if hz is None or len(hz["speed"]) != len(goals):
+            hz = safety_lib.empty_hazards(len(goals), speed_limit=self.cfg.speed_limit)
         self.hazards = None
-        task_graphs, self.task_graphs = self.task_graphs, None
-        per_task = {}
-        if self.cfg.goal_cost == "graph":
-            if task_graphs is not None and len(task_graphs) != b:
-                raise ValueError(f"{len(task_graphs)} task graphs for {b} goals")
-            graphs = task_graphs or [self.graph] * b
-            avoid = (self.cfg.safety != "none" and self.cfg.hazard_graph and self.node_xy is not None
-                     and task_graphs is None)
-            excess = []
-            for i, g in enumerate(graph_goals):
-                if avoid:
-                    blocked = safety_lib.blocked_nodes(self.node_xy, {k: v[i] for k, v in hz.items()}, self.margin)
-                    excess.append(safety_lib.detour_excess_avoiding(self.graph, g, blocked))
-                else:
-                    excess.append(goal_graph.detour_excess(graphs[i], g))
-            excess = np.stack(excess)
-            if task_graphs is not None:  # each episode searches its own graph's nodes
-                per_task["nodes"] = jnp.asarray(np.stack([g.nodes for g in task_graphs]), jnp.float32)
-        else:
-            excess = np.zeros((len(goals), 1), np.float32)
-        return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(excess), **per_task,
-                **{k: jnp.asarray(v) for k, v in hz.items()}}
+        ctx = self.goal.episode_ctx(goals, hz if self.cfg.safety != "none" else None, self.margin)
+        return {**ctx, **{k: jnp.asarray(v) for k, v in hz.items()}}
 
     def _plan(self, start: jax.Array, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
         """Plan for the live episodes `idx` only, padded to a power of two (few compiles)."""
@@ -259,21 +194,20 @@ class _PlannerPolicy:
         }
 
     def _reset_plans(self, b: int) -> None:
-        self.plans = np.zeros((b, self.cfg.horizon, self.block_dim), np.float32)
+        self.plans = np.zeros((b, self.planner_cfg.horizon, self.block_dim), np.float32)
 
 
 class LatentPlannerPolicy(_PlannerPolicy):
     """Plan in the learned latent space: encode obs and goal, roll the predictor, cost on latents."""
 
-    def __init__(self, model: Any, cfg: ControlConfig, graph: goal_graph.LatentGraph | None, probe: Any = None,
-                 graph_readout: tuple[np.ndarray, np.ndarray] | None = None):
-        """`graph_readout` (W, b): the linear map latent -> graph space (cfg.graph_space == "probe")."""
+    def __init__(self, model: Any, cfg: ControlConfig, goal: GoalCost | None, probe: Any = None):
+        """`goal`: the goal cost built on this model's latents (`jepa_mpc.goals.LatentSpace`)."""
         raw_dim = model.action_dim // cfg.action_block
         if raw_dim * cfg.action_block != model.action_dim:
             raise ConfigError(
                 f"--action-block {cfg.action_block} does not divide the model's action input ({model.action_dim})"
             )
-        super().__init__(cfg, raw_dim, graph)
+        super().__init__(cfg, raw_dim, goal)
         if probe is None and cfg.safety != "none":
             raise ConfigError(f"--control.safety {cfg.safety} needs a probe (run `jepa-mpc probe {model.run_dir}`)")
         self.model = model
@@ -285,17 +219,6 @@ class LatentPlannerPolicy(_PlannerPolicy):
         safety_cfg, margin, points, per_metre = self.safety, self.margin, cfg.interp_points, cfg.safety_motion
         probe_arrays = probe.arrays() if probe is not None else None
         from jepa_mpc.probe import apply_probe
-
-        self.graph_readout = None
-        if graph is not None and cfg.graph_space == "probe":
-            if graph_readout is None:
-                raise ConfigError("--control.graph-space probe needs the linear read-out the graph was built with")
-            w, b = (jnp.asarray(x) for x in graph_readout)
-            self.graph_readout = jax.jit(lambda z: z @ w + b)
-            self.cost = cost = cost_lib.make_cost({"goal": (goal_term(cfg, self.graph_readout, graph.scale), 1.0)})
-            self.node_xy = np.asarray(graph.nodes)
-        elif probe is not None and graph is not None:
-            self.node_xy = np.asarray(jax.jit(apply_probe)(probe_arrays, jnp.asarray(graph.nodes)))[:, :2]
 
         @jax.jit
         def plan_batch(params, probe_p, z0, ctx, init, keys):
@@ -323,9 +246,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
         return self._encode(self.model.state, jnp.asarray(obs))
 
     def start(self, obs, goal_obs, goal_states, key):
-        goals = np.asarray(self.encode(goal_obs))
-        graph_goals = None if self.graph_readout is None else np.asarray(self.graph_readout(goals))
-        self.ctx = self._goal_ctx(goals, graph_goals)
+        self.ctx = self._goal_ctx(np.asarray(self.encode(goal_obs)))
         self._reset_plans(len(obs))
 
     def act(self, obs, states, key, idx):
@@ -337,14 +258,14 @@ class OraclePlannerPolicy(_PlannerPolicy):
     (the family's goal features, e.g. Reacher's joint angles, Push-T's block pose (x, y, angle); constraints
     read its declared position and velocity: `mujoco_block_simulator` packs them after the goal features).
 
-    The goal graph (for goal_cost="graph") is built the same way, from the dataset's positions.
+    A goal graph is built the same way, on the goal features (`jepa_mpc.goals.StateSpace`).
     """
 
     def __init__(self, simulate: Callable[[np.ndarray, np.ndarray], np.ndarray], cfg: ControlConfig,
-                 graph: goal_graph.LatentGraph | None, action_dim: int = 2, goal_dim: int = 2):
-        super().__init__(cfg, action_dim, graph)
+                 goal: GoalCost | None, action_dim: int = 2, goal_dim: int = 2):
+        super().__init__(cfg, action_dim, goal)
         cost, planner, pcfg, nodes = self.cost, self.planner, self.planner_cfg, self.nodes
-        horizon, block = cfg.horizon, cfg.action_block
+        horizon, block = pcfg.horizon, cfg.action_block
         # A simulator marked `per_step` returns every env step's (goal, position, velocity) (N, H, block, goal_dim + 4):
         # constraints are then checked at each env step; otherwise (N, H, goal_dim + 2) block ends, interpolated.
         per_step = bool(getattr(simulate, "per_step", False))
@@ -353,7 +274,6 @@ class OraclePlannerPolicy(_PlannerPolicy):
         out_shape = (horizon, block, goal_dim + 4) if per_step else (horizon, goal_dim + 2)
         safety_cfg, margin, points = self.safety, cfg.safety_buffer, cfg.interp_points
         self.margin = margin
-        self.node_xy = np.asarray(graph.nodes)[:, :2] if graph is not None else None
 
         def sim_callback(states, actions):
             lead = states.shape[:-1]

@@ -19,7 +19,7 @@ function the planners minimise.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -47,13 +47,18 @@ class Term:
 # ------------------------------------------------------------------------------ terms
 
 
-def _step_weights(horizon: int, mode: str, discount: float, weights: tuple[float, ...] | None) -> Array:
+def step_weights(horizon: int, mode: str = "terminal", discount: float = 1.0,
+                 weights: Sequence[float] | Array | None = None) -> Array:
+    """(H,) per-step weights: "terminal" (last step only) or "all" (``discount**t``, t = 0..H-1);
+    explicit ``weights`` (length H) override both. Goal costs build theirs from these."""
     if weights is not None:
         if len(weights) != horizon:
             raise ConfigError(
                 f"goal term: {len(weights)} step weights given for a horizon of {horizon} (field weights)"
             )
         return jnp.asarray(weights, jnp.float32)
+    if mode not in ("terminal", "all"):
+        raise ConfigError(f"step weights: unknown mode {mode!r}; expected 'terminal' or 'all'")
     if mode == "terminal":
         return jnp.zeros((horizon,), jnp.float32).at[-1].set(1.0)
     # "all": discount**t, t = 0..H-1
@@ -64,7 +69,7 @@ def goal_distance(
     metric: str = "sq_l2",
     mode: str = "terminal",
     discount: float = 1.0,
-    weights: tuple[float, ...] | None = None,
+    weights: Sequence[float] | Array | None = None,
     goal_key: str = "goal",
 ) -> Term:
     """Distance of each predicted latent to the encoded goal ``ctx[goal_key]`` (shape (D,)).
@@ -75,12 +80,12 @@ def goal_distance(
     if metric not in ("sq_l2", "l2"):
         raise ConfigError(f"goal term: unknown metric {metric!r}; expected 'sq_l2' or 'l2' (field goal_metric)")
     if mode not in ("terminal", "all"):
-        raise ConfigError(f"goal term: unknown mode {mode!r}; expected 'terminal' or 'all' (field goal_mode)")
+        raise ConfigError(f"goal term: unknown mode {mode!r}; expected 'terminal' or 'all' (field mode)")
 
     def fn(z_seq: Array, a_seq: Array, ctx: Mapping[str, Any]) -> Array:
         sq = jnp.sum(jnp.square(z_seq - ctx[goal_key]), axis=-1)
         dist = sq if metric == "sq_l2" else jnp.sqrt(sq + 1e-12)
-        return dist * _step_weights(z_seq.shape[0], mode, discount, weights)
+        return dist * step_weights(z_seq.shape[0], mode, discount, weights)
 
     return Term(fn)
 
@@ -186,21 +191,6 @@ def make_cost(terms: Mapping[str, tuple[Term | TermFn | str, float]]) -> Cost:
             raise ConfigError(f"cost term {name!r}: unknown kind {term.kind!r}; expected one of {TERM_KINDS}")
         built.append((name, term, float(weight)))
     return Cost(tuple(built))
-
-
-def cost_from_config(cfg: Any) -> Cost:
-    """Build the cost described by a ``jepa_mpc.config.CostConfig`` (terms with weight 0 are left out)."""
-    terms: dict[str, tuple[Term, float]] = {
-        "goal": (
-            goal_distance(cfg.goal_metric, cfg.goal_mode, cfg.goal_discount, cfg.goal_step_weights),
-            cfg.goal_weight,
-        )
-    }
-    if cfg.action_weight:
-        terms["action_magnitude"] = (action_magnitude(), cfg.action_weight)
-    if cfg.smoothness_weight:
-        terms["action_smoothness"] = (action_smoothness(), cfg.smoothness_weight)
-    return make_cost(terms)
 
 
 # ------------------------------------------------------------------ world model -> cost_fn

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from jepa_mpc.config import TRAIN_PRESETS, CollectConfig
-from jepa_mpc.control import ControlConfig
+from jepa_mpc.control import ControlConfig, RandomActions
 from jepa_mpc.evaluate import DEFAULT_SUITE, EvalArgs, evaluate, summary_markdown
 
 
@@ -29,11 +29,12 @@ class DemoArgs:
     """Held-out tasks for the learned-model planner and random actions (0: all)."""
     oracle_episodes: int = 0
     """Tasks for the oracle baseline (0: all; true MuJoCo dynamics are its slow part)."""
-    planner: str = "cem"
     control: ControlConfig = ControlConfig(iterations=10)
-    """CEM: 300 samples, 30 elites, 10 warm-started iterations per re-plan (LeWorldModel uses 30)."""
-    oracle_control: ControlConfig = ControlConfig(samples=64, iterations=4)
-    """Oracle budget: batched MuJoCo rollouts cost ~1,000x a latent step, so it gets a smaller one."""
+    """CEM: 300 samples, 30 elites, 10 warm-started iterations per re-plan (LeWorldModel uses 30);
+    the planner and goal cost as in `jepa-mpc eval` (`planner:NAME --planner.FIELD`, `goal:KIND`)."""
+    oracle_samples: int = 64
+    oracle_iterations: int = 4
+    """Oracle budget (the same planner): batched MuJoCo rollouts cost ~1,000x a latent step, so a smaller one."""
     num_episodes: int = 500
     """Exploration episodes of 100 steps to collect (500 = 50k transitions)."""
     seed: int = 0
@@ -66,21 +67,21 @@ def demo_main(args: DemoArgs) -> None:
 
     print(f"[3/3] evaluate on {Path(args.suite).name}")
     rows = []
+    oracle_control = dataclasses.replace(args.control, samples=args.oracle_samples, iterations=args.oracle_iterations)
     runs = [
-        ("random-actions", "model", args.episodes, args.control),
-        (args.planner, "model", args.episodes, args.control),
-        (args.planner, "oracle", args.oracle_episodes, args.oracle_control),
+        ("model", args.episodes, dataclasses.replace(args.control, planner=RandomActions())),
+        ("model", args.episodes, args.control),
+        ("oracle", args.oracle_episodes, oracle_control),
     ]
-    for planner, dynamics, episodes, control in runs:
+    for dynamics, episodes, control in runs:
         t = time.perf_counter()
         eval_args = EvalArgs(
             checkpoint=args.run,
             suite=args.suite,
-            planner=planner,
             dynamics=dynamics,
             episodes=episodes,
             control=control,
-            out=f"{args.results}/{planner}-{dynamics}",
+            out=f"{args.results}/{control.planner.kind}-{dynamics}",
             seed=args.seed,
         )
         res, _ = evaluate(eval_args)

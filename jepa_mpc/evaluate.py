@@ -1,8 +1,9 @@
 """`jepa-mpc eval`: MPC on a task suite, with results a paper can cite.
 
-    jepa-mpc eval --checkpoint runs/tworoom-state --suite envs/tasks/tworoom_heldout.json --planner cem
-    jepa-mpc eval --checkpoint runs/tworoom-state --planner random-actions      # floor
+    jepa-mpc eval --checkpoint runs/tworoom-state --suite envs/tasks/tworoom_heldout.json   # CEM, graph goal
+    jepa-mpc eval --checkpoint runs/tworoom-state planner:random-actions        # floor
     jepa-mpc eval --checkpoint runs/tworoom-state --dynamics oracle             # planner on true dynamics
+    jepa-mpc eval --checkpoint runs/tworoom-state planner:mppi --planner.temperature 0.2 goal:latent
 
 Writes a results folder (success is the environment's physical predicate):
 
@@ -31,7 +32,9 @@ results.json (schema_version 1)::
     {"schema_version": 1, "created": ISO time, "git_commit": str|null, "versions": {...},
      "args": {...every flag...}, "identity": digest of identity.json,
      "suite": {"path", "sha256", "env_id", "tasks"},
-     "checkpoint": {"run", "step"} | null, "dataset": path, "planner_config": {...} | null,
+     "checkpoint": {"run", "step"} | null, "dataset": path,
+     "planner_config": {"kind": planner, ...every field, budget overrides applied} | null,
+     "goal_config": {"kind": "graph"|"latent", ...every field} | null,
      "summary": {"episodes", "successes", "success_rate", "success_ci95": [lo, hi],
                  "violation_free_rate", "violation_free_ci95", "infeasible_plans",
                  "episodes_with_infeasible_plans", "mean_steps_success",
@@ -59,10 +62,11 @@ from pathlib import Path
 from typing import Literal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from jepa_mpc import provenance
+from jepa_mpc import goals, provenance
 from jepa_mpc.atomic import append_json_line, write_json_atomic, write_text_atomic
 from jepa_mpc.config import check_finite, to_dict
 from jepa_mpc.control import (
@@ -70,6 +74,7 @@ from jepa_mpc.control import (
     EpisodeRecord,
     LatentPlannerPolicy,
     OraclePlannerPolicy,
+    RandomActions,
     RandomActionsPolicy,
     mujoco_block_simulator,
     run_mpc,
@@ -90,8 +95,6 @@ class EvalArgs:
     """Training run directory (from `jepa-mpc train`). Its dataset is used for the goal graph."""
     suite: str = DEFAULT_SUITE
     """Task-suite JSON file (see envs/tasks/SCHEMA.md)."""
-    planner: str = "cem"
-    """A planner (cem, mppi, gradient, cem-gd, random-shooting) or random-actions (no planning)."""
     dynamics: Literal["model", "oracle"] = "model"
     """model: plan through the learned world model; oracle: the same planner on true MuJoCo dynamics."""
     out: str = ""
@@ -104,9 +107,16 @@ class EvalArgs:
     batch: int = 100
     """Episodes run and planned at once (vmapped)."""
     control: ControlConfig = ControlConfig()
+    """The planner (`planner:NAME --planner.FIELD ...`), the goal cost (`goal:KIND --goal.FIELD ...`) and
+    the rest of the MPC settings (`--control.FIELD`)."""
     video: int = 0
     """Record the first N episodes to episodes.mp4 (0: none)."""
     seed: int = 0
+
+    @property
+    def planner(self) -> str:
+        """The planner's name (or random-actions), for labels and folder names."""
+        return self.control.planner.kind
 
 
 # ------------------------------------------------------------------------------ statistics
@@ -189,14 +199,15 @@ DEFAULT_FRAME_SKIP = 5  # physics steps per env step when neither a run nor its 
 
 
 def _check_suite_matches(suite, meta: dict, where: str, cfg: ControlConfig | None = None) -> None:
-    """The suite's env and layout are the ones the run's data was collected in (a new room only with
-    `--control.graph-source explore`, which builds the goal graph in the suite's own room)."""
+    """The suite's env is the one the run's data was collected in, and so is its layout when the goal graph
+    is built from that data (`--goal.source explore` builds it in the suite's own room instead)."""
     from jepa_mpc_envs.registry import get_family
 
     env_id = meta.get("env_id")
     if env_id and env_id != suite.env_id:
         raise ConfigError(f"{suite.path}: suite is for {suite.env_id!r}, but {where} was trained on {env_id!r}")
-    if cfg is None or cfg.graph_source == "explore" or not isinstance(meta.get("layout"), dict):
+    data_graph = cfg is not None and isinstance(cfg.goal, goals.GraphGoal) and cfg.goal.source != "explore"
+    if not data_graph or not isinstance(meta.get("layout"), dict):
         return
     if not hasattr(suite.layout, "to_dict"):
         return
@@ -209,7 +220,8 @@ def _check_suite_matches(suite, meta: dict, where: str, cfg: ControlConfig | Non
         if trained.get(name) != wanted.get(name):
             raise ConfigError(
                 f"{suite.path}: suite layout has {name}={wanted.get(name)!r}, but {where} was collected with "
-                f"{trained.get(name)!r} (its goal graph would be of another room; use --control.graph-source explore)"
+                f"{trained.get(name)!r} (a goal graph of its data would be of another room; use --goal.source "
+                "explore or goal:latent)"
             )
 
 
@@ -241,26 +253,18 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
 
     cfg = args.control
     env = get_env_spec(suite.env_id)
-    if args.planner == "random-actions":
+    if isinstance(cfg.planner, RandomActions):
         return RandomActionsPolicy(cfg.action_block, env.action_dim), "state", None, None
-    validate_control(dataclasses.replace(cfg, planner=args.planner))
-    cfg = dataclasses.replace(cfg, planner=args.planner)
-    from jepa_mpc import goal_graph
-
+    validate_control(cfg)
     from jepa_mpc.run import Run
 
     run = Run.open(args.checkpoint)
     ds, data_path = run.dataset(), run.data_path  # refused if its content changed since training
     _check_suite_matches(suite, ds.meta, f"{args.checkpoint} (dataset {data_path})", cfg)
-    graph_cfg = goal_graph.GraphConfig(num_nodes=cfg.graph_nodes, seed=cfg.seed)
-    explore = cfg.goal_cost == "graph" and cfg.graph_source == "explore"
     if args.dynamics == "oracle":
-        graph = (goal_graph.build_graph([env.goal_features(e) for e in ds.arrays["state"]], graph_cfg)
-                 if cfg.goal_cost == "graph" and not explore else None)
+        goal = cfg.goal.build(goals.StateSpace(env, ds, suite.layout), cfg.seed)
         sim = mujoco_block_simulator(env.build_model(suite.layout), frame_skip, cfg.action_block, env=env)
-        policy = OraclePlannerPolicy(sim, cfg, graph, action_dim=env.action_dim, goal_dim=env.goal_dim)
-        if explore:
-            policy.room_graphs = _room_graphs(cfg, env, suite, ds.meta, env.goal_features)
+        policy = OraclePlannerPolicy(sim, cfg, goal, action_dim=env.action_dim, goal_dim=env.goal_dim)
         return policy, "state", policy.planner_cfg, None
     model = run.load_world_model()
     probe = None
@@ -268,48 +272,20 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         from jepa_mpc.probe import load_or_train_probe
 
         probe = load_or_train_probe(model, ds)  # constraints are read from the latents through it
-    graph, readout, room_graphs = None, None, None
     encode_p = jax.jit(model.encode_p)
 
     def encode(obs):
         return encode_p(model.state, obs)
 
-    if explore:
-        from jepa_mpc import room_graph
+    to_xy = None
+    if probe is not None:  # goal-graph node positions, for detours around hazards
+        from jepa_mpc.probe import apply_probe
 
-        embed = (room_graph.pixel_embedder(env, suite.layout, ds.meta.get("render_size") or 64, encode)
-                 if model.obs_key == "pixels" else room_graph.state_embedder(encode))
-        room_graphs = _room_graphs(cfg, env, suite, ds.meta, embed)
-    elif cfg.goal_cost == "graph":
-        latents = encode_episodes(encode, ds.arrays[model.obs_key])
-        if cfg.graph_space == "probe":
-            flat = np.concatenate(latents)
-            readout = goal_graph.fit_linear_readout(flat, env.positions(ds.arrays["state"]).reshape(len(flat), 2))
-            points = [z @ readout[0] + readout[1] for z in latents]
-            graph = goal_graph.build_graph(points, graph_cfg)
-            scale = goal_graph.metric_scale(flat, np.concatenate(points), seed=cfg.seed)
-            graph = dataclasses.replace(graph, scale=scale)
-        else:
-            graph = goal_graph.build_graph(latents, graph_cfg)
-    policy = LatentPlannerPolicy(model, cfg, graph, probe, graph_readout=readout)
-    policy.room_graphs = room_graphs
+        arrays = probe.arrays()
+        to_xy = lambda nodes: np.asarray(jax.jit(apply_probe)(arrays, jnp.asarray(nodes)))[:, :2]  # noqa: E731
+    goal = cfg.goal.build(goals.LatentSpace(encode, model.obs_key, ds, env, suite.layout, to_xy), cfg.seed)
+    policy = LatentPlannerPolicy(model, cfg, goal, probe)
     return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
-
-
-def _room_graphs(cfg, env, suite, meta: dict, embed):
-    """Goal graphs from reward-free exploration of each task's room (jepa_mpc/room_graph.py)."""
-    from jepa_mpc import room_graph
-
-    explore = room_graph.explore_config(meta, cfg.explore_episodes, cfg.seed)
-    return room_graph.RoomGraphs(env, suite.layout, embed, explore, cfg.graph_nodes)
-
-
-def encode_episodes(encode, observations: np.ndarray, batch: int = 4096) -> list[np.ndarray]:
-    """Embeddings (T, D) of every dataset episode (E, T, *obs), with `encode(obs batch) -> (B, D)`."""
-    e, t = observations.shape[:2]
-    flat = observations.reshape((e * t,) + observations.shape[2:])
-    z = np.concatenate([np.asarray(encode(flat[i : i + batch])) for i in range(0, len(flat), batch)])
-    return list(z.reshape(e, t, -1))
 
 
 # ------------------------------------------------------------------- results folder
@@ -565,6 +541,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
         },
         "checkpoint": ckpt,
         "planner_config": to_dict(planner_cfg) if planner_cfg is not None else None,
+        "goal_config": to_dict(args.control.goal) if planner_cfg is not None else None,
         "summary": summary,
         "episodes": [{k: e[k] for k in EPISODE_FIELDS} for e in episodes],
     }

@@ -110,17 +110,27 @@ def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig())
     return LatentGraph(nodes=nodes, adjacency=adj.tocsr())
 
 
-def detour_excess(graph: LatentGraph, goal: np.ndarray) -> np.ndarray:
+def detour_excess(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | None = None) -> np.ndarray:
     """Per-node detour excess (N,) float32 for one goal embedding (D,).
 
     Graph distance from each node to the goal (via the goal's cell) minus the straight distance.
     Nodes that cannot reach the goal's cell get the largest finite excess seen (plus the span).
+    ``blocked`` (N,) bool: nodes removed from the graph first (e.g. inside hazards given at plan
+    time, ``jepa_mpc.safety.blocked_nodes``), so detours go around them as they go around walls;
+    the goal's cell is then the nearest unblocked node.
     """
     goal = np.asarray(goal, np.float32)
-    cell = int(_nearest(goal[None], graph.nodes)[0])
-    dist = scipy.sparse.csgraph.dijkstra(graph.adjacency, directed=False, indices=cell)
-    dist = dist + np.linalg.norm(graph.nodes[cell] - goal)
     straight = np.linalg.norm(graph.nodes - goal[None], axis=1)
+    if blocked is None or not np.any(blocked):
+        adjacency, cell = graph.adjacency, int(_nearest(goal[None], graph.nodes)[0])
+        to_cell = np.linalg.norm(graph.nodes[cell] - goal)
+    else:
+        keep = scipy.sparse.diags((~np.asarray(blocked)).astype(np.float64))
+        adjacency = (keep @ graph.adjacency @ keep).tocsr()
+        adjacency.eliminate_zeros()
+        cell = int(np.argmin(np.where(blocked, np.inf, straight)))
+        to_cell = straight[cell]
+    dist = scipy.sparse.csgraph.dijkstra(adjacency, directed=False, indices=cell) + to_cell
     excess = np.maximum(dist - straight, 0.0)
     finite = np.isfinite(excess)
     cap = (excess[finite].max() if finite.any() else 0.0) + float(straight.max())

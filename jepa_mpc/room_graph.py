@@ -1,4 +1,4 @@
-"""Goal graphs from reward-free exploration of the task's own room (`--control.graph-source explore`).
+"""Goal graphs from reward-free exploration of the task's own room (`goal:graph --goal.source explore`).
 
 The default goal graph (jepa_mpc.goal_graph) is built from the training data's episodes, so it
 knows the training rooms' walls. In a room nobody trained in (envs/tworoom_layouts.py) those

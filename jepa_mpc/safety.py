@@ -288,36 +288,10 @@ __all__ = [
 def blocked_nodes(node_xy: np.ndarray, hz: dict, margin: float) -> np.ndarray:
     """(N,) bool: goal-graph nodes whose position (N, 2) lies in a keep-out hazard grown by margin.
 
-    ``hz`` holds one episode's hazard arrays (see ``hazard_arrays``).
+    ``hz`` holds one episode's hazard arrays (see ``hazard_arrays``); the goal graph's detour search
+    then leaves them out (``goal_graph.detour_excess(graph, goal, blocked)``).
     """
     hz1 = {k: jnp.asarray(v) for k, v in hz.items()}
     g = constraint_values(jnp.asarray(node_xy, jnp.float32), jnp.zeros_like(jnp.asarray(node_xy, jnp.float32)),
                           hz1, margin)
     return np.asarray(jnp.maximum(g[:, 0], g[:, 1]) > 0)
-
-
-def detour_excess_avoiding(graph: Any, goal: np.ndarray, blocked: np.ndarray) -> np.ndarray:
-    """``goal_graph.detour_excess`` on the graph with the ``blocked`` nodes removed.
-
-    The goal cost then sees the hazards (given at plan time) the way it sees walls: detours around
-    them cost their length; blocked nodes and nodes cut off by them get the largest excess.
-    """
-    import scipy.sparse
-    import scipy.sparse.csgraph
-
-    from jepa_mpc import goal_graph
-
-    if not np.any(blocked):
-        return goal_graph.detour_excess(graph, goal)
-    goal = np.asarray(goal, np.float32)
-    keep = (~np.asarray(blocked)).astype(np.float64)
-    mask = scipy.sparse.diags(keep)
-    adj = (mask @ graph.adjacency @ mask).tocsr()
-    adj.eliminate_zeros()
-    to_goal = np.linalg.norm(graph.nodes - goal[None], axis=1)
-    cell = int(np.argmin(np.where(blocked, np.inf, to_goal)))
-    dist = scipy.sparse.csgraph.dijkstra(adj, directed=False, indices=cell) + to_goal[cell]
-    excess = np.maximum(dist - to_goal, 0.0)
-    finite = np.isfinite(excess)
-    cap = (excess[finite].max() if finite.any() else 0.0) + float(to_goal.max())
-    return np.where(finite, excess, cap).astype(np.float32)

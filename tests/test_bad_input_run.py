@@ -23,8 +23,8 @@ from jepa_mpc.run import Run
 TINY = ["--quiet", "--model.latent-dim", "8", "--model.encoder-hidden", "16", "--model.projector-hidden", "16",
         "--model.predictor-hidden", "16", "--reg.num-projections", "8", "--batch-size", "8", "--warmup-steps", "1",
         "--eval-every", "1000", "--ckpt-every", "2"]
-EVAL = ["--planner", "cem", "--episodes", "1", "--batch", "1", "--control.goal-cost", "latent",
-        "--control.samples", "8", "--control.iterations", "1"]
+EVAL = ["planner:cem", "goal:latent", "--episodes", "1", "--batch", "1", "--control.samples", "8",
+        "--control.iterations", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +253,7 @@ def test_eval_refuses_a_suite_in_another_room_than_the_data(base):
 
     from jepa_mpc.control import ControlConfig
     from jepa_mpc.evaluate import DEFAULT_SUITE, _check_suite_matches, _load_suite
+    from jepa_mpc.goals import GraphGoal, LatentGoal
 
     suite = _load_suite(DEFAULT_SUITE)
     meta = Run.open(base["run"]).dataset_meta
@@ -260,5 +261,6 @@ def test_eval_refuses_a_suite_in_another_room_than_the_data(base):
     other = {**meta, "layout": {**meta["layout"], "door_width": 0.4}}
     with pytest.raises(ConfigError, match=r"door_width=0\.3.*collected with 0\.4"):
         _check_suite_matches(suite, other, "run", ControlConfig())
-    explore = dataclasses.replace(ControlConfig(), graph_source="explore")
+    explore = dataclasses.replace(ControlConfig(), goal=GraphGoal(source="explore"))
     _check_suite_matches(suite, other, "run", explore)  # a new room on purpose: its graph is explored
+    _check_suite_matches(suite, other, "run", dataclasses.replace(ControlConfig(), goal=LatentGoal()))  # no graph

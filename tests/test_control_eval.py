@@ -8,8 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from jepa_mpc.control import ControlConfig, OraclePlannerPolicy, RandomActionsPolicy, mujoco_block_simulator, run_mpc
+from jepa_mpc.control import ControlConfig, OraclePlannerPolicy, RandomActions, RandomActionsPolicy, mujoco_block_simulator, run_mpc
 from jepa_mpc.evaluate import EvalArgs, evaluate, wilson_interval
+from jepa_mpc.goals import LatentGoal
 from jepa_mpc_envs.suites import Task
 from jepa_mpc_envs.tworoom import Layout, TwoRoomEnv, build_model
 
@@ -26,7 +27,7 @@ def test_oracle_mpc_reaches_goal_in_open_room_and_random_does_not():
         Task(name="a", start=(-0.8, -0.7, 0, 0), goal=(-0.3, 0.6, 0, 0), tolerance=0.1, hazards=(), max_steps=100),
         Task(name="b", start=(0.7, 0.7, 0, 0), goal=(0.3, -0.6, 0, 0), tolerance=0.1, hazards=(), max_steps=100),
     ]
-    cfg = ControlConfig(goal_cost="latent", samples=32, iterations=3)
+    cfg = ControlConfig(goal=LatentGoal(), samples=32, iterations=3)
     policy = OraclePlannerPolicy(mujoco_block_simulator(build_model(layout), 5, cfg.action_block), cfg, None)
     records = run_mpc([TwoRoomEnv(layout) for _ in tasks], tasks, policy, jax.random.key(0))
     assert all(r.success for r in records)
@@ -36,7 +37,7 @@ def test_oracle_mpc_reaches_goal_in_open_room_and_random_does_not():
 
 
 def test_results_json_schema(tmp_path):
-    result, out = evaluate(EvalArgs(planner="random-actions", episodes=3, out=str(tmp_path / "res")))
+    result, out = evaluate(EvalArgs(control=ControlConfig(planner=RandomActions()), episodes=3, out=str(tmp_path / "res")))
     saved = json.loads((out / "results.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert saved["schema_version"] == 1
@@ -54,9 +55,12 @@ def test_results_json_schema(tmp_path):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["eval", "--planner", "nope", "--checkpoint", "."], "unknown planner"),
+        (["eval", "planner:nope", "--checkpoint", "."], "planner:nope"),
+        (["eval", "goal:nope"], "goal:nope"),
+        (["eval", "goal:latent", "--goal.mode", "mixed"], "--goal.mode"),
+        (["eval", "planner:mppi", "--planner.elites", "3"], "--planner.elites"),
         (["eval", "--checkpoint", "/nonexistent/run"], "no such run directory"),
-        (["eval", "--planner", "random-actions", "--suite", "/nonexistent.json"], "nonexistent.json"),
+        (["eval", "planner:random-actions", "--suite", "/nonexistent.json"], "nonexistent.json"),
         (["eval", "--control.horizon", "0", "--checkpoint", "."], "horizon"),
         (["frobnicate"], "unknown command"),
     ],

@@ -7,13 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jepa_mpc.config import CostConfig
 from jepa_mpc.costs import (
     TERMS,
     action_magnitude,
     action_smoothness,
     constraint,
-    cost_from_config,
     expand_actions,
     goal_distance,
     latent_cost_fn,
@@ -93,14 +91,6 @@ def test_constraint_term_violations():
     parts = cost.breakdown(Z, ACT, CTX)
     np.testing.assert_allclose(parts["hazard"], 10.0 * jnp.maximum(Z[:, 0], 0.0), rtol=1e-6)
     assert int(cost.violations(Z, ACT, CTX)["hazard"]) == int(jnp.sum(Z[:, 0] > 0))
-
-
-def test_cost_from_config():
-    cost = cost_from_config(CostConfig(action_weight=0.1, smoothness_weight=0.2))
-    assert cost.names == ("goal", "action_magnitude", "action_smoothness")
-    assert cost_from_config(CostConfig()).names == ("goal",)
-    with pytest.raises(ConfigError, match="goal_metric"):
-        cost_from_config(CostConfig(goal_metric="manhattan"))
 
 
 def cumsum_rollout(z0, actions):

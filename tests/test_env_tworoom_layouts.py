@@ -19,6 +19,7 @@ from jepa_mpc.control import ControlConfig, OraclePlannerPolicy, RandomActionsPo
 from jepa_mpc.data import collect as C
 from jepa_mpc.data.store import Dataset
 from jepa_mpc.errors import TaskFileError
+from jepa_mpc.goals import GraphGoal, GraphGoalCost
 from jepa_mpc_envs import tworoom_layouts as TL
 from jepa_mpc_envs.registry import TWOROOM_LAYOUTS, get_family, load_suite
 from jepa_mpc_envs.suites import Task, shipped_suite_path
@@ -169,12 +170,11 @@ def test_oracle_with_explored_room_graph_goes_through_an_unseen_door_and_random_
     wall, door = layout.wall_pos, layout.door_center
     far = float(np.clip(door + (0.7 if door < 0 else -0.7), -0.85, 0.85))  # start away from the door's height
     tasks = [task((wall - 0.4, far), (wall + 0.4, far), room, name="a", max_steps=120)]
-    cfg = ControlConfig(samples=64, iterations=3, graph_source="explore", explore_episodes=32)
+    cfg = ControlConfig(samples=64, iterations=3, goal=GraphGoal(source="explore", explore_episodes=32))
     sim = mujoco_block_simulator(TL.build_model(FAMILY), 5, cfg.action_block, env=TWOROOM_LAYOUTS)
-    policy = OraclePlannerPolicy(sim, cfg, None, action_dim=2)
-    policy.room_graphs = room_graph.RoomGraphs(
-        TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features,
-        CollectConfig(env_id=ENV_ID, num_episodes=32, seed=1), num_nodes=300)
+    graphs = room_graph.RoomGraphs(TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features,
+                                   CollectConfig(env_id=ENV_ID, num_episodes=32, seed=1), num_nodes=300)
+    policy = OraclePlannerPolicy(sim, cfg, GraphGoalCost("mixed", room_graphs=graphs), action_dim=2)
     records = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, policy, jax.random.key(0))
     assert all(r.success for r in records)
     random = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0))

@@ -11,6 +11,7 @@ from jepa_mpc import safety
 from jepa_mpc.control import ControlConfig, EpisodeRecord, OraclePlannerPolicy, mujoco_block_simulator, run_mpc
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.evaluate import summarize, wilson_interval
+from jepa_mpc.goals import LatentGoal
 from jepa_mpc.planning import get_planner, make_config
 from jepa_mpc_envs.geometry import Box, Circle, Layout
 from jepa_mpc_envs.suites import Task
@@ -23,7 +24,7 @@ TASK = Task("line", start=(-0.8, 0.0, 0.0, 0.0), goal=(-0.2, 0.0, 0.0, 0.0), tol
 
 
 def _oracle_run(mode: str, seed: int = 0):
-    cfg = ControlConfig(goal_cost="latent", samples=64, iterations=4, safety=mode)
+    cfg = ControlConfig(goal=LatentGoal(), samples=64, iterations=4, safety=mode)
     policy = OraclePlannerPolicy(mujoco_block_simulator(build_model(LAYOUT), 5, cfg.action_block), cfg, None)
     return run_mpc([TwoRoomEnv(LAYOUT)], [TASK], policy, jax.random.key(seed))[0]
 

@@ -4,7 +4,7 @@
 
 ``cost_fn``: (H, A) -> scalar (or ``batched(fn)``: (N, H, A) -> (N,)); ``init_actions``: (H, A),
 e.g. ``shift_plan(previous_actions)``; ``config``: the planner's frozen dataclass, which also picks
-the planner. ``info["best_cost"]`` is the best cost so far per iteration, ``info["final_cost"]``
+the planner (its ``kind`` is the planner's name in ``PLANNERS``). ``info["best_cost"]`` is the best cost so far per iteration, ``info["final_cost"]``
 the cost of the returned actions. Actions are always finite and inside the config's bounds.
 
 Jit the caller once per configuration, e.g. one MPC step::
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, Union
+
+import tyro
 
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.planning import cem, cem_gd, gradient, mppi, random_shooting
@@ -39,18 +41,27 @@ class Planner(NamedTuple):
     model_evaluations: Callable[[Any], int]
 
 
-def _planner(name: str, module: Any, config_cls: type) -> Planner:
-    return Planner(name, module.plan, config_cls, module.validate, module.model_evaluations)
+def _planner(module: Any, config_cls: type) -> Planner:
+    return Planner(config_cls.kind, module.plan, config_cls, module.validate, module.model_evaluations)
 
 
+# A new planner: a module with plan/validate/model_evaluations and a frozen config with a `kind`,
+# one line here; it is then a `jepa-mpc eval planner:KIND` subcommand and in the conformance tests.
 PLANNERS: dict[str, Planner] = {
-    "cem": _planner("cem", cem, CEMConfig),
-    "mppi": _planner("mppi", mppi, MPPIConfig),
-    "gradient": _planner("gradient", gradient, GradientConfig),
-    "cem-gd": _planner("cem-gd", cem_gd, CEMGDConfig),
-    "random-shooting": _planner("random-shooting", random_shooting, RandomShootingConfig),
+    p.name: p
+    for p in (
+        _planner(cem, CEMConfig),
+        _planner(mppi, MPPIConfig),
+        _planner(gradient, GradientConfig),
+        _planner(cem_gd, CEMGDConfig),
+        _planner(random_shooting, RandomShootingConfig),
+    )
 }
 DEFAULT_PLANNER = "cem"
+
+PlannerConfig = Union[tuple(Annotated[p.config_cls, tyro.conf.subcommand(p.name)] for p in PLANNERS.values())]  # noqa: UP007
+"""Any planner's config, a tagged union: on the command line the subcommand `planner:KIND`, then
+its fields as `--planner.FIELD` (e.g. `planner:mppi --planner.temperature 0.2`)."""
 
 
 def get_planner(name: str) -> Planner:
@@ -94,6 +105,18 @@ def make_config(name: str, **overrides: Any) -> Any:
     return config
 
 
+def with_budget(config: Any, **budget: int | None) -> Any:
+    """``config`` with the budget overrides that are not None (e.g. horizon, samples, iterations),
+    rebuilt through ``make_config`` from its non-default fields: so elites follow samples unless
+    they were set, and fields a planner lacks (a gradient planner has no elites) are left alone."""
+    planner = planner_for(config)
+    set_fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                  if getattr(config, f.name) != f.default}
+    known = {f.name for f in dataclasses.fields(config)}
+    overrides = {k: v for k, v in budget.items() if v is not None and k in known}
+    return make_config(planner.name, **{**set_fields, **overrides})
+
+
 def validate(config: Any) -> None:
     planner_for(config).validate(config)
 
@@ -109,7 +132,7 @@ def plan(cost_fn: Callable, init_actions: Any, key: Any, config: Any) -> tuple[A
 
 
 __all__ = [
-    "BIG", "PLANNERS", "DEFAULT_PLANNER", "Planner", "CEMConfig", "MPPIConfig", "GradientConfig",
+    "BIG", "PLANNERS", "DEFAULT_PLANNER", "Planner", "PlannerConfig", "CEMConfig", "MPPIConfig", "GradientConfig",
     "CEMGDConfig", "RandomShootingConfig", "batched", "get_planner", "make_config", "model_evaluations",
-    "plan", "planner_for", "sanitize_costs", "shift_plan", "validate",
+    "plan", "planner_for", "sanitize_costs", "shift_plan", "validate", "with_budget",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax.numpy as jnp
 
@@ -12,6 +13,9 @@ from jepa_mpc.planning import cem, common, gradient
 
 @dataclasses.dataclass(frozen=True)
 class CEMGDConfig(cem.CEMConfig):
+    kind: ClassVar[str] = "cem-gd"
+    """Its name in PLANNERS and on the command line (planner:cem-gd)."""
+
     gd_elites: int = 4
     """Best CEM elites refined by gradient descent."""
     gd_iterations: int = 10

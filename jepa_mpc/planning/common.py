@@ -33,6 +33,50 @@ CostFn = Callable[[Array], Array]
 BIG = 1e30
 
 
+# --------------------------------------------------------------------------- configs
+# Each planner's config extends one of these (its own fields after the shared ones).
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanConfig:
+    """What every planner's config holds: its budget and the action bounds."""
+
+    samples: int = 300
+    """Action sequences evaluated per iteration (gradient: parallel restarts)."""
+    iterations: int = 30
+    horizon: int = 5
+    """Plan length in action blocks."""
+    action_low: float | tuple[float, ...] = -1.0
+    action_high: float | tuple[float, ...] = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig(PlanConfig):
+    """A sampling planner's config: plus its random-number sampler."""
+
+    noise: str = "hash"
+    """Sampler: "hash" (fast counter-hash Gaussian/uniform, default) or "jax" (jax.random)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianConfig(SamplingConfig):
+    """A planner that samples around a Gaussian over action sequences (CEM, MPPI)."""
+
+    init_std: float = 1.0
+    """Initial standard deviation, as a fraction of half the action range."""
+    min_std: float = 0.05
+    """Floor on the standard deviation (same units as init_std)."""
+    momentum: float = 0.0
+    """Mean/std update: new = momentum * old + (1 - momentum) * this iteration's estimate."""
+    include_mean: bool = True
+    """Evaluate the current mean as one of the samples (keeps a good warm start)."""
+
+
+def sequence_evaluations(config: PlanConfig) -> int:
+    """Cost evaluations of a planner that evaluates `samples` sequences per iteration."""
+    return config.samples * config.iterations
+
+
 class batched:  # noqa: N801  (used like a decorator)
     """Mark a cost as batched: ``fn(actions (N, H, A)) -> (N,)``. Planners call it directly."""
 
@@ -130,6 +174,24 @@ def check_init(init_actions: Array, config: Any) -> Array:
         )
     low, high = bounds(config, init_actions.shape[1])
     return project(init_actions, low, high)
+
+
+def gaussian_start(init_actions: Array, config: GaussianConfig) -> tuple[Array, Array, Array, Array, Array]:
+    """A Gaussian planner's first (mean (H, A), std (H, A)), its std floor (A,) and the bounds (A,) x 2."""
+    mean = check_init(init_actions, config)
+    low, high = bounds(config, mean.shape[1])
+    half_range = 0.5 * (high - low)
+    std = jnp.broadcast_to(config.init_std * half_range, mean.shape)
+    return mean, std, config.min_std * half_range, low, high
+
+
+def gaussian_candidates(key: Array, mean: Array, std: Array, low: Array, high: Array,
+                        config: GaussianConfig) -> Array:
+    """(samples, H, A) sequences drawn around the mean, clipped to the bounds; with include_mean the
+    first is the mean itself."""
+    noise = normal_noise(key, (config.samples,) + mean.shape, config.noise)
+    cand = jnp.clip(mean + std * noise, low, high)
+    return cand.at[0].set(mean) if config.include_mean else cand
 
 
 def best_of(actions: Array, costs: Array, best_actions: Array, best_cost: Array) -> tuple[Array, Array]:

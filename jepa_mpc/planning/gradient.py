@@ -7,6 +7,7 @@ sequences); after every step the actions are projected onto the bounds; the best
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -16,14 +17,14 @@ from jepa_mpc.planning import common
 
 
 @dataclasses.dataclass(frozen=True)
-class GradientConfig:
+class GradientConfig(common.PlanConfig):
+    kind: ClassVar[str] = "gradient"
+    """Its name in PLANNERS and on the command line (planner:gradient)."""
+
     samples: int = 8
     """Parallel restarts."""
     iterations: int = 50
     """Adam steps per restart."""
-    horizon: int = 5
-    action_low: float | tuple[float, ...] = -1.0
-    action_high: float | tuple[float, ...] = 1.0
     learning_rate: float = 0.1
     """Adam step size, as a fraction of half the action range."""
     init_noise: float = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -12,26 +13,16 @@ from jepa_mpc.planning import common
 
 
 @dataclasses.dataclass(frozen=True)
-class MPPIConfig:
-    samples: int = 300
-    iterations: int = 30
-    horizon: int = 5
-    action_low: float | tuple[float, ...] = -1.0
-    action_high: float | tuple[float, ...] = 1.0
-    noise: str = "hash"
-    """Sampler: "hash" (fast counter-hash Gaussian/uniform, default) or "jax" (jax.random)."""
+class MPPIConfig(common.GaussianConfig):
+    kind: ClassVar[str] = "mppi"
+    """Its name in PLANNERS and on the command line (planner:mppi)."""
+
     temperature: float = 0.1
     """Softmax temperature. With normalize_costs, in units of (median cost - min cost)."""
     normalize_costs: bool = True
     """Rescale costs by (median - min) each iteration so the temperature is scale-free."""
-    init_std: float = 1.0
-    """Initial standard deviation, as a fraction of half the action range."""
-    min_std: float = 0.05
     adapt_std: bool = True
     """Refit the std to the weighted samples (else keep init_std)."""
-    momentum: float = 0.0
-    include_mean: bool = True
-    """Evaluate the current mean as one of the samples."""
 
 
 def validate(config: MPPIConfig) -> None:
@@ -41,27 +32,18 @@ def validate(config: MPPIConfig) -> None:
         raise ConfigError(f"MPPIConfig.temperature must be > 0, got {config.temperature}")
 
 
-def model_evaluations(config: MPPIConfig) -> int:
-    return config.samples * config.iterations
+model_evaluations = common.sequence_evaluations
 
 
 def plan(cost_fn, init_actions, key, config: MPPIConfig = MPPIConfig()):
     validate(config)
-    mean = common.check_init(init_actions, config)
-    horizon, action_dim = mean.shape
-    low, high = common.bounds(config, action_dim)
-    half_range = 0.5 * (high - low)
-    std = jnp.broadcast_to(config.init_std * half_range, mean.shape)
-    min_std = config.min_std * half_range
+    mean, std, min_std, low, high = common.gaussian_start(init_actions, config)
     costs_of = common.batch_cost(cost_fn)
-    n, m = config.samples, config.momentum
+    m = config.momentum
 
     def iteration(carry, key):
         mean, std, best_a, best_c = carry
-        noise = common.normal_noise(key, (n, horizon, action_dim), config.noise)
-        cand = jnp.clip(mean + std * noise, low, high)
-        if config.include_mean:
-            cand = cand.at[0].set(mean)
+        cand = common.gaussian_candidates(key, mean, std, low, high, config)
         costs = costs_of(cand)
         best_a, best_c = common.best_of(cand, costs, best_a, best_c)
         shifted = costs - jnp.min(costs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -11,16 +12,12 @@ from jepa_mpc.planning import common
 
 
 @dataclasses.dataclass(frozen=True)
-class RandomShootingConfig:
-    samples: int = 300
-    """Sequences per batch."""
-    iterations: int = 30
-    """Batches (total sequences = samples * iterations; batching bounds memory)."""
-    horizon: int = 5
-    action_low: float | tuple[float, ...] = -1.0
-    action_high: float | tuple[float, ...] = 1.0
-    noise: str = "hash"
-    """Sampler: "hash" (fast counter-hash Gaussian/uniform, default) or "jax" (jax.random)."""
+class RandomShootingConfig(common.SamplingConfig):
+    """Iterations are batches of `samples` uniform sequences (batching bounds memory)."""
+
+    kind: ClassVar[str] = "random-shooting"
+    """Its name in PLANNERS and on the command line (planner:random-shooting)."""
+
     include_init: bool = True
     """Evaluate init_actions (the warm start) as one of the samples."""
 
@@ -30,8 +27,7 @@ def validate(config: RandomShootingConfig) -> None:
     common.check_noise(config)
 
 
-def model_evaluations(config: RandomShootingConfig) -> int:
-    return config.samples * config.iterations
+model_evaluations = common.sequence_evaluations
 
 
 def plan(cost_fn, init_actions, key, config: RandomShootingConfig = RandomShootingConfig()):
