@@ -47,7 +47,7 @@ def test_bad_suite_file_is_one_line_naming_the_file(tmp_path, case, verb):
     elif content is not None:
         path.write_text(content, encoding="utf-8")
     argv = (["tasks", "--check", path] if verb == "tasks"
-            else ["eval", "--suite", path, "--planner", "random-actions", "--out", tmp_path / "results"])
+            else ["eval", "--suite", path, "planner:random-actions", "--out", tmp_path / "results"])
     line = assert_one_line_error(run_cli(*argv, cwd=tmp_path), needle)
     assert str(path) in line
     assert not (tmp_path / "results").exists()

@@ -29,7 +29,7 @@ from jepa_mpc.evaluate import (
 )
 from jepa_mpc.paths import output_dir, output_file
 
-RANDOM = ("eval", "--planner", "random-actions", "--episodes", "2")
+RANDOM = ("eval", "planner:random-actions", "--episodes", "2")
 
 
 def _file(tmp, name="afile"):
