@@ -13,7 +13,7 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from jepa_mpc.config import CollectConfig
-from jepa_mpc.control import EpisodeRecord
+from jepa_mpc.control import ControlConfig, EpisodeRecord, RandomActions
 from jepa_mpc.data import collect as C
 from jepa_mpc.data import store
 from jepa_mpc.errors import ConfigError, DatasetError
@@ -110,7 +110,8 @@ def test_output_helpers_accept_creatable_paths(tmp_path):
 
 
 def _args(out, **kw) -> EvalArgs:
-    return EvalArgs(**{"planner": "random-actions", "episodes": 6, "batch": 2, "out": str(out), **kw})
+    return EvalArgs(**{"control": ControlConfig(planner=RandomActions()), "episodes": 6, "batch": 2, "out": str(out),
+                       **kw})
 
 
 def _comparable(result: dict) -> dict:
