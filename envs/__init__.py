@@ -32,12 +32,12 @@ _LAZY = {  # name -> module of the older top-level re-exports, loaded on first u
     "AGENT_RADIUS": "geometry", "Box": "geometry", "Circle": "geometry", "Layout": "geometry",
     "ENV_ID": "tworoom", "PixelRenderer": "tworoom", "TwoRoomEnv": "tworoom", "build_mjcf": "tworoom",
     "build_model": "tworoom", "mjstate_to_state": "tworoom", "state_to_mjstate": "tworoom",
-    "REGISTRY": "registry", "get_env_spec": "registry", "get_family": "registry", "load_suite": "registry",
+    "REGISTRY": "registry", "get_family": "registry", "load_suite": "registry",
 }
 
 
 _SUBMODULES = ("base", "errors", "family", "geometry", "ogbench_adapter", "ogbench_cube", "pusht", "reacher",
-               "registry", "rollout", "suites", "tasks", "tworoom", "tworoom_layouts", "tworoom_tasks")
+               "registry", "rollout", "suites", "tworoom", "tworoom_layouts", "tworoom_tasks")
 
 
 def __getattr__(name: str):

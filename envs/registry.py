@@ -57,9 +57,6 @@ def get_family(env_id: str) -> TaskFamily:
     return family
 
 
-get_env_spec = get_family  # the older name (callers on other branches)
-
-
 def is_known_env_id(env_id: Any) -> bool:
     """A registered id or an 'ogbench:' id (which may still be unknown to OGBench: `get_family` says so)."""
     return isinstance(env_id, str) and (env_id in REGISTRY or ogbench_adapter.is_ogbench_id(env_id))
@@ -86,5 +83,5 @@ def load_suite(path: str | os.PathLike) -> Suite:
     return suite_from_dict(read_suite_document(path), path)
 
 
-__all__ = ["FAMILIES", "REGISTRY", "ENV_IDS", "get_family", "get_env_spec", "is_known_env_id", "load_suite", "suite_from_dict",
+__all__ = ["FAMILIES", "REGISTRY", "ENV_IDS", "get_family", "is_known_env_id", "load_suite", "suite_from_dict",
            "TWOROOM", "REACHER", "PUSHT", "TWOROOM_LAYOUTS"]

@@ -82,6 +82,7 @@ from jepa_mpc.control import (
 )
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.paths import output_dir, output_file
+from jepa_mpc_envs.registry import get_family
 from jepa_mpc_envs.suites import shipped_suite_path
 
 DEFAULT_SUITE = shipped_suite_path("tworoom_heldout")  # installed with the package (envs/tasks/)
@@ -201,8 +202,6 @@ DEFAULT_FRAME_SKIP = 5  # physics steps per env step when neither a run nor its 
 def _check_suite_matches(suite, meta: dict, where: str, cfg: ControlConfig | None = None) -> None:
     """The suite's env is the one the run's data was collected in, and so is its layout when the goal graph
     is built from that data (`--goal.source explore` builds it in the suite's own room instead)."""
-    from jepa_mpc_envs.registry import get_family
-
     env_id = meta.get("env_id")
     if env_id and env_id != suite.env_id:
         raise ConfigError(f"{suite.path}: suite is for {suite.env_id!r}, but {where} was trained on {env_id!r}")
@@ -249,10 +248,8 @@ def with_run_settings(args: EvalArgs, suite) -> tuple[EvalArgs, int]:
 
 def build_policy(args: EvalArgs, suite, frame_skip: int):
     """(policy, env obs_type, planner config or None, checkpoint info)."""
-    from jepa_mpc_envs.registry import get_env_spec
-
     cfg = args.control
-    env = get_env_spec(suite.env_id)
+    env = get_family(suite.env_id)
     if isinstance(cfg.planner, RandomActions):
         return RandomActionsPolicy(cfg.action_block, env.action_dim), "state", None, None
     validate_control(cfg)
@@ -482,8 +479,6 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
 
     Each finished batch of episodes is appended to batches.jsonl; a rerun of the same eval continues at
     the first batch not recorded there and ends with the results an uninterrupted run writes."""
-    from jepa_mpc_envs.registry import get_env_spec
-
     check_finite(args)
     if args.episodes < 0 or args.batch <= 0 or args.video < 0:
         raise ConfigError("--episodes and --video must be >= 0 and --batch > 0")
@@ -491,7 +486,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
         raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory (train one with `jepa-mpc train`)")
     out = results_folder(args)
     suite = _load_suite(args.suite)
-    env_spec = get_env_spec(suite.env_id)
+    family = get_family(suite.env_id)
     tasks = suite.tasks[: args.episodes or None]
     args, frame_skip = with_run_settings(args, suite)  # the run's action block, its data's frame skip
     batches = [tasks[start : start + args.batch] for start in range(0, len(tasks), args.batch)]
@@ -509,10 +504,10 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     bar = tqdm(total=len(tasks), initial=finished, desc=f"eval {label}", unit="ep")
 
     def make_env():
-        return env_spec.make_env(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip)
+        return family.make_env(layout=suite.layout, obs_type=obs_type, frame_skip=frame_skip)
 
     for index in range(len(done), len(batches)):
-        record = run_batch(index, batches[index], make_env, policy, args, env_spec, bar)
+        record = run_batch(index, batches[index], make_env, policy, args, family, bar)
         append_json_line(out / RECORDS_FILE, record)
         done.append(record)
         bar.update(len(batches[index]))

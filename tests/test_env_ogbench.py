@@ -16,7 +16,7 @@ import pytest
 
 from jepa_mpc.errors import ConfigError, TaskFileError
 from jepa_mpc_envs import ogbench_adapter, registry
-from jepa_mpc_envs.registry import get_family as get_env_spec
+from jepa_mpc_envs.registry import get_family
 
 ENV_ID = "ogbench:pointmaze-medium-navigate-v0"
 
@@ -33,7 +33,7 @@ def no_ogbench(monkeypatch):
 @pytest.mark.parametrize("env_id", [ENV_ID, "ogbench:", "ogbench:nope-v0"])
 def test_without_ogbench_the_error_is_one_line_naming_the_install_command(no_ogbench, env_id):
     with pytest.raises(ConfigError) as err:
-        get_env_spec(env_id)
+        get_family(env_id)
     msg = str(err.value)
     assert "\n" not in msg and "pip install -e '.[ogbench]'" in msg
 
@@ -60,12 +60,12 @@ def test_task_plan_is_round_robin_over_the_five_tasks():
 def spec():
     pytest.importorskip("ogbench")
     registry.ogbench_family.cache_clear()
-    return get_env_spec(ENV_ID)
+    return get_family(ENV_ID)
 
 
 def test_unknown_ogbench_env_is_one_line_config_error(spec):
     with pytest.raises(ConfigError) as err:
-        get_env_spec("ogbench:pointmaze-nowhere-v0")
+        get_family("ogbench:pointmaze-nowhere-v0")
     msg = str(err.value)
     assert "\n" not in msg and "'ogbench:pointmaze-nowhere-v0'" in msg and ENV_ID in msg
 

@@ -13,13 +13,13 @@ import pytest
 
 import jepa_mpc_envs  # noqa: F401  (registers the gym ids)
 from jepa_mpc.errors import ConfigError, TaskFileError
-from jepa_mpc_envs.registry import ENV_IDS, get_env_spec, load_suite
+from jepa_mpc_envs.registry import ENV_IDS, get_family, load_suite
 from jepa_mpc_envs.suites import shipped_suite_path
 
 
 def test_unknown_env_id_is_one_line_config_error_listing_known_ids():
     with pytest.raises(ConfigError) as err:
-        get_env_spec("Foo-v0")
+        get_family("Foo-v0")
     msg = str(err.value)
     assert "\n" not in msg and "'Foo-v0'" in msg
     assert all(env_id in msg for env_id in ENV_IDS)

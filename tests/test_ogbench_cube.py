@@ -16,7 +16,7 @@ import pytest
 
 from jepa_mpc.errors import ConfigError, TaskFileError
 from jepa_mpc_envs import ogbench_adapter, registry
-from jepa_mpc_envs.registry import get_family as get_env_spec
+from jepa_mpc_envs.registry import get_family
 
 ENV_ID = "ogbench:cube-single-play-v0"
 # OGBench's five cube-single evaluation tasks: target cube positions (its task_infos).
@@ -29,7 +29,7 @@ def test_without_ogbench_the_error_is_one_line_naming_the_install_command(monkey
     registry.ogbench_family.cache_clear()
     try:
         with pytest.raises(ConfigError) as err:
-            get_env_spec(ENV_ID)
+            get_family(ENV_ID)
     finally:
         registry.ogbench_family.cache_clear()
     msg = str(err.value)
@@ -43,7 +43,7 @@ def test_without_ogbench_the_error_is_one_line_naming_the_install_command(monkey
 def spec():
     pytest.importorskip("ogbench")
     registry.ogbench_family.cache_clear()
-    return get_env_spec(ENV_ID)
+    return get_family(ENV_ID)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_bad_input_is_a_one_line_config_error(spec, env):
            lambda: spec.generate_suite(0, 0),
            lambda: spec.state_to_mjstate(None, np.zeros(27)),
            lambda: spec.pixel_renderer(None, 64),
-           lambda: get_env_spec("ogbench:cube-nowhere-play-v0")]
+           lambda: get_family("ogbench:cube-nowhere-play-v0")]
     for fn in bad:
         with pytest.raises(ConfigError) as err:
             fn()

@@ -54,17 +54,12 @@ class CollectArgs(CollectConfig):
     """Env id (envs/registry.py): jepa_mpc_envs/TwoRoom-v0 | jepa_mpc_envs/Reacher-v0."""
 
 
-def env_spec(env_id: str):
-    """The task family of `env_id` (one-line ConfigError listing the known ids when unknown)."""
-    return get_family(env_id)
-
-
 # ------------------------------------------------------------------ layout / config
 
 
 def resolve_layout(spec: str, env_id: str = CollectConfig.env_id):
     """The env's layout from "default", a JSON file of layout fields, or an inline JSON object."""
-    env = env_spec(env_id)
+    env = get_family(env_id)
     if spec in ("", "default"):
         return env.default_layout()
     text, where = spec, "--layout"
@@ -83,7 +78,7 @@ def resolve_layout(spec: str, env_id: str = CollectConfig.env_id):
 
 
 def validate_config(cfg: CollectConfig) -> None:
-    env_spec(cfg.env_id)
+    get_family(cfg.env_id)
     if cfg.policy not in COLLECT_POLICIES:
         raise ConfigError(f"--policy {cfg.policy!r} is unknown; expected one of: {', '.join(COLLECT_POLICIES)}")
     for name in ("num_episodes", "episode_len", "frame_skip", "chunk_episodes", "render_size"):
@@ -128,7 +123,7 @@ def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: 
     first, last = chunk_episode_range(cfg, index)
     e = last - first
     rng = np.random.default_rng([cfg.seed, index])
-    env = collector.env if collector.env is not None else env_spec(cfg.env_id)
+    env = collector.env if collector.env is not None else get_family(cfg.env_id)
     init = env.sample_start_states(layout, rng, e)
     actions = policy_actions(cfg, env, layout, rng, init)
     arrays = collector.run(init, actions)
@@ -182,7 +177,7 @@ def make_meta(cfg: CollectConfig, layout, model) -> dict:
         "layout": layout.to_dict(),
         "obs_keys": obs_keys,
         "array_keys": ["state", "action", "qpos", "qvel"] + (["pixels"] if cfg.pixels else []),
-        "state_fields": list(env_spec(cfg.env_id).state_fields),
+        "state_fields": list(get_family(cfg.env_id).state_fields),
         "render_size": cfg.render_size if cfg.pixels else None,
         "policy": cfg.policy,
         "policy_params": {"theta": cfg.ou_theta, "sigma": cfg.ou_sigma, "dt": cfg.ou_dt} if cfg.policy == "ou" else {},
@@ -253,7 +248,7 @@ def dataset_summary(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     meta = store.read_meta(path)
-    env = env_spec(meta.get("env_id", CollectConfig.env_id))
+    env = get_family(meta.get("env_id", CollectConfig.env_id))
     layout = env.layout_from_dict(meta["layout"])
     episodes = steps = crossed = 0
     has_rooms = env.episode_crossings(layout, np.zeros((0, 1, env.state_dim))) is not None  # None: no rooms
@@ -297,7 +292,7 @@ def collect(cfg: CollectConfig, progress: bool = True, max_chunks: int | None = 
 
     validate_config(cfg)
     out = output_dir(cfg.out, "--out")
-    env = env_spec(cfg.env_id)
+    env = get_family(cfg.env_id)
     layout = resolve_layout(cfg.layout, cfg.env_id)
     meta = _check_resumable(out, cfg, layout)
     model = env.build_model(layout)
@@ -408,7 +403,7 @@ def bench_collect(args: BenchCollectArgs) -> dict[str, list[float]]:
     )
     validate_config(cfg)
     results: dict[str, list[float]] = {"rollout": [], "rollout_cpu": [], "chunk": [], "render": []}
-    with StateCollector(model, args.frame_skip, args.nthread or None, env=env_spec(cfg.env_id)) as collector:
+    with StateCollector(model, args.frame_skip, args.nthread or None, env=get_family(cfg.env_id)) as collector:
         rng = np.random.default_rng(args.seed)
         pos = sample_free_positions(layout, rng, args.num_episodes)
         init = np.concatenate([pos, np.zeros_like(pos)], axis=1)
