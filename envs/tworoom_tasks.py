@@ -46,6 +46,7 @@ import dataclasses
 import json
 import math
 import re
+from typing import Sequence
 
 import numpy as np
 
@@ -106,16 +107,6 @@ def _keep_in(ctx: Ctx, v) -> Box | None:
         raise ctx.err("keep_in", f"expected an object {{lo, hi}}, got {json.dumps(v)}")
     check_keys(ctx, "keep_in", v, required=("lo", "hi"), allowed=("lo", "hi"))
     return _box(ctx, "keep_in", v)
-
-
-def check_keys(ctx: Ctx, field: str, d: dict, required: Sequence[str], allowed: Sequence[str]) -> None:
-    prefix = f"{field}." if field else ""
-    for k in required:
-        if k not in d:
-            raise ctx.err(prefix + k, "missing key")
-    for k in d:
-        if k not in allowed:
-            raise ctx.err(prefix + str(k), f"unknown key (allowed: {', '.join(allowed)})")
 
 
 def _state(ctx: Ctx, field: str, v) -> tuple[float, float, float, float]:
