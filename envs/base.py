@@ -1,4 +1,5 @@
-"""What every task env shares: headless MuJoCo import, the Gymnasium step loop, rendering.
+"""What every task env shares: headless MuJoCo import, the Gymnasium step loop, top-down rendering
+(`PixelRenderer`).
 
 Importing this module first sets ``MUJOCO_GL=egl`` on a headless Linux machine (it must be set
 before ``mujoco`` is imported), so env modules import ``mujoco`` from here.
@@ -82,6 +83,70 @@ def mjstate_to_state(model: mujoco.MjModel, mjstates) -> np.ndarray:
     m = np.asarray(mjstates)
     _, qp, qv = state_offsets(model)
     return np.concatenate([m[..., qp : qp + 2], m[..., qv : qv + 2]], axis=-1).astype(np.float32)
+
+
+class PixelRenderer:
+    """Fast top-down renderer of a model's "top" camera: `render_states(states (N, D)) -> (N, S, S, 3) uint8`.
+
+    One mujoco.Renderer is reused; shadows, reflections, skybox, fog and haze are off. A state is drawn
+    by writing `qpos(state)` into the model's first joints and running kinematics (velocities are
+    ignored); the default reads the first two fields (TwoRoom's (x, y), Reacher's joint angles), a
+    family's renderer overrides `qpos` (Push-T: block pose and pusher).
+    """
+
+    def __init__(self, model: mujoco.MjModel, size: int = 64):
+        self.model = model
+        self.size = int(size)
+        self._data = mujoco.MjData(model)
+        self._renderer = mujoco.Renderer(model, self.size, self.size)
+        scene = self._renderer.scene
+        for flag in (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+            mujoco.mjtRndFlag.mjRND_FOG,
+            mujoco.mjtRndFlag.mjRND_HAZE,
+        ):
+            scene.flags[flag] = 0
+        self._opt = mujoco.MjvOption()
+        self._cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "top")
+
+    def qpos(self, state: np.ndarray) -> np.ndarray:
+        """The leading qpos entries that place a (D,) float64 state in the scene."""
+        return state[0:2]
+
+    def _render_into(self, state: np.ndarray, out: np.ndarray) -> None:
+        q = self.qpos(state)
+        self._data.qpos[: len(q)] = q
+        mujoco.mj_kinematics(self.model, self._data)
+        mujoco.mj_camlight(self.model, self._data)
+        self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
+        self._renderer.render(out=out)
+
+    def render_state(self, state) -> np.ndarray:
+        """One (S, S, 3) uint8 frame of a physical state."""
+        out = np.empty((self.size, self.size, 3), dtype=np.uint8)
+        self._render_into(np.asarray(state, dtype=np.float64).reshape(-1), out)
+        return out
+
+    def render_states(self, states) -> np.ndarray:
+        """(N, S, S, 3) uint8 frames of physical states (N, D)."""
+        s = np.asarray(states, dtype=np.float64).reshape(-1, np.shape(states)[-1])
+        out = np.empty((len(s), self.size, self.size, 3), dtype=np.uint8)
+        for i in range(len(s)):
+            self._render_into(s[i], out[i])
+        return out
+
+    def close(self) -> None:
+        if getattr(self, "_renderer", None) is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 OBS_TYPES = ("state", "pixels", "both")

@@ -58,7 +58,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .base import MujocoTaskEnv, cached_model, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
+from .base import MujocoTaskEnv, PixelRenderer, cached_model, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
 
 from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
@@ -408,57 +408,14 @@ def sample_start_states(layout: PushTLayout, rng: np.random.Generator, n: int) -
 # ------------------------------------------------------------------ rendering
 
 
-class PushTRenderer:
+class PushTRenderer(PixelRenderer):
     """Top-down renderer: `render_states(states (N, >=8 or 5)) -> (N, S, S, 3) uint8`.
 
     Sets the block pose (bx, by, th) and the pusher (px, py) from a 12-field state (or a 5-field
-    pose vector); velocities are ignored. Shadows, reflections, skybox and anti-aliasing are off."""
+    pose vector); velocities are ignored."""
 
-    def __init__(self, model: mujoco.MjModel, size: int = 64):
-        self.model = model
-        self.size = int(size)
-        self._data = mujoco.MjData(model)
-        self._renderer = mujoco.Renderer(model, self.size, self.size)
-        scene = self._renderer.scene
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX, mujoco.mjtRndFlag.mjRND_FOG, mujoco.mjtRndFlag.mjRND_HAZE):
-            scene.flags[flag] = 0
-        self._opt = mujoco.MjvOption()
-        self._cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "top")
-
-    @staticmethod
-    def _qpos(s: np.ndarray) -> np.ndarray:
-        return s[:5] if s.shape[-1] == 5 else np.concatenate([s[0:3], s[6:8]])
-
-    def _render_into(self, s: np.ndarray, out: np.ndarray) -> None:
-        self._data.qpos[0:5] = self._qpos(s)
-        mujoco.mj_kinematics(self.model, self._data)
-        mujoco.mj_camlight(self.model, self._data)
-        self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
-        self._renderer.render(out=out)
-
-    def render_state(self, state) -> np.ndarray:
-        out = np.empty((self.size, self.size, 3), dtype=np.uint8)
-        self._render_into(np.asarray(state, np.float64).reshape(-1), out)
-        return out
-
-    def render_states(self, states) -> np.ndarray:
-        s = np.asarray(states, dtype=np.float64).reshape(-1, np.shape(states)[-1])
-        out = np.empty((len(s), self.size, self.size, 3), dtype=np.uint8)
-        for i in range(len(s)):
-            self._render_into(s[i], out[i])
-        return out
-
-    def close(self) -> None:
-        if getattr(self, "_renderer", None) is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    def qpos(self, state: np.ndarray) -> np.ndarray:
+        return state[:5] if state.shape[-1] == 5 else np.concatenate([state[0:3], state[6:8]])
 
 
 # ------------------------------------------------------------------ environment

@@ -37,14 +37,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .base import STATE_SPEC, MujocoTaskEnv, cached_model, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+from .base import STATE_SPEC, MujocoTaskEnv, PixelRenderer, cached_model, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
 
 from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
 from .suites import Ctx, Suite, Task, number, parse_suite_document, suite_to_dict, task_name, vector  # noqa: E402
-from .tworoom import PixelRenderer  # noqa: E402
 
 __all__ = [
     "ENV_ID",

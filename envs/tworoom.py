@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from .base import STATE_SPEC, MujocoTaskEnv, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+from .base import STATE_SPEC, MujocoTaskEnv, PixelRenderer, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
 
 from .family import MujocoFamily  # noqa: E402
 from .geometry import (AGENT_RADIUS, MAX_SPEED, Box, Circle, Hazard, Layout, crossed_door, sample_free_position,  # noqa: E402
@@ -178,67 +178,6 @@ def set_state(model: mujoco.MjModel, data: mujoco.MjData, state) -> None:
 def get_state(data: mujoco.MjData) -> np.ndarray:
     """Physical state (x, y, vx, vy) float32 of `data`."""
     return np.concatenate([data.qpos[0:2], data.qvel[0:2]]).astype(np.float32)
-
-
-# ------------------------------------------------------------------ rendering
-
-
-class PixelRenderer:
-    """Fast top-down renderer: `render_states(states (N, 4)) -> (N, S, S, 3) uint8`.
-
-    One mujoco.Renderer is reused; shadows, reflections, skybox and anti-aliasing are
-    off. Only positions matter for the image (velocities are ignored).
-    """
-
-    def __init__(self, model: mujoco.MjModel, size: int = 64):
-        self.model = model
-        self.size = int(size)
-        self._data = mujoco.MjData(model)
-        self._renderer = mujoco.Renderer(model, self.size, self.size)
-        scene = self._renderer.scene
-        for flag in (
-            mujoco.mjtRndFlag.mjRND_SHADOW,
-            mujoco.mjtRndFlag.mjRND_REFLECTION,
-            mujoco.mjtRndFlag.mjRND_SKYBOX,
-            mujoco.mjtRndFlag.mjRND_FOG,
-            mujoco.mjtRndFlag.mjRND_HAZE,
-        ):
-            scene.flags[flag] = 0
-        self._opt = mujoco.MjvOption()
-        self._cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "top")
-        self._frame = np.empty((self.size, self.size, 3), dtype=np.uint8)
-
-    def render_state(self, state) -> np.ndarray:
-        """One (S, S, 3) uint8 frame for a physical state (x, y, ...)."""
-        s = np.asarray(state, dtype=np.float64)
-        self._data.qpos[0:2] = s[0:2]
-        mujoco.mj_kinematics(self.model, self._data)
-        mujoco.mj_camlight(self.model, self._data)
-        self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
-        return self._renderer.render(out=self._frame).copy()
-
-    def render_states(self, states) -> np.ndarray:
-        """(N, S, S, 3) uint8 frames for physical states (N, >=2)."""
-        s = np.asarray(states, dtype=np.float64).reshape(-1, np.shape(states)[-1])
-        out = np.empty((len(s), self.size, self.size, 3), dtype=np.uint8)
-        for i in range(len(s)):
-            self._data.qpos[0:2] = s[i, 0:2]
-            mujoco.mj_kinematics(self.model, self._data)
-            mujoco.mj_camlight(self.model, self._data)
-            self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
-            self._renderer.render(out=out[i])
-        return out
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 # ------------------------------------------------------------------ environment
