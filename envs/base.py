@@ -27,6 +27,25 @@ import mujoco  # noqa: E402
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS  # the spec of state_to_mjstate / mujoco.rollout
 
 
+def mjcf_number(x: float) -> str:
+    """A number as MJCF text (6 significant digits)."""
+    return f"{float(x):.6g}"
+
+
+def mjcf_preamble(name: str, timestep: float, numstacks: int = 6, option: str = "") -> str:
+    """The opening every family's MJCF shares: the model's name, radians, no gravity, the implicitfast
+    integrator (`option`: more attributes of <option>), cheap visuals and a 256 px offscreen buffer."""
+    return f"""<mujoco model="{name}">
+  <compiler angle="radian"/>
+  <option timestep="{mjcf_number(timestep)}" gravity="0 0 0" integrator="implicitfast"{option}/>
+  <visual>
+    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="{numstacks}"/>
+    <global offwidth="256" offheight="256"/>
+    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
+  </visual>
+"""
+
+
 def cached_model(cache: "collections.OrderedDict", key, build_mjcf, size: int = 8) -> mujoco.MjModel:
     """The compiled model of ``build_mjcf(key)`` from an LRU ``cache`` of ``size`` entries (treat as read-only)."""
     if key not in cache:

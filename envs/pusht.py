@@ -58,7 +58,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .base import MujocoTaskEnv, PixelRenderer, cached_model, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
+from .base import MujocoTaskEnv, PixelRenderer, cached_model, mjcf_preamble, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
+from .base import mjcf_number as _f  # noqa: E402
 
 from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
@@ -174,10 +175,6 @@ class PushTTask(Task):
         return d
 
 
-def _f(x: float) -> str:
-    return f"{float(x):.6g}"
-
-
 def build_mjcf(layout: PushTLayout = PushTLayout()) -> str:
     """MJCF XML string of the Push-T arena (our own model; see the module docstring)."""
     a, w, v, h = layout.arena_half, WALL_THICKNESS, layout.view_half, HEIGHT
@@ -191,15 +188,7 @@ def build_mjcf(layout: PushTLayout = PushTLayout()) -> str:
             ("n", 0, a + w / 2, a + w, w / 2), ("s", 0, -a - w / 2, a + w, w / 2),
         )
     )
-    return f"""<mujoco model="pusht">
-  <compiler angle="radian"/>
-  <option timestep="{_f(TIMESTEP)}" gravity="0 0 0" integrator="implicitfast" cone="pyramidal"/>
-  <visual>
-    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="4"/>
-    <global offwidth="256" offheight="256"/>
-    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
-  </visual>
-  <default>
+    return mjcf_preamble("pusht", TIMESTEP, numstacks=4, option=' cone="pyramidal"') + f"""  <default>
     <geom contype="0" conaffinity="0" friction="0.3 0.005 0.0001" solref="0.01 1" solimp="0.95 0.99 0.001"/>
     <default class="wall"><geom contype="1" conaffinity="1" rgba="0.25 0.25 0.3 1"/></default>
     <default class="block"><geom type="box" contype="2" conaffinity="1" rgba="0.35 0.45 0.65 1"/></default>

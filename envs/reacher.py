@@ -37,7 +37,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .base import STATE_SPEC, MujocoTaskEnv, PixelRenderer, cached_model, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+from .base import (STATE_SPEC, MujocoTaskEnv, PixelRenderer, cached_model, mjcf_preamble, mjstate_to_state,  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+                   mujoco, state_to_mjstate)
+from .base import mjcf_number as _f  # noqa: E402
 
 from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
@@ -109,23 +111,11 @@ class ReacherLayout:
         return dataclass_from_dict(cls, d)
 
 
-def _f(x: float) -> str:
-    return f"{float(x):.6g}"
-
-
 def build_mjcf(layout: ReacherLayout = ReacherLayout()) -> str:
     """MJCF XML string of the two-link arm (`layout` sets the link lengths)."""
     l1, l2, v = layout.upper_length, layout.fore_length, layout.view_half
     (s_lo, s_hi), (e_lo, e_hi) = JOINT_LIMITS
-    return f"""<mujoco model="reacher2link">
-  <compiler angle="radian"/>
-  <option timestep="{_f(TIMESTEP)}" gravity="0 0 0" integrator="implicitfast"/>
-  <visual>
-    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="6"/>
-    <global offwidth="256" offheight="256"/>
-    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
-  </visual>
-  <asset>
+    return mjcf_preamble("reacher2link", TIMESTEP) + f"""  <asset>
     <material name="floor" rgba="0.85 0.85 0.85 1" reflectance="0"/>
   </asset>
   <default>

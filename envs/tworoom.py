@@ -32,7 +32,9 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from .base import STATE_SPEC, MujocoTaskEnv, PixelRenderer, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+from .base import (STATE_SPEC, MujocoTaskEnv, PixelRenderer, mjcf_preamble, mjstate_to_state, mujoco,  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+                   state_to_mjstate)
+from .base import mjcf_number as _f  # noqa: E402
 
 from .family import MujocoFamily  # noqa: E402
 from .geometry import (AGENT_RADIUS, MAX_SPEED, Box, Circle, Hazard, Layout, crossed_door, sample_free_position,  # noqa: E402
@@ -62,10 +64,6 @@ GEAR = 8.0
 WALL_HEIGHT = 0.1
 HAZARD_RGBA = "1.0 0.55 0.0 1"
 MARKER_RADIUS = 0.07  # visual-only disc on top of the agent (radius 0.05) so it spans ~4-5 px at 64x64
-
-
-def _f(x: float) -> str:
-    return f"{float(x):.6g}"
 
 
 def build_mjcf(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> str:
@@ -110,15 +108,7 @@ def build_mjcf(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> str
     extent = 2 * (a + 2 * t)
     walls_xml = "\n    ".join(walls)
     haz_xml = "\n    ".join(haz)
-    return f"""<mujoco model="tworoom">
-  <compiler angle="radian"/>
-  <option timestep="{_f(TIMESTEP)}" gravity="0 0 0" integrator="implicitfast"/>
-  <visual>
-    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="6"/>
-    <global offwidth="256" offheight="256"/>
-    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
-  </visual>
-  <asset>
+    return mjcf_preamble("tworoom", TIMESTEP) + f"""  <asset>
     <material name="floor" rgba="0.85 0.85 0.85 1" reflectance="0"/>
     <material name="wall" rgba="0.25 0.25 0.3 1"/>
     <material name="divider" rgba="0.15 0.2 0.45 1"/>
