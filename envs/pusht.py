@@ -707,42 +707,12 @@ class PushTFamily(MujocoFamily):
     default_tolerance = DEFAULT_TOLERANCE  # block position (m); the angle tolerance is per task
     default_max_steps = DEFAULT_MAX_STEPS
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
-        return PushTEnv(layout=layout if layout is not None else PushTLayout(), obs_type=obs_type,
-                        frame_skip=frame_skip, **kwargs)
-
-    def build_model(self, layout, hazards=()):
-        return build_model(layout, hazards)
-
-    def state_to_mjstate(self, model, states):
-        return state_to_mjstate(model, states)
-
-    def mjstate_to_state(self, model, mjstates):
-        return mjstate_to_state(model, mjstates)
-
-    def sample_start_states(self, layout, rng, n, room=None):
-        return sample_start_states(layout, rng, n)
-
-    def default_layout(self):
-        return PushTLayout()
-
-    def layout_from_dict(self, d):
-        return PushTLayout.from_dict(d)
-
-    def suite_from_dict(self, d, path="<dict>"):
-        return suite_from_dict(d, path)
-
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
-        self.check_split(split)
-        return generate_suite(seed, n, tolerance=tolerance or self.default_tolerance,
-                              max_steps=max_steps or self.default_max_steps, hazards=hazards,
-                              layout=layout or PushTLayout())
-
-    def pixel_renderer(self, model, size=64):
-        return PushTRenderer(model, size)
-
-    def view_half(self, layout):
-        return layout.view_half
+    env_class, layout_class, renderer_class = PushTEnv, PushTLayout, PushTRenderer
+    model_builder = staticmethod(build_model)
+    start_sampler = staticmethod(sample_start_states)
+    suite_parser = staticmethod(suite_from_dict)
+    suite_generator = staticmethod(generate_suite)
+    to_mjstate, from_mjstate = staticmethod(state_to_mjstate), staticmethod(mjstate_to_state)
 
     def exploration_actions(self, layout, rng, starts, actions):
         return toward_block_actions(layout, rng, starts, actions)

@@ -358,36 +358,11 @@ class ReacherFamily(MujocoFamily):
     default_tolerance = DEFAULT_TOLERANCE
     default_max_steps = DEFAULT_MAX_STEPS
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
-        return ReacherEnv(layout=layout if layout is not None else ReacherLayout(), obs_type=obs_type,
-                          frame_skip=frame_skip, **kwargs)
-
-    def build_model(self, layout, hazards=()):
-        return build_model(layout, hazards)
-
-    def sample_start_states(self, layout, rng, n, room=None):
-        return sample_start_states(layout, rng, n)
-
-    def default_layout(self):
-        return ReacherLayout()
-
-    def layout_from_dict(self, d):
-        return ReacherLayout.from_dict(d)
-
-    def suite_from_dict(self, d, path="<dict>"):
-        return suite_from_dict(d, path)
-
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
-        self.check_split(split)
-        return generate_suite(seed, n, tolerance=tolerance or self.default_tolerance,
-                              max_steps=max_steps or self.default_max_steps, hazards=hazards,
-                              layout=layout or ReacherLayout())
-
-    def pixel_renderer(self, model, size=64):
-        return PixelRenderer(model, size)  # generic: sets qpos[0:2] and renders camera "top"
+    env_class, layout_class = ReacherEnv, ReacherLayout
+    model_builder = staticmethod(build_model)
+    start_sampler = staticmethod(sample_start_states)
+    suite_parser = staticmethod(suite_from_dict)
+    suite_generator = staticmethod(generate_suite)
 
     def feature_to_world(self, features, layout):
         return fingertip(features, layout)
-
-    def view_half(self, layout):
-        return layout.view_half

@@ -54,6 +54,8 @@ __all__ = [
     "mjstate_to_state",
     "STATE_SPEC",
     "ENV_ID",
+    "sample_start_states",
+    "view_half",
     "TwoRoomFamily",
 ]
 
@@ -168,6 +170,17 @@ def set_state(model: mujoco.MjModel, data: mujoco.MjData, state) -> None:
 def get_state(data: mujoco.MjData) -> np.ndarray:
     """Physical state (x, y, vx, vy) float32 of `data`."""
     return np.concatenate([data.qpos[0:2], data.qvel[0:2]]).astype(np.float32)
+
+
+def sample_start_states(layout: Layout, rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 4) collection start states: free positions (`sample_free_positions`), at rest."""
+    pos = sample_free_positions(layout, rng, n)
+    return np.concatenate([pos, np.zeros_like(pos)], axis=1)
+
+
+def view_half(layout: Layout) -> float:
+    """Half-width (m) of the square the top camera sees: the arena plus its boundary walls (`build_mjcf`)."""
+    return layout.arena_half + 2 * 0.05
 
 
 # ------------------------------------------------------------------ environment
@@ -303,37 +316,14 @@ class TwoRoomFamily(MujocoFamily):
     default_tolerance = 0.1
     default_max_steps = 200
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
-        return TwoRoomEnv(layout=layout if layout is not None else Layout(), obs_type=obs_type,
-                          frame_skip=frame_skip, **kwargs)
-
-    def build_model(self, layout, hazards=()):
-        return build_model(layout, hazards)
-
-    def sample_start_states(self, layout, rng, n, room=None):
-        pos = sample_free_positions(layout, rng, n)
-        return np.concatenate([pos, np.zeros_like(pos)], axis=1)
-
-    def default_layout(self):
-        return Layout()
-
-    def layout_from_dict(self, d):
-        return Layout.from_dict(d)
-
-    def suite_from_dict(self, d, path="<dict>"):
-        return tworoom_tasks.suite_from_dict(d, path)
-
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
-        self.check_split(split)
-        return tworoom_tasks.generate_suite(seed, n, layout=layout or Layout(), hazards=hazards,
-                                            tolerance=tolerance or self.default_tolerance,
-                                            max_steps=max_steps or self.default_max_steps)
-
-    def pixel_renderer(self, model, size=64):
-        return PixelRenderer(model, size)
+    env_class, layout_class = TwoRoomEnv, Layout
+    model_builder = staticmethod(build_model)
+    start_sampler = staticmethod(sample_start_states)
+    suite_parser = staticmethod(tworoom_tasks.suite_from_dict)
+    suite_generator = staticmethod(tworoom_tasks.generate_suite)
 
     def view_half(self, layout):
-        return layout.arena_half + 2 * 0.05  # arena plus its boundary walls (build_mjcf)
+        return view_half(layout)
 
     def episode_crossings(self, layout, states):
         return crossed_door(layout, states)

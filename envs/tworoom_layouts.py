@@ -352,7 +352,7 @@ def suite_from_dict(d, path: str = "<dict>") -> Suite:
     return parse_suite_document(d, path, (ENV_ID,), _parse_family, _parse_task)
 
 
-def generate_suite(seed: int, n: int, family: LayoutFamily = LayoutFamily(), split: str = "heldout",
+def generate_suite(seed: int, n: int, layout: LayoutFamily = LayoutFamily(), split: str = "heldout",
                    tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
                    hazards: str = "none") -> Suite:
     """`n` tasks, `TASKS_PER_ROOM` per room: rooms are the family's held-out ones (split="heldout",
@@ -366,16 +366,16 @@ def generate_suite(seed: int, n: int, family: LayoutFamily = LayoutFamily(), spl
     rng = np.random.default_rng(seed)
     n_rooms = -(-n // TASKS_PER_ROOM)
     if split == "heldout":
-        held = family.heldout_rooms()
+        held = layout.heldout_rooms()
         if len(held) == 0:
             raise ConfigError("the layout family holds out no rooms (heldout = 0)")
         rooms = held[np.arange(n_rooms) % len(held)]
     else:
-        rooms = np.round(family.sample_training_rooms(rng, n_rooms), 4)
+        rooms = np.round(layout.sample_training_rooms(rng, n_rooms), 4)
     out = []
     for i in range(n):
         params = rooms[i // TASKS_PER_ROOM]
-        room = family.room(params)
+        room = layout.room(params)
         cross = (i % TASKS_PER_ROOM) < round(CROSSING_FRACTION * TASKS_PER_ROOM)
         while True:
             s, g = sample_free_position(room, rng, POS_MARGIN), sample_free_position(room, rng, POS_MARGIN)
@@ -384,7 +384,7 @@ def generate_suite(seed: int, n: int, family: LayoutFamily = LayoutFamily(), spl
         rnd = [round4(v) for v in (*s, 0.0, 0.0, *params)], [round4(v) for v in (*g, 0.0, 0.0, *params)]
         out.append(Task(name=f"rooms-{split}-s{seed}-{i:04d}", start=tuple(rnd[0]), goal=tuple(rnd[1]),
                                  tolerance=float(tolerance), max_steps=int(max_steps)))
-    suite = Suite(env_id=ENV_ID, layout=family, tasks=tuple(out))
+    suite = Suite(env_id=ENV_ID, layout=layout, tasks=tuple(out))
     return dataclasses.replace(suite_from_dict(suite_to_dict(suite), "<generated>"), path=None)
 
 
@@ -404,51 +404,21 @@ class TwoRoomLayoutsFamily(MujocoFamily):
     default_max_steps = DEFAULT_MAX_STEPS
     splits = ("heldout", "train")
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
-        return TwoRoomLayoutsEnv(layout=layout if layout is not None else LayoutFamily(), obs_type=obs_type,
-                                 frame_skip=frame_skip, **kwargs)
-
-    def build_model(self, layout, hazards=()):
-        return build_model(layout, hazards)
-
-    def state_to_mjstate(self, model, states):
-        return state_to_mjstate(model, states)
-
-    def mjstate_to_state(self, model, mjstates):
-        return mjstate_to_state(model, mjstates)
+    env_class, layout_class, renderer_class = TwoRoomLayoutsEnv, LayoutFamily, RoomRenderer
+    collector_class = RoomCollector
+    model_builder = staticmethod(build_model)
+    suite_parser = staticmethod(suite_from_dict)
+    suite_generator = staticmethod(generate_suite)
+    to_mjstate, from_mjstate = staticmethod(state_to_mjstate), staticmethod(mjstate_to_state)
 
     def sample_start_states(self, layout, rng, n, room=None):
         return sample_start_states(layout, rng, n, room=room)
 
-    def default_layout(self):
-        return LayoutFamily()
-
-    def layout_from_dict(self, d):
-        return LayoutFamily.from_dict(d)
-
-    def suite_from_dict(self, d, path="<dict>"):
-        return suite_from_dict(d, path)
-
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
-        self.check_split(split)
-        return generate_suite(seed, n, family=layout or LayoutFamily(), split=split or "heldout",
-                              tolerance=tolerance or self.default_tolerance,
-                              max_steps=max_steps or self.default_max_steps, hazards=hazards)
-
-    def pixel_renderer(self, model, size=64):
-        return RoomRenderer(model, size)
-
     def view_half(self, layout):
-        return layout.arena_half + 2 * 0.05
+        return tworoom.view_half(layout)
 
     def episode_crossings(self, layout, states):
         return episode_crossings(layout, states)
-
-    def make_collector(self, model, frame_skip, env=None):
-        return RoomCollector(model, frame_skip, env=self)
-
-    def oracle_collector(self, model, frame_skip, env=None):
-        return RoomCollector(model, frame_skip, env=self)
 
     def room_of(self, state):
         return room_params(state)
