@@ -7,7 +7,8 @@ before ``mujoco`` is imported), so env modules import ``mujoco`` from here.
 ``MujocoTaskEnv`` is the common step of TwoRoom, Reacher and Push-T: a checked 2-d action held for
 ``frame_skip`` physics steps; success terminates, ``max_steps`` truncates; reward 1 on success (the
 planners never use it). A subclass provides ``model``, ``data``, ``frame_skip``, ``max_steps``,
-``steps``, ``render_mode``, ``renderer``, ``state``, ``observation_at(state)`` and ``_info()``.
+``steps``, ``render_mode``, ``state``, ``observation_at(state)`` and ``_info()`` (and a ``renderer_class``
+or its own ``renderer``).
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ class MujocoTaskEnv(gym.Env):
     """Shared Gymnasium plumbing of the task envs (see the module docstring)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    renderer_class: type = PixelRenderer
+    """The renderer of `renderer` (``renderer_class(model, render_size)``, made on first use)."""
     _renderer = None
 
     def _store_args(self, layout, obs_type: str, frame_skip: int, max_steps: int, render_size: int,
@@ -193,6 +196,15 @@ class MujocoTaskEnv(gym.Env):
         self.render_size = int(render_size)
         self.render_mode = render_mode
         self.default_tolerance = float(tolerance)
+
+    def _clear_task(self, state_dim: int) -> None:
+        """The episode state before the first reset: no task, a zero goal, the default tolerance and
+        episode length, step 0."""
+        self.task = None
+        self.goal = np.zeros(state_dim, np.float32)
+        self.tolerance = self.default_tolerance
+        self.max_steps = self.default_max_steps
+        self.steps = 0
 
     def _set_spaces(self, state_space: gym.spaces.Box, action_dim: int = 2) -> None:
         """Observation space for ``obs_type`` (state, 64 px RGB, or both) and the [-1, 1] action box."""
@@ -219,6 +231,13 @@ class MujocoTaskEnv(gym.Env):
         dist = float(np.linalg.norm(state[:2] - self.goal[:2]))
         return {"success": bool(dist <= self.tolerance), "violation": violation, "distance_to_goal": dist,
                 "state": state, "goal": self.goal.copy()}
+
+    @property
+    def renderer(self):
+        """The env's top-down renderer (a `renderer_class` of its model, made on first use)."""
+        if self._renderer is None:
+            self._renderer = self.renderer_class(self.model, self.render_size)
+        return self._renderer
 
     def goal_observation(self):
         """Observation of the current goal state."""

@@ -421,6 +421,7 @@ class PushTEnv(MujocoTaskEnv):
     success, truncated after max_steps.
     """
 
+    renderer_class = PushTRenderer
 
     def __init__(self, layout: PushTLayout | dict = PushTLayout(), obs_type: str = "state",
                  frame_skip: int = FRAME_SKIP, max_steps: int = DEFAULT_MAX_STEPS, render_size: int = 64,
@@ -439,18 +440,8 @@ class PushTEnv(MujocoTaskEnv):
         self._set_spaces(state_space)
         self.model = build_model(layout)
         self.data = mujoco.MjData(self.model)
-        self._renderer: PushTRenderer | None = None
-        self.task = None
-        self.goal = np.zeros(STATE_DIM, np.float32)
-        self.tolerance, self.angle_tolerance = self.default_tolerance, self.default_angle_tolerance
-        self.max_steps = self.default_max_steps
-        self.steps = 0
-
-    @property
-    def renderer(self) -> PushTRenderer:
-        if self._renderer is None:
-            self._renderer = PushTRenderer(self.model, self.render_size)
-        return self._renderer
+        self._clear_task(STATE_DIM)
+        self.angle_tolerance = self.default_angle_tolerance
 
     @property
     def state(self) -> np.ndarray:

@@ -37,7 +37,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .base import (STATE_SPEC, MujocoTaskEnv, PixelRenderer, cached_model, mjcf_preamble, mjstate_to_state,  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+from .base import (STATE_SPEC, MujocoTaskEnv, cached_model, mjcf_preamble, mjstate_to_state,  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
                    mujoco, state_to_mjstate)
 from .base import mjcf_number as _f  # noqa: E402
 
@@ -219,18 +219,7 @@ class ReacherEnv(MujocoTaskEnv):
         self._set_spaces(state_space)
         self.model = build_model(layout)
         self.data = mujoco.MjData(self.model)
-        self._renderer: PixelRenderer | None = None
-        self.task = None
-        self.goal = np.zeros(4, np.float32)
-        self.tolerance = self.default_tolerance
-        self.max_steps = self.default_max_steps
-        self.steps = 0
-
-    @property
-    def renderer(self) -> PixelRenderer:
-        if self._renderer is None:
-            self._renderer = PixelRenderer(self.model, self.render_size)
-        return self._renderer
+        self._clear_task(4)
 
     @property
     def state(self) -> np.ndarray:

@@ -223,11 +223,7 @@ class TwoRoomEnv(MujocoTaskEnv):
         self.hazards: tuple[Hazard, ...] = ()
         self._renderers: "collections.OrderedDict[tuple, PixelRenderer]" = collections.OrderedDict()
         self._set_model(())
-        self.task = None
-        self.goal = np.zeros(4, np.float32)
-        self.tolerance = self.default_tolerance
-        self.max_steps = self.default_max_steps
-        self.steps = 0
+        self._clear_task(4)
 
     # --- model / rendering
     def _set_model(self, hazards: tuple) -> None:

@@ -239,15 +239,11 @@ class TwoRoomLayoutsEnv(MujocoTaskEnv):
         lo = np.r_[[-a, -a, -MAX_SPEED, -MAX_SPEED], layout.lows].astype(np.float32)
         hi = np.r_[[a, a, MAX_SPEED, MAX_SPEED], layout.lows + layout.spans].astype(np.float32)
         self._set_spaces(gym.spaces.Box(lo, hi, dtype=np.float32))
-        self.task = None
         self.hazards = ()
         self._room = layout.lows + layout.spans / 2
         self.model = build_model(layout)
         self.data = mujoco.MjData(self.model)
-        self.goal = np.zeros(STATE_DIM, np.float32)
-        self.tolerance = self.default_tolerance
-        self.max_steps = self.default_max_steps
-        self.steps = 0
+        self._clear_task(STATE_DIM)
 
     @property
     def renderer(self) -> RoomRenderer:
