@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import math
 from typing import Any
 
@@ -65,7 +64,8 @@ from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .suites import Ctx, Suite, Task, number, parse_suite_document, suite_to_dict, task_name, vector  # noqa: E402
+from .suites import (Ctx, Suite, Task, layout_parser, max_steps_field, no_hazards, number,  # noqa: E402
+                     parse_suite_document, suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = [
     "ENV_ID",
@@ -572,31 +572,19 @@ def _state(ctx: Ctx, field: str, v, layout: PushTLayout) -> tuple[float, ...]:
 def _parse_task(ctx: Ctx, d, layout: PushTLayout) -> PushTTask:
     name = task_name(ctx, d, TASK_KEYS)
     start, goal = _state(ctx, "start", d["start"], layout), _state(ctx, "goal", d["goal"], layout)
-    tolerance = number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
-    if tolerance <= 0:
-        raise ctx.err("tolerance", f"must be > 0 m, got {tolerance}")
+    tolerance = tolerance_field(ctx, d, DEFAULT_TOLERANCE, " m")
     angle_tolerance = number(ctx, "angle_tolerance", d.get("angle_tolerance", DEFAULT_ANGLE_TOLERANCE))
     if not 0 < angle_tolerance <= math.pi:
         raise ctx.err("angle_tolerance", f"must be in (0, pi] rad, got {angle_tolerance}")
-    max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
-    if d.get("hazards", []) != []:
-        raise ctx.err("hazards", "Push-T tasks have no hazards (only [] is accepted)")
+    max_steps = max_steps_field(ctx, d, DEFAULT_MAX_STEPS)
+    no_hazards(ctx, d, "Push-T")
     return PushTTask(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps,
                      angle_tolerance=angle_tolerance)
 
 
-def _parse_layout(ctx: Ctx, raw: dict) -> PushTLayout:
-    try:
-        return PushTLayout.from_dict(raw)
-    except (ValueError, TypeError) as e:
-        raise ctx.err("layout", " ".join(str(e).split())) from None
-
-
 def suite_from_dict(d, path: str = "<dict>") -> Suite:
     """Validate a parsed Push-T suite document (envs/tasks/SCHEMA.md) and build a Suite."""
-    return parse_suite_document(d, path, (ENV_ID,), _parse_layout, _parse_task)
+    return parse_suite_document(d, path, (ENV_ID,), layout_parser(PushTLayout), _parse_task)
 
 
 def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,

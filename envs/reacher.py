@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import math
 from typing import Any
 
@@ -45,7 +44,8 @@ from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .suites import Ctx, Suite, Task, number, parse_suite_document, suite_to_dict, task_name, vector  # noqa: E402
+from .suites import (Ctx, Suite, Task, layout_parser, max_steps_field, no_hazards, parse_suite_document,  # noqa: E402
+                     suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = [
     "ENV_ID",
@@ -275,27 +275,15 @@ def _angles(ctx: Ctx, field: str, v) -> tuple[float, float, float, float]:
 def _parse_task(ctx: Ctx, d) -> Task:
     name = task_name(ctx, d, TASK_KEYS)
     start, goal = _angles(ctx, "start", d["start"]), _angles(ctx, "goal", d["goal"])
-    tolerance = number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
-    if tolerance <= 0:
-        raise ctx.err("tolerance", f"must be > 0 rad, got {tolerance}")
-    max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
-    if d.get("hazards", []) != []:
-        raise ctx.err("hazards", "Reacher tasks have no hazards (only [] is accepted)")
+    tolerance = tolerance_field(ctx, d, DEFAULT_TOLERANCE, " rad")
+    max_steps = max_steps_field(ctx, d, DEFAULT_MAX_STEPS)
+    no_hazards(ctx, d, "Reacher")
     return Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
-
-
-def _parse_layout(ctx: Ctx, raw: dict) -> ReacherLayout:
-    try:
-        return ReacherLayout.from_dict(raw)
-    except (ValueError, TypeError) as e:
-        raise ctx.err("layout", " ".join(str(e).split())) from None
 
 
 def suite_from_dict(d, path: str = "<dict>") -> Suite:
     """Validate a parsed Reacher suite document (envs/tasks/SCHEMA.md) and build a Suite."""
-    return parse_suite_document(d, path, (ENV_ID,), _parse_layout, lambda ctx, t, layout: _parse_task(ctx, t))
+    return parse_suite_document(d, path, (ENV_ID,), layout_parser(ReacherLayout), lambda ctx, t, layout: _parse_task(ctx, t))
 
 
 def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,

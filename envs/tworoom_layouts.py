@@ -36,7 +36,8 @@ from .family import MujocoFamily
 from .geometry import (AGENT_RADIUS, MAX_SPEED, START_MARGIN, Layout, dataclass_from_dict, is_free, room_of,
                        sample_free_position, violates)
 from .rollout import StateCollector
-from .suites import Suite, Task, number, parse_suite_document, round4, suite_to_dict, task_name, vector
+from .suites import (Suite, Task, layout_parser, max_steps_field, parse_suite_document, round4, suite_to_dict,
+                     task_name, tolerance_field, vector)
 from .tworoom_tasks import CROSSING_FRACTION, MIN_SEPARATION, POS_MARGIN
 
 ENV_ID = "jepa_mpc_envs/TwoRoomLayouts-v0"
@@ -311,13 +312,6 @@ def episode_crossings(layout: LayoutFamily, states: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ task suites
 
 
-def _parse_family(ctx, raw: dict) -> LayoutFamily:
-    try:
-        return LayoutFamily.from_dict(raw)
-    except (ValueError, TypeError) as e:
-        raise ctx.err("layout", " ".join(str(e).split())) from None
-
-
 def _parse_task(ctx, d, family: LayoutFamily) -> Task:
     name = task_name(ctx, d, ("name", "start", "goal", "tolerance", "max_steps", "hazards"))
     start = vector(ctx, "start", d["start"], (STATE_DIM,))
@@ -335,17 +329,13 @@ def _parse_task(ctx, d, family: LayoutFamily) -> Task:
     for field, s in (("start", start), ("goal", goal)):
         if not is_free(room, np.asarray(s[:2]), AGENT_RADIUS):
             raise ctx.err(field, f"position {list(s[:2])} is in the wall or outside the arena of its room")
-    tolerance = number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
-    if tolerance <= 0:
-        raise ctx.err("tolerance", f"must be > 0, got {tolerance}")
-    max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
+    tolerance = tolerance_field(ctx, d, DEFAULT_TOLERANCE)
+    max_steps = max_steps_field(ctx, d, DEFAULT_MAX_STEPS)
     return Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
 
 
 def suite_from_dict(d, path: str = "<dict>") -> Suite:
-    return parse_suite_document(d, path, (ENV_ID,), _parse_family, _parse_task)
+    return parse_suite_document(d, path, (ENV_ID,), layout_parser(LayoutFamily), _parse_task)
 
 
 def generate_suite(seed: int, n: int, layout: LayoutFamily = LayoutFamily(), split: str = "heldout",
