@@ -169,6 +169,15 @@ class PixelRenderer:
             pass
 
 
+def padded_state(state, dim: int = 4) -> np.ndarray:
+    """The first `dim` numbers of a state as a (dim,) float32 vector, zero-filled when it has fewer
+    (a task's (x, y) is a state at rest)."""
+    v = np.asarray(state, dtype=np.float32).reshape(-1)[:dim]
+    out = np.zeros(dim, np.float32)
+    out[: v.size] = v
+    return out
+
+
 OBS_TYPES = ("state", "pixels", "both")
 
 
@@ -205,6 +214,25 @@ class MujocoTaskEnv(gym.Env):
         self.tolerance = self.default_tolerance
         self.max_steps = self.default_max_steps
         self.steps = 0
+
+    def _begin_episode(self, seed: int | None, options: dict | None):
+        """Seed the env's generator (Gymnasium's reset) and take the episode's (task, start, goal): the
+        task of ``options`` with its tolerance and length, or none with `_random_start_goal()` and the
+        defaults. start and goal are float64 arrays."""
+        super().reset(seed=seed)
+        task = (options or {}).get("task")
+        if task is not None:
+            start, goal = np.asarray(task.start, np.float64), np.asarray(task.goal, np.float64)
+            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
+        else:
+            start, goal = self._random_start_goal()
+            self.tolerance, self.max_steps = self.default_tolerance, self.default_max_steps
+        self.task = task
+        return task, start, goal
+
+    def _random_start_goal(self) -> tuple[np.ndarray, np.ndarray]:
+        """A start and a goal state drawn from ``self.np_random`` for a reset without a task."""
+        raise NotImplementedError
 
     def _set_spaces(self, state_space: gym.spaces.Box, action_dim: int = 2) -> None:
         """Observation space for ``obs_type`` (state, 64 px RGB, or both) and the [-1, 1] action box."""

@@ -460,19 +460,13 @@ class PushTEnv(MujocoTaskEnv):
         s = as_full_state(state)
         return self._pack(s, self._clip_state(s))
 
+    def _random_start_goal(self):
+        start = sample_start_states(self.layout, self.np_random, 1)[0]
+        return start, scripted_push(self.model, start[None], self.np_random, GOAL_PUSH_STEPS, self.frame_skip)[0]
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        task = (options or {}).get("task")
-        if task is not None:
-            start, goal = np.asarray(task.start, np.float64), np.asarray(task.goal, np.float64)
-            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
-            self.angle_tolerance = float(getattr(task, "angle_tolerance", self.default_angle_tolerance))
-        else:
-            start = sample_start_states(self.layout, self.np_random, 1)[0]
-            goal = scripted_push(self.model, start[None], self.np_random, GOAL_PUSH_STEPS, self.frame_skip)[0]
-            self.tolerance, self.angle_tolerance = self.default_tolerance, self.default_angle_tolerance
-            self.max_steps = self.default_max_steps
-        self.task = task
+        task, start, goal = self._begin_episode(seed, options)
+        self.angle_tolerance = float(getattr(task, "angle_tolerance", self.default_angle_tolerance))
         self.goal = as_full_state(goal)
         mujoco.mj_resetData(self.model, self.data)
         mujoco.mj_setState(self.model, self.data, state_to_mjstate(self.model, as_full_state(start)),

@@ -37,7 +37,7 @@ import gymnasium as gym
 import numpy as np
 
 from .base import (STATE_SPEC, MujocoTaskEnv, cached_model, mjcf_preamble, mjstate_to_state,  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
-                   mujoco, state_to_mjstate)
+                   mujoco, padded_state, state_to_mjstate)
 from .base import mjcf_number as _f  # noqa: E402
 
 from .errors import ConfigError  # noqa: E402
@@ -227,24 +227,15 @@ class ReacherEnv(MujocoTaskEnv):
 
     def observation_at(self, state) -> Any:
         """The observation (of this env's obs_type) of a physical state (q1, q2[, dq1, dq2])."""
-        s = np.zeros(4, np.float32)
-        v = np.asarray(state, dtype=np.float32).reshape(-1)
-        s[: min(4, v.size)] = v[:4]
-        return self._pack(s)
+        return self._pack(padded_state(state))
+
+    def _random_start_goal(self):
+        q = sample_angles(self.np_random, 2)
+        return np.concatenate([q[0], [0.0, 0.0]]), np.concatenate([q[1], [0.0, 0.0]])
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        task = (options or {}).get("task")
-        if task is not None:
-            start, goal = np.asarray(task.start, np.float64), np.asarray(task.goal, np.float64)
-            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
-        else:
-            q = sample_angles(self.np_random, 2)
-            start, goal = np.concatenate([q[0], [0.0, 0.0]]), np.concatenate([q[1], [0.0, 0.0]])
-            self.tolerance, self.max_steps = self.default_tolerance, self.default_max_steps
-        self.task = task
-        self.goal = np.zeros(4, np.float32)
-        self.goal[: len(goal)] = goal[:4]
+        task, start, goal = self._begin_episode(seed, options)
+        self.goal = padded_state(goal)
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[0:2] = start[0:2]
         self.data.qvel[0:2] = start[2:4] if len(start) >= 4 else 0.0

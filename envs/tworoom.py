@@ -33,7 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from .base import (STATE_SPEC, MujocoTaskEnv, PixelRenderer, mjcf_preamble, mjstate_to_state, mujoco,  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
-                   state_to_mjstate)
+                   padded_state, state_to_mjstate)
 from .base import mjcf_number as _f  # noqa: E402
 
 from .family import MujocoFamily  # noqa: E402
@@ -247,10 +247,7 @@ class TwoRoomEnv(MujocoTaskEnv):
 
     def observation_at(self, state) -> Any:
         """The observation (of this env's obs_type, current hazards) for a physical state."""
-        s = np.zeros(4, np.float32)
-        v = np.asarray(state, dtype=np.float32).reshape(-1)
-        s[: min(4, v.size)] = v[:4]
-        return self._pack(s)
+        return self._pack(padded_state(state))
 
     @property
     def state(self) -> np.ndarray:
@@ -260,26 +257,16 @@ class TwoRoomEnv(MujocoTaskEnv):
         return self.observation_at(self.state)
 
     # --- gym API
+    def _random_start_goal(self):
+        start = np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
+        return start, np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        task = (options or {}).get("task")
-        if task is not None:
-            start = np.asarray(task.start, dtype=np.float64)
-            goal = np.asarray(task.goal, dtype=np.float64)
-            hazards = tuple(task.hazards)
-            self.tolerance = float(task.tolerance)
-            self.max_steps = int(task.max_steps)
-        else:
-            start = np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
-            goal = np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
-            hazards = ()
-            self.tolerance = self.default_tolerance
-            self.max_steps = self.default_max_steps
+        task, start, goal = self._begin_episode(seed, options)
+        hazards = tuple(task.hazards) if task is not None else ()
         if hazards != self.hazards:
             self._set_model(hazards)
-        self.task = task
-        self.goal = np.zeros(4, np.float32)
-        self.goal[: len(goal)] = goal[:4]
+        self.goal = padded_state(goal)
         mujoco.mj_resetData(self.model, self.data)
         st = np.zeros(4)
         st[: len(start)] = start[:4]

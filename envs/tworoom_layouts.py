@@ -267,19 +267,13 @@ class TwoRoomLayoutsEnv(MujocoTaskEnv):
             raise ValueError(f"TwoRoomLayouts state must have {STATE_DIM} numbers {STATE_FIELDS}, got {s.size}")
         return self._pack(s)
 
+    def _random_start_goal(self):
+        room = self.layout.sample_training_rooms(self.np_random, 1)[0]
+        start = np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
+        return start, np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        task = (options or {}).get("task")
-        if task is not None:
-            start = np.asarray(task.start, np.float64)
-            goal = np.asarray(task.goal, np.float64)
-            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
-        else:
-            room = self.layout.sample_training_rooms(self.np_random, 1)[0]
-            start = np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
-            goal = np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
-            self.tolerance, self.max_steps = self.default_tolerance, self.default_max_steps
-        self.task = task
+        task, start, goal = self._begin_episode(seed, options)
         self._room = room_params(start).astype(np.float64)
         self.model = room_model(self.layout.arena_half, self.layout.wall_thickness, self._room)
         self.data = mujoco.MjData(self.model)
