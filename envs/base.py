@@ -1,4 +1,5 @@
-"""What every task env shares: headless MuJoCo import, the Gymnasium step loop, rendering.
+"""What every task env shares: headless MuJoCo import, the Gymnasium step loop, top-down rendering
+(`PixelRenderer`).
 
 Importing this module first sets ``MUJOCO_GL=egl`` on a headless Linux machine (it must be set
 before ``mujoco`` is imported), so env modules import ``mujoco`` from here.
@@ -6,7 +7,8 @@ before ``mujoco`` is imported), so env modules import ``mujoco`` from here.
 ``MujocoTaskEnv`` is the common step of TwoRoom, Reacher and Push-T: a checked 2-d action held for
 ``frame_skip`` physics steps; success terminates, ``max_steps`` truncates; reward 1 on success (the
 planners never use it). A subclass provides ``model``, ``data``, ``frame_skip``, ``max_steps``,
-``steps``, ``render_mode``, ``renderer``, ``state``, ``observation_at(state)`` and ``_info()``.
+``steps``, ``render_mode``, ``state``, ``observation_at(state)`` and ``_info()`` (and a ``renderer_class``
+or its own ``renderer``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,25 @@ if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ and not os
 import mujoco  # noqa: E402
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS  # the spec of state_to_mjstate / mujoco.rollout
+
+
+def mjcf_number(x: float) -> str:
+    """A number as MJCF text (6 significant digits)."""
+    return f"{float(x):.6g}"
+
+
+def mjcf_preamble(name: str, timestep: float, numstacks: int = 6, option: str = "") -> str:
+    """The opening every family's MJCF shares: the model's name, radians, no gravity, the implicitfast
+    integrator (`option`: more attributes of <option>), cheap visuals and a 256 px offscreen buffer."""
+    return f"""<mujoco model="{name}">
+  <compiler angle="radian"/>
+  <option timestep="{mjcf_number(timestep)}" gravity="0 0 0" integrator="implicitfast"{option}/>
+  <visual>
+    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="{numstacks}"/>
+    <global offwidth="256" offheight="256"/>
+    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
+  </visual>
+"""
 
 
 def cached_model(cache: "collections.OrderedDict", key, build_mjcf, size: int = 8) -> mujoco.MjModel:
@@ -84,6 +105,79 @@ def mjstate_to_state(model: mujoco.MjModel, mjstates) -> np.ndarray:
     return np.concatenate([m[..., qp : qp + 2], m[..., qv : qv + 2]], axis=-1).astype(np.float32)
 
 
+class PixelRenderer:
+    """Fast top-down renderer of a model's "top" camera: `render_states(states (N, D)) -> (N, S, S, 3) uint8`.
+
+    One mujoco.Renderer is reused; shadows, reflections, skybox, fog and haze are off. A state is drawn
+    by writing `qpos(state)` into the model's first joints and running kinematics (velocities are
+    ignored); the default reads the first two fields (TwoRoom's (x, y), Reacher's joint angles), a
+    family's renderer overrides `qpos` (Push-T: block pose and pusher).
+    """
+
+    def __init__(self, model: mujoco.MjModel, size: int = 64):
+        self.model = model
+        self.size = int(size)
+        self._data = mujoco.MjData(model)
+        self._renderer = mujoco.Renderer(model, self.size, self.size)
+        scene = self._renderer.scene
+        for flag in (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+            mujoco.mjtRndFlag.mjRND_FOG,
+            mujoco.mjtRndFlag.mjRND_HAZE,
+        ):
+            scene.flags[flag] = 0
+        self._opt = mujoco.MjvOption()
+        self._cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "top")
+
+    def qpos(self, state: np.ndarray) -> np.ndarray:
+        """The leading qpos entries that place a (D,) float64 state in the scene."""
+        return state[0:2]
+
+    def _render_into(self, state: np.ndarray, out: np.ndarray) -> None:
+        q = self.qpos(state)
+        self._data.qpos[: len(q)] = q
+        mujoco.mj_kinematics(self.model, self._data)
+        mujoco.mj_camlight(self.model, self._data)
+        self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
+        self._renderer.render(out=out)
+
+    def render_state(self, state) -> np.ndarray:
+        """One (S, S, 3) uint8 frame of a physical state."""
+        out = np.empty((self.size, self.size, 3), dtype=np.uint8)
+        self._render_into(np.asarray(state, dtype=np.float64).reshape(-1), out)
+        return out
+
+    def render_states(self, states) -> np.ndarray:
+        """(N, S, S, 3) uint8 frames of physical states (N, D)."""
+        s = np.asarray(states, dtype=np.float64).reshape(-1, np.shape(states)[-1])
+        out = np.empty((len(s), self.size, self.size, 3), dtype=np.uint8)
+        for i in range(len(s)):
+            self._render_into(s[i], out[i])
+        return out
+
+    def close(self) -> None:
+        if getattr(self, "_renderer", None) is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def padded_state(state, dim: int = 4) -> np.ndarray:
+    """The first `dim` numbers of a state as a (dim,) float32 vector, zero-filled when it has fewer
+    (a task's (x, y) is a state at rest)."""
+    v = np.asarray(state, dtype=np.float32).reshape(-1)[:dim]
+    out = np.zeros(dim, np.float32)
+    out[: v.size] = v
+    return out
+
+
 OBS_TYPES = ("state", "pixels", "both")
 
 
@@ -91,6 +185,8 @@ class MujocoTaskEnv(gym.Env):
     """Shared Gymnasium plumbing of the task envs (see the module docstring)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    renderer_class: type = PixelRenderer
+    """The renderer of `renderer` (``renderer_class(model, render_size)``, made on first use)."""
     _renderer = None
 
     def _store_args(self, layout, obs_type: str, frame_skip: int, max_steps: int, render_size: int,
@@ -109,6 +205,34 @@ class MujocoTaskEnv(gym.Env):
         self.render_size = int(render_size)
         self.render_mode = render_mode
         self.default_tolerance = float(tolerance)
+
+    def _clear_task(self, state_dim: int) -> None:
+        """The episode state before the first reset: no task, a zero goal, the default tolerance and
+        episode length, step 0."""
+        self.task = None
+        self.goal = np.zeros(state_dim, np.float32)
+        self.tolerance = self.default_tolerance
+        self.max_steps = self.default_max_steps
+        self.steps = 0
+
+    def _begin_episode(self, seed: int | None, options: dict | None):
+        """Seed the env's generator (Gymnasium's reset) and take the episode's (task, start, goal): the
+        task of ``options`` with its tolerance and length, or none with `_random_start_goal()` and the
+        defaults. start and goal are float64 arrays."""
+        super().reset(seed=seed)
+        task = (options or {}).get("task")
+        if task is not None:
+            start, goal = np.asarray(task.start, np.float64), np.asarray(task.goal, np.float64)
+            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
+        else:
+            start, goal = self._random_start_goal()
+            self.tolerance, self.max_steps = self.default_tolerance, self.default_max_steps
+        self.task = task
+        return task, start, goal
+
+    def _random_start_goal(self) -> tuple[np.ndarray, np.ndarray]:
+        """A start and a goal state drawn from ``self.np_random`` for a reset without a task."""
+        raise NotImplementedError
 
     def _set_spaces(self, state_space: gym.spaces.Box, action_dim: int = 2) -> None:
         """Observation space for ``obs_type`` (state, 64 px RGB, or both) and the [-1, 1] action box."""
@@ -135,6 +259,13 @@ class MujocoTaskEnv(gym.Env):
         dist = float(np.linalg.norm(state[:2] - self.goal[:2]))
         return {"success": bool(dist <= self.tolerance), "violation": violation, "distance_to_goal": dist,
                 "state": state, "goal": self.goal.copy()}
+
+    @property
+    def renderer(self):
+        """The env's top-down renderer (a `renderer_class` of its model, made on first use)."""
+        if self._renderer is None:
+            self._renderer = self.renderer_class(self.model, self.render_size)
+        return self._renderer
 
     def goal_observation(self):
         """Observation of the current goal state."""

@@ -6,9 +6,10 @@ make the Gymnasium env, convert states, sample starts, parse and generate suites
 Probes, safety terms, the oracle and videos read the declared slices (`positions(states)`,
 `velocities(states)`, `goal_features(states)`), never fixed indices.
 
-`MujocoFamily` gives the defaults a MuJoCo family shares (batched `mujoco.rollout` collection, the
-(qpos[0:2], qvel[0:2]) state conversion, no rooms, unshaped exploration); a family overrides only
-what differs. Families are registered with one line in envs/registry.py (`FAMILIES`).
+`MujocoFamily` implements the protocol from what a MuJoCo family declares (its env, layout and
+renderer classes and its module's functions) with the defaults such families share (batched
+`mujoco.rollout` collection, the (qpos[0:2], qvel[0:2]) state conversion, no rooms, unshaped
+exploration); a family overrides only what differs. Families are registered with one line in envs/registry.py (`FAMILIES`).
 
 Success is ``||goal_features(s) - goal_features(goal)|| <= tolerance`` (a family's env may add to it,
 e.g. Push-T's angle tolerance).
@@ -17,7 +18,7 @@ e.g. Push-T's angle tolerance).
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -159,17 +160,77 @@ class TaskFamily(abc.ABC):
 
 
 class MujocoFamily(TaskFamily):
-    """Defaults of a MuJoCo family stepped by `mujoco.rollout`: the (qpos[0:2], qvel[0:2]) state
-    conversion and the batched `StateCollector`."""
+    """A MuJoCo family whose protocol methods are driven by what the subclass declares: its env, layout
+    and renderer classes and its module's functions (set with ``staticmethod``). Defaults: the
+    (qpos[0:2], qvel[0:2]) state conversion, `base.PixelRenderer`, and the batched `mujoco.rollout`
+    `StateCollector` for collection and the oracle. A family overrides only what differs."""
+
+    env_class: ClassVar[type]
+    """The Gymnasium env: ``env_class(layout=..., obs_type=..., frame_skip=..., **kwargs)``."""
+    layout_class: ClassVar[type]
+    """The layout dataclass: ``layout_class()`` is the default layout, ``layout_class.from_dict(d)`` parses one."""
+    renderer_class: ClassVar[type] = base.PixelRenderer
+    """The top-down renderer: ``renderer_class(model, size)``."""
+    collector_class: ClassVar[type] = StateCollector
+    """The rollouts of collection and of the oracle: ``collector_class(model, frame_skip, env=family)``."""
+    model_builder: ClassVar[Callable[..., Any]]
+    """The module's ``build_model(layout, hazards)``."""
+    start_sampler: ClassVar[Callable[..., np.ndarray]]
+    """The module's ``sample_start_states(layout, rng, n)``."""
+    suite_parser: ClassVar[Callable[..., Any]]
+    """The module's ``suite_from_dict(d, path)``."""
+    suite_generator: ClassVar[Callable[..., Any]]
+    """The module's ``generate_suite(seed, n, *, layout, tolerance, max_steps, hazards[, split])``
+    (``split`` is passed only to a family with `splits`; "" means the first of them)."""
+    to_mjstate: ClassVar[Callable[..., np.ndarray]] = staticmethod(base.state_to_mjstate)
+    """``state_to_mjstate(model, states)``."""
+    from_mjstate: ClassVar[Callable[..., np.ndarray]] = staticmethod(base.mjstate_to_state)
+    """``mjstate_to_state(model, mjstates)``."""
+
+    def make_env(self, layout: Any = None, obs_type: str = "state", frame_skip: int = 5, **kwargs):
+        return self.env_class(layout=layout if layout is not None else self.default_layout(), obs_type=obs_type,
+                              frame_skip=frame_skip, **kwargs)
+
+    def build_model(self, layout: Any, hazards=()):
+        return self.model_builder(layout, hazards)
+
+    def sample_start_states(self, layout: Any, rng: np.random.Generator, n: int, room=None) -> np.ndarray:
+        return self.start_sampler(layout, rng, n)
+
+    def default_layout(self) -> Any:
+        return self.layout_class()
+
+    def layout_from_dict(self, d: dict) -> Any:
+        return self.layout_class.from_dict(d)
+
+    def suite_from_dict(self, d: Any, path: str = "<dict>"):
+        return self.suite_parser(d, path)
+
+    def generate_suite(self, seed: int, n: int, *, tolerance: float | None = None, max_steps: int | None = None,
+                       hazards: str = "none", split: str = "", layout: Any = None):
+        self.check_split(split)
+        options = {"split": split or self.splits[0]} if self.splits else {}
+        return self.suite_generator(seed, n, layout=layout or self.default_layout(), hazards=hazards,
+                                    tolerance=tolerance or self.default_tolerance,
+                                    max_steps=max_steps or self.default_max_steps, **options)
+
+    def pixel_renderer(self, model: Any, size: int = 64):
+        return self.renderer_class(model, size)
+
+    def view_half(self, layout: Any) -> float:
+        return layout.view_half
 
     def state_to_mjstate(self, model: Any, states) -> np.ndarray:
-        return base.state_to_mjstate(model, states)
+        return self.to_mjstate(model, states)
 
     def mjstate_to_state(self, model: Any, mjstates) -> np.ndarray:
-        return base.mjstate_to_state(model, mjstates)
+        return self.from_mjstate(model, mjstates)
 
     def make_collector(self, model: Any, frame_skip: int, env: Any = None):
-        return StateCollector(model, frame_skip, env=self)
+        return self.collector_class(model, frame_skip, env=self)
+
+    def oracle_collector(self, model: Any, frame_skip: int, env: Any = None):
+        return self.collector_class(model, frame_skip, env=self)
 
 
 __all__ = ["TaskFamily", "MujocoFamily"]

@@ -206,17 +206,23 @@ def generate_suite_for(dataset: str, seed: int, n: int, tolerance: float = DEFAU
                           f"--tolerance {tolerance} cannot change it")
     if n < 1:
         raise ConfigError(f"--n must be >= 1 (got {n})")
-    env = OGBenchEnv(layout=OGBenchLayout(dataset))
+    return recorded_suite(OGBenchEnv(layout=OGBenchLayout(dataset)), seed, n, tolerance, max_steps)
+
+
+def recorded_suite(env, seed: int, n: int, tolerance: float, max_steps: int) -> Suite:
+    """The suite of `eval_task_plan(n)` in an OGBench env (closed after): each episode's reset seed is
+    drawn from (`seed`, task_id, index) and its start and goal states are recorded by resetting."""
+    dim = env.observation_space.shape[0]
     tasks = []
     for task_id, k in eval_task_plan(n):
         ep_seed = int(np.random.default_rng([seed, task_id, k]).integers(2**31 - 1))
-        probe = OGBenchTask(name=f"task{task_id}-ep{k:03d}", task_id=task_id, seed=ep_seed, start=(0.0,) * 4,
-                            goal=(0.0,) * 4, tolerance=tolerance, max_steps=max_steps)
+        probe = OGBenchTask(name=f"task{task_id}-ep{k:03d}", task_id=task_id, seed=ep_seed, start=(0.0,) * dim,
+                            goal=(0.0,) * dim, tolerance=tolerance, max_steps=max_steps)
         _, info = env.reset(options={"task": probe})
         tasks.append(dataclasses.replace(probe, start=tuple(map(float, info["state"])),
                                          goal=tuple(map(float, info["goal"]))))
     env.close()
-    return Suite(env_id=PREFIX + dataset, layout=OGBenchLayout(dataset), tasks=tuple(tasks))
+    return Suite(env_id=PREFIX + env.layout.dataset, layout=env.layout, tasks=tuple(tasks))
 
 
 # ------------------------------------------------------------------ env
@@ -238,8 +244,24 @@ def _seeded_global_numpy(seed: int):
 
 
 class OGBenchEpisode:
-    """Episode bookkeeping every OGBench env here shares (a subclass has ``_env``, OGBench's env, and
-    ``_info(state, success)``): reset to a task with its seed, count steps, end on OGBench's success."""
+    """Episode bookkeeping every OGBench env here shares (a subclass has ``_env``, OGBench's env, a
+    ``_goal`` state and its `goal_dim`): reset to a task with its seed, count steps, end on OGBench's
+    success, the info dict."""
+
+    metadata = {"render_modes": []}
+    goal_dim = 2
+    """The leading state fields that `distance_to_goal` compares."""
+
+    @property
+    def unwrapped_ogbench(self):
+        return self._env.unwrapped
+
+    def _info(self, state: np.ndarray, success: bool) -> dict:
+        return {"success": bool(success), "violation": False, "state": state, "goal": self._goal.astype(np.float32),
+                "distance_to_goal": float(np.linalg.norm(state[:self.goal_dim] - self._goal[:self.goal_dim]))}
+
+    def close(self) -> None:
+        self._env.close()
 
     def _reset_episode(self, task: Any, seed: int | None, default_max_steps: int) -> dict:
         """Reset OGBench's env (to ``task``'s evaluation task and seed, or a random one); its reset info."""
@@ -269,8 +291,6 @@ class OGBenchEnv(OGBenchEpisode):
     is OGBench's. ``frame_skip`` must be OGBench's own (5); pixels are not supported.
     """
 
-    metadata = {"render_modes": []}
-
     def __init__(self, layout: OGBenchLayout | None = None, obs_type: str = "state", frame_skip: int = 5):
         self.layout = layout or OGBenchLayout()
         dataset_name(self.layout.dataset)
@@ -289,20 +309,12 @@ class OGBenchEnv(OGBenchEpisode):
         self._steps = 0
         self._max_steps = DEFAULT_MAX_STEPS
 
-    @property
-    def unwrapped_ogbench(self):
-        return self._env.unwrapped
-
     def observation_at(self, state) -> np.ndarray:
         return np.asarray(state, np.float32)[: len(STATE_FIELDS)].copy()
 
     def _state(self, xy: np.ndarray, prev_xy: np.ndarray | None) -> np.ndarray:
         vel = np.zeros(2) if prev_xy is None else (xy - prev_xy) / self.control_dt
         return np.concatenate([xy, vel]).astype(np.float32)
-
-    def _info(self, state: np.ndarray, success: bool) -> dict:
-        return {"success": bool(success), "violation": False, "state": state, "goal": self._goal.astype(np.float32),
-                "distance_to_goal": float(np.linalg.norm(state[:2] - self._goal[:2]))}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         info = self._reset_episode((options or {}).get("task"), seed, DEFAULT_MAX_STEPS)
@@ -317,9 +329,6 @@ class OGBenchEnv(OGBenchEpisode):
         state = self._state(xy, self._xy)
         self._xy = xy
         return self._step_result(state, terminated, truncated, info)
-
-    def close(self) -> None:
-        self._env.close()
 
 
 # ------------------------------------------------------------------ collection

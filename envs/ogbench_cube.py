@@ -33,7 +33,6 @@ so the dataset holds what was really done.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any
 
@@ -42,9 +41,8 @@ import numpy as np
 
 from .errors import ConfigError
 from .ogbench_adapter import GymCollector as _GymCollector  # close() and the context-manager protocol
-from .ogbench_adapter import (PREFIX, OGBenchEpisode, OGBenchLayout, OGBenchTask, PointMazeFamily, dataset_name,
-                              eval_task_plan, import_ogbench)
-from .suites import Suite
+from .ogbench_adapter import (OGBenchEpisode, OGBenchLayout, PointMazeFamily, dataset_name, import_ogbench,
+                              recorded_suite)
 
 DATASETS = ("cube-single-play-v0",)
 STATE_FIELDS = (
@@ -134,7 +132,7 @@ class OGBenchCubeEnv(OGBenchEpisode):
     task's seed; without a task, a random OGBench task. ``info["success"]`` is OGBench's.
     """
 
-    metadata = {"render_modes": []}
+    goal_dim = GOAL_DIM
 
     def __init__(self, layout=None, obs_type: str = "state", frame_skip: int = FRAME_SKIP):
         self.layout = layout or OGBenchLayout(DATASETS[0])
@@ -156,10 +154,6 @@ class OGBenchCubeEnv(OGBenchEpisode):
         self._steps = 0
         self._max_steps = DEFAULT_MAX_STEPS
 
-    @property
-    def unwrapped_ogbench(self):
-        return self._env.unwrapped
-
     def observation_at(self, state) -> np.ndarray:
         state = np.asarray(state, np.float32)
         if state.shape[-1:] != (STATE_DIM,):
@@ -170,10 +164,6 @@ class OGBenchCubeEnv(OGBenchEpisode):
     def current_state(self) -> np.ndarray:
         u = self.unwrapped_ogbench
         return state_from_observation(u.compute_observation(), u._data.joint("object_joint_0").qvel[:3])
-
-    def _info(self, state: np.ndarray, success: bool) -> dict:
-        return {"success": bool(success), "violation": False, "state": state, "goal": self._goal.copy(),
-                "distance_to_goal": float(np.linalg.norm(state[:GOAL_DIM] - self._goal[:GOAL_DIM]))}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         info = self._reset_episode((options or {}).get("task"), seed, DEFAULT_MAX_STEPS)
@@ -212,9 +202,6 @@ class OGBenchCubeEnv(OGBenchEpisode):
         u.post_step()
         return self.current_state()
 
-    def close(self) -> None:
-        self._env.close()
-
 
 # ------------------------------------------------------------------ tasks
 
@@ -232,17 +219,7 @@ def generate_suite_for(dataset: str, seed: int, n: int, tolerance: float = DEFAU
         raise ConfigError(f"--n must be >= 1 (got {n})")
     if max_steps < 1:
         raise ConfigError(f"--max-steps must be >= 1 (got {max_steps})")
-    env = OGBenchCubeEnv(layout=OGBenchLayout(dataset))
-    tasks = []
-    for task_id, k in eval_task_plan(n):
-        ep_seed = int(np.random.default_rng([seed, task_id, k]).integers(2**31 - 1))
-        probe = OGBenchTask(name=f"task{task_id}-ep{k:03d}", task_id=task_id, seed=ep_seed,
-                            start=(0.0,) * STATE_DIM, goal=(0.0,) * STATE_DIM, tolerance=tolerance, max_steps=max_steps)
-        _, info = env.reset(options={"task": probe})
-        tasks.append(dataclasses.replace(probe, start=tuple(map(float, info["state"])),
-                                         goal=tuple(map(float, info["goal"]))))
-    env.close()
-    return Suite(env_id=PREFIX + dataset, layout=OGBenchLayout(dataset), tasks=tuple(tasks))
+    return recorded_suite(OGBenchCubeEnv(layout=OGBenchLayout(dataset)), seed, n, tolerance, max_steps)
 
 
 # ------------------------------------------------------------------ collection

@@ -51,20 +51,21 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import math
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from .base import MujocoTaskEnv, cached_model, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
+from .base import MujocoTaskEnv, PixelRenderer, cached_model, mjcf_preamble, mujoco  # noqa: E402  (sets MUJOCO_GL=egl when headless)
+from .base import mjcf_number as _f  # noqa: E402
 
 from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .suites import Ctx, Suite, Task, number, parse_suite_document, suite_to_dict, task_name, vector  # noqa: E402
+from .suites import (Ctx, Suite, Task, layout_parser, max_steps_field, no_hazards, number,  # noqa: E402
+                     parse_suite_document, suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = [
     "ENV_ID",
@@ -174,10 +175,6 @@ class PushTTask(Task):
         return d
 
 
-def _f(x: float) -> str:
-    return f"{float(x):.6g}"
-
-
 def build_mjcf(layout: PushTLayout = PushTLayout()) -> str:
     """MJCF XML string of the Push-T arena (our own model; see the module docstring)."""
     a, w, v, h = layout.arena_half, WALL_THICKNESS, layout.view_half, HEIGHT
@@ -191,15 +188,7 @@ def build_mjcf(layout: PushTLayout = PushTLayout()) -> str:
             ("n", 0, a + w / 2, a + w, w / 2), ("s", 0, -a - w / 2, a + w, w / 2),
         )
     )
-    return f"""<mujoco model="pusht">
-  <compiler angle="radian"/>
-  <option timestep="{_f(TIMESTEP)}" gravity="0 0 0" integrator="implicitfast" cone="pyramidal"/>
-  <visual>
-    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="4"/>
-    <global offwidth="256" offheight="256"/>
-    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
-  </visual>
-  <default>
+    return mjcf_preamble("pusht", TIMESTEP, numstacks=4, option=' cone="pyramidal"') + f"""  <default>
     <geom contype="0" conaffinity="0" friction="0.3 0.005 0.0001" solref="0.01 1" solimp="0.95 0.99 0.001"/>
     <default class="wall"><geom contype="1" conaffinity="1" rgba="0.25 0.25 0.3 1"/></default>
     <default class="block"><geom type="box" contype="2" conaffinity="1" rgba="0.35 0.45 0.65 1"/></default>
@@ -408,57 +397,14 @@ def sample_start_states(layout: PushTLayout, rng: np.random.Generator, n: int) -
 # ------------------------------------------------------------------ rendering
 
 
-class PushTRenderer:
+class PushTRenderer(PixelRenderer):
     """Top-down renderer: `render_states(states (N, >=8 or 5)) -> (N, S, S, 3) uint8`.
 
     Sets the block pose (bx, by, th) and the pusher (px, py) from a 12-field state (or a 5-field
-    pose vector); velocities are ignored. Shadows, reflections, skybox and anti-aliasing are off."""
+    pose vector); velocities are ignored."""
 
-    def __init__(self, model: mujoco.MjModel, size: int = 64):
-        self.model = model
-        self.size = int(size)
-        self._data = mujoco.MjData(model)
-        self._renderer = mujoco.Renderer(model, self.size, self.size)
-        scene = self._renderer.scene
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX, mujoco.mjtRndFlag.mjRND_FOG, mujoco.mjtRndFlag.mjRND_HAZE):
-            scene.flags[flag] = 0
-        self._opt = mujoco.MjvOption()
-        self._cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "top")
-
-    @staticmethod
-    def _qpos(s: np.ndarray) -> np.ndarray:
-        return s[:5] if s.shape[-1] == 5 else np.concatenate([s[0:3], s[6:8]])
-
-    def _render_into(self, s: np.ndarray, out: np.ndarray) -> None:
-        self._data.qpos[0:5] = self._qpos(s)
-        mujoco.mj_kinematics(self.model, self._data)
-        mujoco.mj_camlight(self.model, self._data)
-        self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
-        self._renderer.render(out=out)
-
-    def render_state(self, state) -> np.ndarray:
-        out = np.empty((self.size, self.size, 3), dtype=np.uint8)
-        self._render_into(np.asarray(state, np.float64).reshape(-1), out)
-        return out
-
-    def render_states(self, states) -> np.ndarray:
-        s = np.asarray(states, dtype=np.float64).reshape(-1, np.shape(states)[-1])
-        out = np.empty((len(s), self.size, self.size, 3), dtype=np.uint8)
-        for i in range(len(s)):
-            self._render_into(s[i], out[i])
-        return out
-
-    def close(self) -> None:
-        if getattr(self, "_renderer", None) is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    def qpos(self, state: np.ndarray) -> np.ndarray:
+        return state[:5] if state.shape[-1] == 5 else np.concatenate([state[0:3], state[6:8]])
 
 
 # ------------------------------------------------------------------ environment
@@ -475,6 +421,7 @@ class PushTEnv(MujocoTaskEnv):
     success, truncated after max_steps.
     """
 
+    renderer_class = PushTRenderer
 
     def __init__(self, layout: PushTLayout | dict = PushTLayout(), obs_type: str = "state",
                  frame_skip: int = FRAME_SKIP, max_steps: int = DEFAULT_MAX_STEPS, render_size: int = 64,
@@ -493,18 +440,8 @@ class PushTEnv(MujocoTaskEnv):
         self._set_spaces(state_space)
         self.model = build_model(layout)
         self.data = mujoco.MjData(self.model)
-        self._renderer: PushTRenderer | None = None
-        self.task = None
-        self.goal = np.zeros(STATE_DIM, np.float32)
-        self.tolerance, self.angle_tolerance = self.default_tolerance, self.default_angle_tolerance
-        self.max_steps = self.default_max_steps
-        self.steps = 0
-
-    @property
-    def renderer(self) -> PushTRenderer:
-        if self._renderer is None:
-            self._renderer = PushTRenderer(self.model, self.render_size)
-        return self._renderer
+        self._clear_task(STATE_DIM)
+        self.angle_tolerance = self.default_angle_tolerance
 
     @property
     def state(self) -> np.ndarray:
@@ -523,19 +460,13 @@ class PushTEnv(MujocoTaskEnv):
         s = as_full_state(state)
         return self._pack(s, self._clip_state(s))
 
+    def _random_start_goal(self):
+        start = sample_start_states(self.layout, self.np_random, 1)[0]
+        return start, scripted_push(self.model, start[None], self.np_random, GOAL_PUSH_STEPS, self.frame_skip)[0]
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        task = (options or {}).get("task")
-        if task is not None:
-            start, goal = np.asarray(task.start, np.float64), np.asarray(task.goal, np.float64)
-            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
-            self.angle_tolerance = float(getattr(task, "angle_tolerance", self.default_angle_tolerance))
-        else:
-            start = sample_start_states(self.layout, self.np_random, 1)[0]
-            goal = scripted_push(self.model, start[None], self.np_random, GOAL_PUSH_STEPS, self.frame_skip)[0]
-            self.tolerance, self.angle_tolerance = self.default_tolerance, self.default_angle_tolerance
-            self.max_steps = self.default_max_steps
-        self.task = task
+        task, start, goal = self._begin_episode(seed, options)
+        self.angle_tolerance = float(getattr(task, "angle_tolerance", self.default_angle_tolerance))
         self.goal = as_full_state(goal)
         mujoco.mj_resetData(self.model, self.data)
         mujoco.mj_setState(self.model, self.data, state_to_mjstate(self.model, as_full_state(start)),
@@ -635,31 +566,19 @@ def _state(ctx: Ctx, field: str, v, layout: PushTLayout) -> tuple[float, ...]:
 def _parse_task(ctx: Ctx, d, layout: PushTLayout) -> PushTTask:
     name = task_name(ctx, d, TASK_KEYS)
     start, goal = _state(ctx, "start", d["start"], layout), _state(ctx, "goal", d["goal"], layout)
-    tolerance = number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
-    if tolerance <= 0:
-        raise ctx.err("tolerance", f"must be > 0 m, got {tolerance}")
+    tolerance = tolerance_field(ctx, d, DEFAULT_TOLERANCE, " m")
     angle_tolerance = number(ctx, "angle_tolerance", d.get("angle_tolerance", DEFAULT_ANGLE_TOLERANCE))
     if not 0 < angle_tolerance <= math.pi:
         raise ctx.err("angle_tolerance", f"must be in (0, pi] rad, got {angle_tolerance}")
-    max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
-    if d.get("hazards", []) != []:
-        raise ctx.err("hazards", "Push-T tasks have no hazards (only [] is accepted)")
+    max_steps = max_steps_field(ctx, d, DEFAULT_MAX_STEPS)
+    no_hazards(ctx, d, "Push-T")
     return PushTTask(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps,
                      angle_tolerance=angle_tolerance)
 
 
-def _parse_layout(ctx: Ctx, raw: dict) -> PushTLayout:
-    try:
-        return PushTLayout.from_dict(raw)
-    except (ValueError, TypeError) as e:
-        raise ctx.err("layout", " ".join(str(e).split())) from None
-
-
 def suite_from_dict(d, path: str = "<dict>") -> Suite:
     """Validate a parsed Push-T suite document (envs/tasks/SCHEMA.md) and build a Suite."""
-    return parse_suite_document(d, path, (ENV_ID,), _parse_layout, _parse_task)
+    return parse_suite_document(d, path, (ENV_ID,), layout_parser(PushTLayout), _parse_task)
 
 
 def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
@@ -761,42 +680,12 @@ class PushTFamily(MujocoFamily):
     default_tolerance = DEFAULT_TOLERANCE  # block position (m); the angle tolerance is per task
     default_max_steps = DEFAULT_MAX_STEPS
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
-        return PushTEnv(layout=layout if layout is not None else PushTLayout(), obs_type=obs_type,
-                        frame_skip=frame_skip, **kwargs)
-
-    def build_model(self, layout, hazards=()):
-        return build_model(layout, hazards)
-
-    def state_to_mjstate(self, model, states):
-        return state_to_mjstate(model, states)
-
-    def mjstate_to_state(self, model, mjstates):
-        return mjstate_to_state(model, mjstates)
-
-    def sample_start_states(self, layout, rng, n, room=None):
-        return sample_start_states(layout, rng, n)
-
-    def default_layout(self):
-        return PushTLayout()
-
-    def layout_from_dict(self, d):
-        return PushTLayout.from_dict(d)
-
-    def suite_from_dict(self, d, path="<dict>"):
-        return suite_from_dict(d, path)
-
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
-        self.check_split(split)
-        return generate_suite(seed, n, tolerance=tolerance or self.default_tolerance,
-                              max_steps=max_steps or self.default_max_steps, hazards=hazards,
-                              layout=layout or PushTLayout())
-
-    def pixel_renderer(self, model, size=64):
-        return PushTRenderer(model, size)
-
-    def view_half(self, layout):
-        return layout.view_half
+    env_class, layout_class, renderer_class = PushTEnv, PushTLayout, PushTRenderer
+    model_builder = staticmethod(build_model)
+    start_sampler = staticmethod(sample_start_states)
+    suite_parser = staticmethod(suite_from_dict)
+    suite_generator = staticmethod(generate_suite)
+    to_mjstate, from_mjstate = staticmethod(state_to_mjstate), staticmethod(mjstate_to_state)
 
     def exploration_actions(self, layout, rng, starts, actions):
         return toward_block_actions(layout, rng, starts, actions)

@@ -30,21 +30,22 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import math
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from .base import STATE_SPEC, MujocoTaskEnv, cached_model, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+from .base import (STATE_SPEC, MujocoTaskEnv, cached_model, mjcf_preamble, mjstate_to_state,  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+                   mujoco, padded_state, state_to_mjstate)
+from .base import mjcf_number as _f  # noqa: E402
 
 from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .suites import Ctx, Suite, Task, number, parse_suite_document, suite_to_dict, task_name, vector  # noqa: E402
-from .tworoom import PixelRenderer  # noqa: E402
+from .suites import (Ctx, Suite, Task, layout_parser, max_steps_field, no_hazards, parse_suite_document,  # noqa: E402
+                     suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = [
     "ENV_ID",
@@ -110,23 +111,11 @@ class ReacherLayout:
         return dataclass_from_dict(cls, d)
 
 
-def _f(x: float) -> str:
-    return f"{float(x):.6g}"
-
-
 def build_mjcf(layout: ReacherLayout = ReacherLayout()) -> str:
     """MJCF XML string of the two-link arm (`layout` sets the link lengths)."""
     l1, l2, v = layout.upper_length, layout.fore_length, layout.view_half
     (s_lo, s_hi), (e_lo, e_hi) = JOINT_LIMITS
-    return f"""<mujoco model="reacher2link">
-  <compiler angle="radian"/>
-  <option timestep="{_f(TIMESTEP)}" gravity="0 0 0" integrator="implicitfast"/>
-  <visual>
-    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="6"/>
-    <global offwidth="256" offheight="256"/>
-    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
-  </visual>
-  <asset>
+    return mjcf_preamble("reacher2link", TIMESTEP) + f"""  <asset>
     <material name="floor" rgba="0.85 0.85 0.85 1" reflectance="0"/>
   </asset>
   <default>
@@ -230,18 +219,7 @@ class ReacherEnv(MujocoTaskEnv):
         self._set_spaces(state_space)
         self.model = build_model(layout)
         self.data = mujoco.MjData(self.model)
-        self._renderer: PixelRenderer | None = None
-        self.task = None
-        self.goal = np.zeros(4, np.float32)
-        self.tolerance = self.default_tolerance
-        self.max_steps = self.default_max_steps
-        self.steps = 0
-
-    @property
-    def renderer(self) -> PixelRenderer:
-        if self._renderer is None:
-            self._renderer = PixelRenderer(self.model, self.render_size)
-        return self._renderer
+        self._clear_task(4)
 
     @property
     def state(self) -> np.ndarray:
@@ -249,24 +227,15 @@ class ReacherEnv(MujocoTaskEnv):
 
     def observation_at(self, state) -> Any:
         """The observation (of this env's obs_type) of a physical state (q1, q2[, dq1, dq2])."""
-        s = np.zeros(4, np.float32)
-        v = np.asarray(state, dtype=np.float32).reshape(-1)
-        s[: min(4, v.size)] = v[:4]
-        return self._pack(s)
+        return self._pack(padded_state(state))
+
+    def _random_start_goal(self):
+        q = sample_angles(self.np_random, 2)
+        return np.concatenate([q[0], [0.0, 0.0]]), np.concatenate([q[1], [0.0, 0.0]])
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        task = (options or {}).get("task")
-        if task is not None:
-            start, goal = np.asarray(task.start, np.float64), np.asarray(task.goal, np.float64)
-            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
-        else:
-            q = sample_angles(self.np_random, 2)
-            start, goal = np.concatenate([q[0], [0.0, 0.0]]), np.concatenate([q[1], [0.0, 0.0]])
-            self.tolerance, self.max_steps = self.default_tolerance, self.default_max_steps
-        self.task = task
-        self.goal = np.zeros(4, np.float32)
-        self.goal[: len(goal)] = goal[:4]
+        task, start, goal = self._begin_episode(seed, options)
+        self.goal = padded_state(goal)
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[0:2] = start[0:2]
         self.data.qvel[0:2] = start[2:4] if len(start) >= 4 else 0.0
@@ -297,27 +266,15 @@ def _angles(ctx: Ctx, field: str, v) -> tuple[float, float, float, float]:
 def _parse_task(ctx: Ctx, d) -> Task:
     name = task_name(ctx, d, TASK_KEYS)
     start, goal = _angles(ctx, "start", d["start"]), _angles(ctx, "goal", d["goal"])
-    tolerance = number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
-    if tolerance <= 0:
-        raise ctx.err("tolerance", f"must be > 0 rad, got {tolerance}")
-    max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
-    if d.get("hazards", []) != []:
-        raise ctx.err("hazards", "Reacher tasks have no hazards (only [] is accepted)")
+    tolerance = tolerance_field(ctx, d, DEFAULT_TOLERANCE, " rad")
+    max_steps = max_steps_field(ctx, d, DEFAULT_MAX_STEPS)
+    no_hazards(ctx, d, "Reacher")
     return Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
-
-
-def _parse_layout(ctx: Ctx, raw: dict) -> ReacherLayout:
-    try:
-        return ReacherLayout.from_dict(raw)
-    except (ValueError, TypeError) as e:
-        raise ctx.err("layout", " ".join(str(e).split())) from None
 
 
 def suite_from_dict(d, path: str = "<dict>") -> Suite:
     """Validate a parsed Reacher suite document (envs/tasks/SCHEMA.md) and build a Suite."""
-    return parse_suite_document(d, path, (ENV_ID,), _parse_layout, lambda ctx, t, layout: _parse_task(ctx, t))
+    return parse_suite_document(d, path, (ENV_ID,), layout_parser(ReacherLayout), lambda ctx, t, layout: _parse_task(ctx, t))
 
 
 def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
@@ -369,36 +326,11 @@ class ReacherFamily(MujocoFamily):
     default_tolerance = DEFAULT_TOLERANCE
     default_max_steps = DEFAULT_MAX_STEPS
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
-        return ReacherEnv(layout=layout if layout is not None else ReacherLayout(), obs_type=obs_type,
-                          frame_skip=frame_skip, **kwargs)
-
-    def build_model(self, layout, hazards=()):
-        return build_model(layout, hazards)
-
-    def sample_start_states(self, layout, rng, n, room=None):
-        return sample_start_states(layout, rng, n)
-
-    def default_layout(self):
-        return ReacherLayout()
-
-    def layout_from_dict(self, d):
-        return ReacherLayout.from_dict(d)
-
-    def suite_from_dict(self, d, path="<dict>"):
-        return suite_from_dict(d, path)
-
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
-        self.check_split(split)
-        return generate_suite(seed, n, tolerance=tolerance or self.default_tolerance,
-                              max_steps=max_steps or self.default_max_steps, hazards=hazards,
-                              layout=layout or ReacherLayout())
-
-    def pixel_renderer(self, model, size=64):
-        return PixelRenderer(model, size)  # generic: sets qpos[0:2] and renders camera "top"
+    env_class, layout_class = ReacherEnv, ReacherLayout
+    model_builder = staticmethod(build_model)
+    start_sampler = staticmethod(sample_start_states)
+    suite_parser = staticmethod(suite_from_dict)
+    suite_generator = staticmethod(generate_suite)
 
     def feature_to_world(self, features, layout):
         return fingertip(features, layout)
-
-    def view_half(self, layout):
-        return layout.view_half

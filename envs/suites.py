@@ -5,8 +5,9 @@ family named by ``env_id`` parses its layout and tasks (envs/registry.py `load_s
 dispatches on its ``env_id``). This module holds what every family's parser uses:
 
 * `Task` / `Suite`: the parsed records (a family may subclass `Task`, e.g. Push-T's angle tolerance);
-* `Ctx`, `number`, `vector`, `check_keys`, `task_name`: checks that raise a one-line
-  `TaskFileError` naming the file, the task index and the field;
+* `Ctx`, `number`, `vector`, `check_keys`, `task_name`, `tolerance_field`, `max_steps_field`,
+  `no_hazards`, `layout_parser`: checks that raise a one-line `TaskFileError` naming the file, the
+  task index and the field;
 * `parse_suite_document`: the skeleton (root keys, schema version, env id, layout, task list, unique
   names) around a family's `parse_layout` / `parse_task`;
 * `suite_to_dict` / `save_suite` (atomic) / `shipped_suite_path` (the suites shipped in envs/tasks/).
@@ -36,6 +37,10 @@ __all__ = [
     "vector",
     "check_keys",
     "task_name",
+    "tolerance_field",
+    "max_steps_field",
+    "no_hazards",
+    "layout_parser",
     "parse_suite_document",
     "read_suite_document",
     "suite_to_dict",
@@ -153,6 +158,41 @@ def task_name(ctx: Ctx, d, allowed: Sequence[str]) -> str:
     if not isinstance(name, str) or not name:
         raise ctx.err("name", f"expected a non-empty string, got {json.dumps(name)}")
     return name
+
+
+def tolerance_field(ctx: Ctx, d: dict, default: float, unit: str = "") -> float:
+    """A task's ``tolerance`` (``default`` when absent): a number > 0 (`unit` names it in the error)."""
+    tolerance = number(ctx, "tolerance", d.get("tolerance", default))
+    if tolerance <= 0:
+        raise ctx.err("tolerance", f"must be > 0{unit}, got {tolerance}")
+    return tolerance
+
+
+def max_steps_field(ctx: Ctx, d: dict, default: int) -> int:
+    """A task's ``max_steps`` (``default`` when absent): an integer >= 1."""
+    max_steps = d.get("max_steps", default)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
+    return max_steps
+
+
+def no_hazards(ctx: Ctx, d: dict, family: str) -> None:
+    """A task of a family without hazards may only give ``"hazards": []``."""
+    if d.get("hazards", []) != []:
+        raise ctx.err("hazards", f"{family} tasks have no hazards (only [] is accepted)")
+
+
+def layout_parser(layout_class):
+    """The ``parse_layout`` of `parse_suite_document` for a layout dataclass: ``layout_class.from_dict``,
+    its ValueError / TypeError as a one-line error on field 'layout'."""
+
+    def parse_layout(ctx: Ctx, raw: dict):
+        try:
+            return layout_class.from_dict(raw)
+        except (ValueError, TypeError) as e:
+            raise ctx.err("layout", " ".join(str(e).split())) from None
+
+    return parse_layout
 
 
 def parse_suite_document(d, path: str, env_ids: Sequence[str], parse_layout, parse_task) -> Suite:

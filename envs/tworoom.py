@@ -32,7 +32,9 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from .base import STATE_SPEC, MujocoTaskEnv, mjstate_to_state, mujoco, state_to_mjstate  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+from .base import (STATE_SPEC, MujocoTaskEnv, PixelRenderer, mjcf_preamble, mjstate_to_state, mujoco,  # noqa: E402,F401  (sets MUJOCO_GL=egl when headless)
+                   padded_state, state_to_mjstate)
+from .base import mjcf_number as _f  # noqa: E402
 
 from .family import MujocoFamily  # noqa: E402
 from .geometry import (AGENT_RADIUS, MAX_SPEED, Box, Circle, Hazard, Layout, crossed_door, sample_free_position,  # noqa: E402
@@ -52,6 +54,8 @@ __all__ = [
     "mjstate_to_state",
     "STATE_SPEC",
     "ENV_ID",
+    "sample_start_states",
+    "view_half",
     "TwoRoomFamily",
 ]
 
@@ -62,10 +66,6 @@ GEAR = 8.0
 WALL_HEIGHT = 0.1
 HAZARD_RGBA = "1.0 0.55 0.0 1"
 MARKER_RADIUS = 0.07  # visual-only disc on top of the agent (radius 0.05) so it spans ~4-5 px at 64x64
-
-
-def _f(x: float) -> str:
-    return f"{float(x):.6g}"
 
 
 def build_mjcf(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> str:
@@ -110,15 +110,7 @@ def build_mjcf(layout: Layout = Layout(), hazards: Sequence[Hazard] = ()) -> str
     extent = 2 * (a + 2 * t)
     walls_xml = "\n    ".join(walls)
     haz_xml = "\n    ".join(haz)
-    return f"""<mujoco model="tworoom">
-  <compiler angle="radian"/>
-  <option timestep="{_f(TIMESTEP)}" gravity="0 0 0" integrator="implicitfast"/>
-  <visual>
-    <quality shadowsize="0" offsamples="0" numslices="16" numstacks="6"/>
-    <global offwidth="256" offheight="256"/>
-    <headlight ambient="0.6 0.6 0.6" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
-  </visual>
-  <asset>
+    return mjcf_preamble("tworoom", TIMESTEP) + f"""  <asset>
     <material name="floor" rgba="0.85 0.85 0.85 1" reflectance="0"/>
     <material name="wall" rgba="0.25 0.25 0.3 1"/>
     <material name="divider" rgba="0.15 0.2 0.45 1"/>
@@ -180,65 +172,15 @@ def get_state(data: mujoco.MjData) -> np.ndarray:
     return np.concatenate([data.qpos[0:2], data.qvel[0:2]]).astype(np.float32)
 
 
-# ------------------------------------------------------------------ rendering
+def sample_start_states(layout: Layout, rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 4) collection start states: free positions (`sample_free_positions`), at rest."""
+    pos = sample_free_positions(layout, rng, n)
+    return np.concatenate([pos, np.zeros_like(pos)], axis=1)
 
 
-class PixelRenderer:
-    """Fast top-down renderer: `render_states(states (N, 4)) -> (N, S, S, 3) uint8`.
-
-    One mujoco.Renderer is reused; shadows, reflections, skybox and anti-aliasing are
-    off. Only positions matter for the image (velocities are ignored).
-    """
-
-    def __init__(self, model: mujoco.MjModel, size: int = 64):
-        self.model = model
-        self.size = int(size)
-        self._data = mujoco.MjData(model)
-        self._renderer = mujoco.Renderer(model, self.size, self.size)
-        scene = self._renderer.scene
-        for flag in (
-            mujoco.mjtRndFlag.mjRND_SHADOW,
-            mujoco.mjtRndFlag.mjRND_REFLECTION,
-            mujoco.mjtRndFlag.mjRND_SKYBOX,
-            mujoco.mjtRndFlag.mjRND_FOG,
-            mujoco.mjtRndFlag.mjRND_HAZE,
-        ):
-            scene.flags[flag] = 0
-        self._opt = mujoco.MjvOption()
-        self._cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "top")
-        self._frame = np.empty((self.size, self.size, 3), dtype=np.uint8)
-
-    def render_state(self, state) -> np.ndarray:
-        """One (S, S, 3) uint8 frame for a physical state (x, y, ...)."""
-        s = np.asarray(state, dtype=np.float64)
-        self._data.qpos[0:2] = s[0:2]
-        mujoco.mj_kinematics(self.model, self._data)
-        mujoco.mj_camlight(self.model, self._data)
-        self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
-        return self._renderer.render(out=self._frame).copy()
-
-    def render_states(self, states) -> np.ndarray:
-        """(N, S, S, 3) uint8 frames for physical states (N, >=2)."""
-        s = np.asarray(states, dtype=np.float64).reshape(-1, np.shape(states)[-1])
-        out = np.empty((len(s), self.size, self.size, 3), dtype=np.uint8)
-        for i in range(len(s)):
-            self._data.qpos[0:2] = s[i, 0:2]
-            mujoco.mj_kinematics(self.model, self._data)
-            mujoco.mj_camlight(self.model, self._data)
-            self._renderer.update_scene(self._data, camera=self._cam, scene_option=self._opt)
-            self._renderer.render(out=out[i])
-        return out
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+def view_half(layout: Layout) -> float:
+    """Half-width (m) of the square the top camera sees: the arena plus its boundary walls (`build_mjcf`)."""
+    return layout.arena_half + 2 * 0.05
 
 
 # ------------------------------------------------------------------ environment
@@ -281,11 +223,7 @@ class TwoRoomEnv(MujocoTaskEnv):
         self.hazards: tuple[Hazard, ...] = ()
         self._renderers: "collections.OrderedDict[tuple, PixelRenderer]" = collections.OrderedDict()
         self._set_model(())
-        self.task = None
-        self.goal = np.zeros(4, np.float32)
-        self.tolerance = self.default_tolerance
-        self.max_steps = self.default_max_steps
-        self.steps = 0
+        self._clear_task(4)
 
     # --- model / rendering
     def _set_model(self, hazards: tuple) -> None:
@@ -309,10 +247,7 @@ class TwoRoomEnv(MujocoTaskEnv):
 
     def observation_at(self, state) -> Any:
         """The observation (of this env's obs_type, current hazards) for a physical state."""
-        s = np.zeros(4, np.float32)
-        v = np.asarray(state, dtype=np.float32).reshape(-1)
-        s[: min(4, v.size)] = v[:4]
-        return self._pack(s)
+        return self._pack(padded_state(state))
 
     @property
     def state(self) -> np.ndarray:
@@ -322,26 +257,16 @@ class TwoRoomEnv(MujocoTaskEnv):
         return self.observation_at(self.state)
 
     # --- gym API
+    def _random_start_goal(self):
+        start = np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
+        return start, np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        task = (options or {}).get("task")
-        if task is not None:
-            start = np.asarray(task.start, dtype=np.float64)
-            goal = np.asarray(task.goal, dtype=np.float64)
-            hazards = tuple(task.hazards)
-            self.tolerance = float(task.tolerance)
-            self.max_steps = int(task.max_steps)
-        else:
-            start = np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
-            goal = np.concatenate([sample_free_position(self.layout, self.np_random), np.zeros(2)])
-            hazards = ()
-            self.tolerance = self.default_tolerance
-            self.max_steps = self.default_max_steps
+        task, start, goal = self._begin_episode(seed, options)
+        hazards = tuple(task.hazards) if task is not None else ()
         if hazards != self.hazards:
             self._set_model(hazards)
-        self.task = task
-        self.goal = np.zeros(4, np.float32)
-        self.goal[: len(goal)] = goal[:4]
+        self.goal = padded_state(goal)
         mujoco.mj_resetData(self.model, self.data)
         st = np.zeros(4)
         st[: len(start)] = start[:4]
@@ -374,37 +299,14 @@ class TwoRoomFamily(MujocoFamily):
     default_tolerance = 0.1
     default_max_steps = 200
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
-        return TwoRoomEnv(layout=layout if layout is not None else Layout(), obs_type=obs_type,
-                          frame_skip=frame_skip, **kwargs)
-
-    def build_model(self, layout, hazards=()):
-        return build_model(layout, hazards)
-
-    def sample_start_states(self, layout, rng, n, room=None):
-        pos = sample_free_positions(layout, rng, n)
-        return np.concatenate([pos, np.zeros_like(pos)], axis=1)
-
-    def default_layout(self):
-        return Layout()
-
-    def layout_from_dict(self, d):
-        return Layout.from_dict(d)
-
-    def suite_from_dict(self, d, path="<dict>"):
-        return tworoom_tasks.suite_from_dict(d, path)
-
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
-        self.check_split(split)
-        return tworoom_tasks.generate_suite(seed, n, layout=layout or Layout(), hazards=hazards,
-                                            tolerance=tolerance or self.default_tolerance,
-                                            max_steps=max_steps or self.default_max_steps)
-
-    def pixel_renderer(self, model, size=64):
-        return PixelRenderer(model, size)
+    env_class, layout_class = TwoRoomEnv, Layout
+    model_builder = staticmethod(build_model)
+    start_sampler = staticmethod(sample_start_states)
+    suite_parser = staticmethod(tworoom_tasks.suite_from_dict)
+    suite_generator = staticmethod(tworoom_tasks.generate_suite)
 
     def view_half(self, layout):
-        return layout.arena_half + 2 * 0.05  # arena plus its boundary walls (build_mjcf)
+        return view_half(layout)
 
     def episode_crossings(self, layout, states):
         return crossed_door(layout, states)

@@ -36,7 +36,8 @@ from .family import MujocoFamily
 from .geometry import (AGENT_RADIUS, MAX_SPEED, START_MARGIN, Layout, dataclass_from_dict, is_free, room_of,
                        sample_free_position, violates)
 from .rollout import StateCollector
-from .suites import Suite, Task, number, parse_suite_document, round4, suite_to_dict, task_name, vector
+from .suites import (Suite, Task, layout_parser, max_steps_field, parse_suite_document, round4, suite_to_dict,
+                     task_name, tolerance_field, vector)
 from .tworoom_tasks import CROSSING_FRACTION, MIN_SEPARATION, POS_MARGIN
 
 ENV_ID = "jepa_mpc_envs/TwoRoomLayouts-v0"
@@ -239,15 +240,11 @@ class TwoRoomLayoutsEnv(MujocoTaskEnv):
         lo = np.r_[[-a, -a, -MAX_SPEED, -MAX_SPEED], layout.lows].astype(np.float32)
         hi = np.r_[[a, a, MAX_SPEED, MAX_SPEED], layout.lows + layout.spans].astype(np.float32)
         self._set_spaces(gym.spaces.Box(lo, hi, dtype=np.float32))
-        self.task = None
         self.hazards = ()
         self._room = layout.lows + layout.spans / 2
         self.model = build_model(layout)
         self.data = mujoco.MjData(self.model)
-        self.goal = np.zeros(STATE_DIM, np.float32)
-        self.tolerance = self.default_tolerance
-        self.max_steps = self.default_max_steps
-        self.steps = 0
+        self._clear_task(STATE_DIM)
 
     @property
     def renderer(self) -> RoomRenderer:
@@ -270,19 +267,13 @@ class TwoRoomLayoutsEnv(MujocoTaskEnv):
             raise ValueError(f"TwoRoomLayouts state must have {STATE_DIM} numbers {STATE_FIELDS}, got {s.size}")
         return self._pack(s)
 
+    def _random_start_goal(self):
+        room = self.layout.sample_training_rooms(self.np_random, 1)[0]
+        start = np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
+        return start, np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        task = (options or {}).get("task")
-        if task is not None:
-            start = np.asarray(task.start, np.float64)
-            goal = np.asarray(task.goal, np.float64)
-            self.tolerance, self.max_steps = float(task.tolerance), int(task.max_steps)
-        else:
-            room = self.layout.sample_training_rooms(self.np_random, 1)[0]
-            start = np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
-            goal = np.r_[sample_free_position(self.layout.room(room), self.np_random, POS_MARGIN), 0.0, 0.0, room]
-            self.tolerance, self.max_steps = self.default_tolerance, self.default_max_steps
-        self.task = task
+        task, start, goal = self._begin_episode(seed, options)
         self._room = room_params(start).astype(np.float64)
         self.model = room_model(self.layout.arena_half, self.layout.wall_thickness, self._room)
         self.data = mujoco.MjData(self.model)
@@ -315,13 +306,6 @@ def episode_crossings(layout: LayoutFamily, states: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ task suites
 
 
-def _parse_family(ctx, raw: dict) -> LayoutFamily:
-    try:
-        return LayoutFamily.from_dict(raw)
-    except (ValueError, TypeError) as e:
-        raise ctx.err("layout", " ".join(str(e).split())) from None
-
-
 def _parse_task(ctx, d, family: LayoutFamily) -> Task:
     name = task_name(ctx, d, ("name", "start", "goal", "tolerance", "max_steps", "hazards"))
     start = vector(ctx, "start", d["start"], (STATE_DIM,))
@@ -339,20 +323,16 @@ def _parse_task(ctx, d, family: LayoutFamily) -> Task:
     for field, s in (("start", start), ("goal", goal)):
         if not is_free(room, np.asarray(s[:2]), AGENT_RADIUS):
             raise ctx.err(field, f"position {list(s[:2])} is in the wall or outside the arena of its room")
-    tolerance = number(ctx, "tolerance", d.get("tolerance", DEFAULT_TOLERANCE))
-    if tolerance <= 0:
-        raise ctx.err("tolerance", f"must be > 0, got {tolerance}")
-    max_steps = d.get("max_steps", DEFAULT_MAX_STEPS)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
+    tolerance = tolerance_field(ctx, d, DEFAULT_TOLERANCE)
+    max_steps = max_steps_field(ctx, d, DEFAULT_MAX_STEPS)
     return Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
 
 
 def suite_from_dict(d, path: str = "<dict>") -> Suite:
-    return parse_suite_document(d, path, (ENV_ID,), _parse_family, _parse_task)
+    return parse_suite_document(d, path, (ENV_ID,), layout_parser(LayoutFamily), _parse_task)
 
 
-def generate_suite(seed: int, n: int, family: LayoutFamily = LayoutFamily(), split: str = "heldout",
+def generate_suite(seed: int, n: int, layout: LayoutFamily = LayoutFamily(), split: str = "heldout",
                    tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
                    hazards: str = "none") -> Suite:
     """`n` tasks, `TASKS_PER_ROOM` per room: rooms are the family's held-out ones (split="heldout",
@@ -366,16 +346,16 @@ def generate_suite(seed: int, n: int, family: LayoutFamily = LayoutFamily(), spl
     rng = np.random.default_rng(seed)
     n_rooms = -(-n // TASKS_PER_ROOM)
     if split == "heldout":
-        held = family.heldout_rooms()
+        held = layout.heldout_rooms()
         if len(held) == 0:
             raise ConfigError("the layout family holds out no rooms (heldout = 0)")
         rooms = held[np.arange(n_rooms) % len(held)]
     else:
-        rooms = np.round(family.sample_training_rooms(rng, n_rooms), 4)
+        rooms = np.round(layout.sample_training_rooms(rng, n_rooms), 4)
     out = []
     for i in range(n):
         params = rooms[i // TASKS_PER_ROOM]
-        room = family.room(params)
+        room = layout.room(params)
         cross = (i % TASKS_PER_ROOM) < round(CROSSING_FRACTION * TASKS_PER_ROOM)
         while True:
             s, g = sample_free_position(room, rng, POS_MARGIN), sample_free_position(room, rng, POS_MARGIN)
@@ -384,7 +364,7 @@ def generate_suite(seed: int, n: int, family: LayoutFamily = LayoutFamily(), spl
         rnd = [round4(v) for v in (*s, 0.0, 0.0, *params)], [round4(v) for v in (*g, 0.0, 0.0, *params)]
         out.append(Task(name=f"rooms-{split}-s{seed}-{i:04d}", start=tuple(rnd[0]), goal=tuple(rnd[1]),
                                  tolerance=float(tolerance), max_steps=int(max_steps)))
-    suite = Suite(env_id=ENV_ID, layout=family, tasks=tuple(out))
+    suite = Suite(env_id=ENV_ID, layout=layout, tasks=tuple(out))
     return dataclasses.replace(suite_from_dict(suite_to_dict(suite), "<generated>"), path=None)
 
 
@@ -404,51 +384,21 @@ class TwoRoomLayoutsFamily(MujocoFamily):
     default_max_steps = DEFAULT_MAX_STEPS
     splits = ("heldout", "train")
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
-        return TwoRoomLayoutsEnv(layout=layout if layout is not None else LayoutFamily(), obs_type=obs_type,
-                                 frame_skip=frame_skip, **kwargs)
-
-    def build_model(self, layout, hazards=()):
-        return build_model(layout, hazards)
-
-    def state_to_mjstate(self, model, states):
-        return state_to_mjstate(model, states)
-
-    def mjstate_to_state(self, model, mjstates):
-        return mjstate_to_state(model, mjstates)
+    env_class, layout_class, renderer_class = TwoRoomLayoutsEnv, LayoutFamily, RoomRenderer
+    collector_class = RoomCollector
+    model_builder = staticmethod(build_model)
+    suite_parser = staticmethod(suite_from_dict)
+    suite_generator = staticmethod(generate_suite)
+    to_mjstate, from_mjstate = staticmethod(state_to_mjstate), staticmethod(mjstate_to_state)
 
     def sample_start_states(self, layout, rng, n, room=None):
         return sample_start_states(layout, rng, n, room=room)
 
-    def default_layout(self):
-        return LayoutFamily()
-
-    def layout_from_dict(self, d):
-        return LayoutFamily.from_dict(d)
-
-    def suite_from_dict(self, d, path="<dict>"):
-        return suite_from_dict(d, path)
-
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
-        self.check_split(split)
-        return generate_suite(seed, n, family=layout or LayoutFamily(), split=split or "heldout",
-                              tolerance=tolerance or self.default_tolerance,
-                              max_steps=max_steps or self.default_max_steps, hazards=hazards)
-
-    def pixel_renderer(self, model, size=64):
-        return RoomRenderer(model, size)
-
     def view_half(self, layout):
-        return layout.arena_half + 2 * 0.05
+        return tworoom.view_half(layout)
 
     def episode_crossings(self, layout, states):
         return episode_crossings(layout, states)
-
-    def make_collector(self, model, frame_skip, env=None):
-        return RoomCollector(model, frame_skip, env=self)
-
-    def oracle_collector(self, model, frame_skip, env=None):
-        return RoomCollector(model, frame_skip, env=self)
 
     def room_of(self, state):
         return room_params(state)

@@ -46,6 +46,7 @@ import dataclasses
 import json
 import math
 import re
+from typing import Sequence
 
 import numpy as np
 
@@ -65,7 +66,8 @@ from .geometry import (
     room_of,
     sample_free_position,
 )
-from .suites import Ctx, Suite, Task, check_keys, number, parse_suite_document, round4, suite_to_dict, task_name, vector
+from .suites import (Ctx, Suite, Task, check_keys, max_steps_field, number, parse_suite_document, round4,
+                     suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = ["ENV_ID", "TASK_KEYS", "HAZARD_KINDS", "suite_from_dict", "generate_suite"]
 
@@ -108,16 +110,6 @@ def _keep_in(ctx: Ctx, v) -> Box | None:
     return _box(ctx, "keep_in", v)
 
 
-def check_keys(ctx: Ctx, field: str, d: dict, required: Sequence[str], allowed: Sequence[str]) -> None:
-    prefix = f"{field}." if field else ""
-    for k in required:
-        if k not in d:
-            raise ctx.err(prefix + k, "missing key")
-    for k in d:
-        if k not in allowed:
-            raise ctx.err(prefix + str(k), f"unknown key (allowed: {', '.join(allowed)})")
-
-
 def _state(ctx: Ctx, field: str, v) -> tuple[float, float, float, float]:
     s = vector(ctx, field, v, (2, 4))
     if any(abs(x) > MAX_SPEED for x in s[2:]):
@@ -142,12 +134,8 @@ def _parse_task(ctx: Ctx, d, layout: Layout) -> Task:
     name = task_name(ctx, d, TASK_KEYS)
     start = _state(ctx, "start", d["start"])
     goal = _state(ctx, "goal", d["goal"])
-    tolerance = number(ctx, "tolerance", d.get("tolerance", 0.1))
-    if tolerance <= 0:
-        raise ctx.err("tolerance", f"must be > 0, got {tolerance}")
-    max_steps = d.get("max_steps", 200)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
+    tolerance = tolerance_field(ctx, d, 0.1)
+    max_steps = max_steps_field(ctx, d, 200)
     raw_h = d.get("hazards", [])
     if not isinstance(raw_h, list):
         raise ctx.err("hazards", f"expected a list, got {json.dumps(raw_h)}")
