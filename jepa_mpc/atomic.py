@@ -1,15 +1,20 @@
 """Atomic artifact writes: write to `<name>.tmp`, flush to disk, then `os.replace` into place.
 
+`atomic_path` is the one mechanism (for writers that want a file name: h5py, ffmpeg); the
+`write_*_atomic` functions use it for bytes, text, JSON and `.npz`.
+
 JSON is strict (no NaN/Infinity, which most JSON readers reject): a non-finite number is a
 `NonFiniteJSONError` naming its place in the object; store None (or a string) instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +69,24 @@ def dumps_strict(obj: Any, **kwargs: Any) -> str:
                                  "artifacts are strict (store None instead)") from None
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` so a reader never sees half a file (temp file, fsync, rename)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[Path]:
+    """A temporary path next to `path` to write the whole file to; when the block ends without an
+    error, the file is flushed to disk and moved onto `path` (`os.replace`), so a reader never sees
+    half a file. The temp file is `<name>.tmp`, or with `keep_suffix` `<stem>.tmp<suffix>` (e.g.
+    `clip.tmp.mp4`, for writers that choose the format by the file's ending)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}" if keep_suffix else path.name + ".tmp")
+    yield tmp
+    with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` so a reader never sees half a file (temp file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> None:

@@ -24,7 +24,6 @@ What made CEM faster here (2-core Xeon, jax 0.10.2, same process, interleaved, m
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jepa_mpc.atomic import write_json_atomic
 from jepa_mpc.costs import goal_distance, latent_cost_fn, make_cost
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.planning import PLANNERS, batched, get_planner, make_config, model_evaluations, plan
@@ -278,7 +278,4 @@ def bench_plan_main(args: BenchPlanArgs) -> None:
     result = bench(args)
     print(format_report(result))
     if args.json_out:
-        tmp = f"{args.json_out}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, args.json_out)
+        write_json_atomic(args.json_out, result, sort_keys=False)

@@ -60,16 +60,18 @@ def run(argv: Sequence[str]) -> None:
     fn(args)
 
 
-def parse(args_cls: type, argv: Sequence[str], prog: str):
+def parse(args_cls: type, argv: Sequence[str], prog: str, default=None):
     """tyro's parse of `argv` into `args_cls`; a bad flag or subcommand is a one-line UserError.
 
     Tagged unions (e.g. eval's `planner:NAME`, `goal:KIND`) are subcommands whose flags may come
-    before or after them (`CascadeSubcommandArgs`); `--help` prints as usual.
+    before or after them (`CascadeSubcommandArgs`); `--help` prints as usual. `default`: an instance
+    of `args_cls` whose values are the defaults (train: the preset's config).
     """
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            return tyro.cli(args_cls, args=list(argv), prog=prog, config=(tyro.conf.CascadeSubcommandArgs,))
+            return tyro.cli(args_cls, args=list(argv), prog=prog, default=default,
+                            config=(tyro.conf.CascadeSubcommandArgs,))
     except SystemExit as exit_:
         if exit_.code in (0, None):
             sys.stderr.write(err.getvalue())

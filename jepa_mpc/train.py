@@ -37,6 +37,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
+from jepa_mpc.cli import parse
 from jepa_mpc.config import TRAIN_PRESETS, TrainConfig, check_finite, to_dict
 from jepa_mpc.diagnostics import build_eval_data, evaluate
 from jepa_mpc.errors import ConfigError, UserError
@@ -485,19 +486,19 @@ class TrainArgs:
 
 
 def parse_train_cli(argv: Sequence[str]) -> TrainArgs:
-    """Read --preset first, then parse everything with tyro using the preset as defaults."""
-    pre = argparse.ArgumentParser(add_help=False)
+    """Read --preset first, then parse everything with tyro using the preset as defaults.
+
+    A bad flag or value is a one-line UserError (`jepa_mpc.cli.parse`); `--help` prints as usual."""
+    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     pre.add_argument("--preset", default="tworoom-state")
-    known, _ = pre.parse_known_args(list(argv))
-    if known.preset not in TRAIN_PRESETS:
-        raise ConfigError(f"unknown preset {known.preset!r} (--preset); expected one of {', '.join(TRAIN_PRESETS)}")
-    default = TrainArgs(data="", run="", config=TRAIN_PRESETS[known.preset], preset=known.preset)
-    args = tyro.cli(
-        TrainArgs,
-        default=default,
-        args=list(argv),
-        prog="jepa-mpc train",
-    )
+    try:
+        preset = pre.parse_known_args(list(argv))[0].preset
+    except argparse.ArgumentError:  # `--preset` without a value: the full parse below names it
+        preset = "tworoom-state"
+    if preset not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {preset!r} (--preset); expected one of {', '.join(TRAIN_PRESETS)}")
+    default = TrainArgs(data="", run="", config=TRAIN_PRESETS[preset], preset=preset)
+    args = parse(TrainArgs, argv, prog="jepa-mpc train", default=default)
     if not args.data:
         raise ConfigError("missing --data DIR (the dataset to train on)")
     if not args.run:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jepa_mpc.atomic import atomic_path
 from jepa_mpc_envs.registry import get_family
 
 GOAL_RGB = np.array([40, 200, 60], np.uint8)
@@ -68,15 +69,14 @@ def write_episode_video(out: Path, suite, tasks: Sequence, records: Sequence, fp
     """One mp4 with the given episodes one after another (written atomically)."""
     import imageio_ffmpeg
 
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-    writer = imageio_ffmpeg.write_frames(str(tmp), (size, size), fps=fps, macro_block_size=1)
-    writer.send(None)
-    for task, rec in zip(tasks, records):
-        plans = getattr(rec, "planned_paths", ())
-        states = np.asarray(rec.states, np.float32) if getattr(rec, "states", None) else None
-        for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size, plans, suite.env_id,
-                                    states):
-            writer.send(np.ascontiguousarray(frame))
-    writer.close()
-    tmp.replace(out)
+    with atomic_path(out, keep_suffix=True) as tmp:  # clip.tmp.mp4: ffmpeg picks the format by the ending
+        writer = imageio_ffmpeg.write_frames(str(tmp), (size, size), fps=fps, macro_block_size=1)
+        writer.send(None)
+        for task, rec in zip(tasks, records):
+            plans = getattr(rec, "planned_paths", ())
+            states = np.asarray(rec.states, np.float32) if getattr(rec, "states", None) else None
+            for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size, plans,
+                                        suite.env_id, states):
+                writer.send(np.ascontiguousarray(frame))
+        writer.close()
     return out

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_mpc.atomic import write_json_atomic
+from jepa_mpc.atomic import atomic_path, write_json_atomic
 from jepa_mpc.errors import ConfigError, DatasetError
 
 FORMAT_VERSION = 1
@@ -136,8 +136,7 @@ def write_chunk(directory: str | os.PathLike, index: int, arrays: dict[str, np.n
         if a.shape[0] != num_episodes:
             raise ValueError(f"write_chunk: {name} has {a.shape[0]} episodes, expected {num_episodes}")
     path = chunk_path(directory, index)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w", track_order=True) as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["chunk_index"] = index
         f.attrs["num_episodes"] = num_episodes
@@ -145,9 +144,6 @@ def write_chunk(directory: str | os.PathLike, index: int, arrays: dict[str, np.n
         for name in sorted(arrays):
             a = np.ascontiguousarray(arrays[name])
             f.create_dataset(name, data=a, **_dataset_options(name, a.shape))
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     return path
 
 
