@@ -1,7 +1,8 @@
 """`jepa-mpc demo` (what `make demo` runs): collect -> train -> plan on held-out tasks -> table.
 
-Every stage resumes: a finished dataset or training run is reused, so a second `make demo`
-only re-evaluates. The table puts the learned-model planner between its floor (random
+Every stage resumes: a finished dataset or training run is reused, and each evaluation continues
+from the episode batches its results folder has recorded, so a second `make demo` reprints the
+table without re-running anything. The table puts the learned-model planner between its floor (random
 actions) and its ceiling (the same planner on the true simulator).
 """
 
