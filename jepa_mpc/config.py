@@ -32,6 +32,18 @@ def _plain(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def first_difference(old: Any, new: Any, where: str = "") -> tuple[str, Any, Any] | None:
+    """(dotted field path, old leaf, new leaf) of the first differing leaf of two JSON values (dicts are
+    compared key by key, sorted), None if they are equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            diff = first_difference(old.get(k), new.get(k), f"{where}.{k}" if where else k)
+            if diff:
+                return diff
+        return None
+    return None if old == new else (where, old, new)
+
+
 def to_json(cfg: Any) -> str:
     return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
 

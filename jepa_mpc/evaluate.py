@@ -68,7 +68,7 @@ from tqdm import tqdm
 
 from jepa_mpc import goals, provenance
 from jepa_mpc.atomic import append_json_line, write_json_atomic, write_text_atomic
-from jepa_mpc.config import check_finite, to_dict
+from jepa_mpc.config import check_finite, first_difference, to_dict
 from jepa_mpc.control import (
     ControlConfig,
     EpisodeRecord,
@@ -331,16 +331,9 @@ def identity_digest(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def _first_difference(old, new, where: str = "") -> str | None:
-    """`field: old -> new` of the first differing leaf of two JSON values, None if equal."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in sorted(set(old) | set(new)):
-            diff = _first_difference(old.get(k), new.get(k), f"{where}.{k}" if where else k)
-            if diff:
-                return diff
-        return None
-    if old == new:
-        return None
+def _describe(diff: tuple[str, object, object]) -> str:
+    """`field: old -> new` of a first_difference, long values cut short."""
+    where, old, new = diff
     old, new = (r if len(r) <= 24 else r[:21] + "..." for r in (repr(old), repr(new)))
     return f"{where}: {old} -> {new}"
 
@@ -356,9 +349,9 @@ def check_results_folder(out: Path, identity: dict, overwrite: bool) -> None:
             old = json.loads(path.read_text(encoding="utf-8"))["identity"]
         except (ValueError, UnicodeDecodeError, KeyError, TypeError):
             raise ConfigError(f"--out {out}: {IDENTITY_FILE} is unreadable; {hint}") from None
-        diff = _first_difference(old, identity)
+        diff = first_difference(old, identity)
         if diff:
-            raise ConfigError(f"--out {out}: holds results of another eval ({diff}); {hint}")
+            raise ConfigError(f"--out {out}: holds results of another eval ({_describe(diff)}); {hint}")
         return
     found = [name for name in (RESULTS_FILE, RECORDS_FILE) if (out / name).exists()]
     if found:

@@ -82,6 +82,7 @@ BAD_IO = {
     "collect-chunk-episodes-negative": (["collect", "--chunk-episodes", "-5", "--out", "{tmp}/ds"], None,
                                         "--chunk-episodes"),
     "collect-episode-len-0": (["collect", "--episode-len", "0", "--out", "{tmp}/ds"], None, "--episode-len"),
+    "collect-ou-sigma-inf": (["collect", "--ou-sigma", "inf", "--out", "{tmp}/ds"], None, "--ou-sigma must be a finite"),
     "collect-meta-num-chunks-0": (["collect", "--out", "{tmp}/ds"], _dataset_meta(0), "num_chunks"),
     "collect-meta-num-chunks-text": (["collect", "--out", "{tmp}/ds"], _dataset_meta("3"), "positive integer"),
     "train-run-is-a-file": (["train", "--run", "{tmp}/afile", "--data", "{tmp}/nodata"], _file, "--run"),

@@ -28,7 +28,7 @@ import tyro
 
 import numpy as np
 
-from jepa_mpc.config import COLLECT_POLICIES, CollectConfig
+from jepa_mpc.config import COLLECT_POLICIES, CollectConfig, check_finite, first_difference
 from jepa_mpc.provenance import git_commit, package_versions
 from jepa_mpc.data import store
 from jepa_mpc.data.policies import make_actions
@@ -78,6 +78,7 @@ def resolve_layout(spec: str, env_id: str = CollectConfig.env_id):
 
 
 def validate_config(cfg: CollectConfig) -> None:
+    check_finite(cfg)
     get_family(cfg.env_id)
     if cfg.policy not in COLLECT_POLICIES:
         raise ConfigError(f"--policy {cfg.policy!r} is unknown; expected one of: {', '.join(COLLECT_POLICIES)}")
@@ -154,19 +155,6 @@ def stored_content(meta: dict) -> dict:
     return {**(meta.get("config") or {}), "layout": meta.get("layout")}
 
 
-def _first_difference(old: dict, new: dict) -> tuple[str, object, object] | None:
-    """(field, old value, new value) of the first differing field, one level into dicts (layout.x)."""
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            sub = _first_difference(a, b)
-            return (f"{k}.{sub[0]}",) + sub[1:]
-        return k, a, b
-    return None
-
-
 def make_meta(cfg: CollectConfig, layout, model) -> dict:
     obs_keys = ["state", "pixels"] if cfg.pixels else ["state"]
     return {
@@ -208,7 +196,7 @@ def _check_resumable(out: Path, cfg: CollectConfig, layout) -> dict | None:
             raise DatasetError(f"--out {out}: non-empty directory without meta.json; choose another --out")
         return None
     meta = store.read_meta(out)
-    diff = _first_difference(stored_content(meta), content_config(cfg, layout))
+    diff = first_difference(stored_content(meta), content_config(cfg, layout))
     if diff:
         k, old, new = diff
         raise DatasetError(
