@@ -43,6 +43,10 @@ class TaskFamily(abc.ABC):
     """The state fields the success predicate compares (the goal features)."""
     default_tolerance: float
     default_max_steps: int
+    default_frame_skip: ClassVar[int] = 5
+    """Physics steps per env step when nothing else says (make_env's default; eval's without a run's data)."""
+    default_action_block: ClassVar[int] = 5
+    """Env steps per plan block when nothing else says (eval's without a run)."""
     splits: ClassVar[tuple[str, ...]] = ()
     """Task splits `generate_suite(split=...)` accepts (TwoRoomLayouts: "heldout", "train"); () if none."""
 
@@ -75,9 +79,9 @@ class TaskFamily(abc.ABC):
     # ---------------------------------------------------------------- required
 
     @abc.abstractmethod
-    def make_env(self, layout: Any = None, obs_type: str = "state", frame_skip: int = 5, **kwargs):
+    def make_env(self, layout: Any = None, obs_type: str = "state", frame_skip: int | None = None, **kwargs):
         """A gym.Env with reset(options={"task": t}), observation_at(state), a `layout` attribute and info
-        keys success/violation/distance_to_goal/state/goal."""
+        keys success/violation/distance_to_goal/state/goal; frame_skip None: `default_frame_skip`."""
 
     @abc.abstractmethod
     def build_model(self, layout: Any, hazards=()):
@@ -187,9 +191,9 @@ class MujocoFamily(TaskFamily):
     from_mjstate: ClassVar[Callable[..., np.ndarray]] = staticmethod(base.mjstate_to_state)
     """``mjstate_to_state(model, mjstates)``."""
 
-    def make_env(self, layout: Any = None, obs_type: str = "state", frame_skip: int = 5, **kwargs):
+    def make_env(self, layout: Any = None, obs_type: str = "state", frame_skip: int | None = None, **kwargs):
         return self.env_class(layout=layout if layout is not None else self.default_layout(), obs_type=obs_type,
-                              frame_skip=frame_skip, **kwargs)
+                              frame_skip=self.default_frame_skip if frame_skip is None else frame_skip, **kwargs)
 
     def build_model(self, layout: Any, hazards=()):
         return self.model_builder(layout, hazards)

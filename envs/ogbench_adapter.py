@@ -409,7 +409,8 @@ class PointMazeFamily(TaskFamily):
         info = _maze_info(self.dataset)
         return info["goal_tol"], info["max_episode_steps"]
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=5, **kwargs):
+    def make_env(self, layout=None, obs_type="state", frame_skip=None, **kwargs):
+        frame_skip = self.default_frame_skip if frame_skip is None else frame_skip
         return OGBenchEnv(layout=layout or self.default_layout(), obs_type=obs_type, frame_skip=frame_skip, **kwargs)
 
     def build_model(self, layout, hazards=()):

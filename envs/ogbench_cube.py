@@ -371,11 +371,13 @@ class OGBenchCubeFamily(PointMazeFamily):
     state_fields = STATE_FIELDS
     action_dim = ACTION_DIM
     position, velocity, goal = slice(0, 2), slice(3, 5), slice(0, GOAL_DIM)
+    default_frame_skip = FRAME_SKIP
 
     def _defaults(self) -> tuple[float, int]:
         return DEFAULT_TOLERANCE, cube_info(self.dataset)["max_episode_steps"]
 
-    def make_env(self, layout=None, obs_type="state", frame_skip=FRAME_SKIP, **kwargs):
+    def make_env(self, layout=None, obs_type="state", frame_skip=None, **kwargs):
+        frame_skip = self.default_frame_skip if frame_skip is None else frame_skip
         return OGBenchCubeEnv(layout=layout or self.default_layout(), obs_type=obs_type, frame_skip=frame_skip,
                               **kwargs)
 

@@ -91,6 +91,13 @@ def test_reset_and_step_shapes(family):
     env.close()
 
 
+def test_make_env_defaults_to_the_family_frame_skip(family):
+    assert family.default_frame_skip >= 1 and family.default_action_block >= 1
+    env = family.make_env(layout=family.default_layout())  # the OGBench envs refuse a frame skip not their own
+    assert getattr(env, "frame_skip", family.default_frame_skip) == family.default_frame_skip
+    env.close()
+
+
 def test_starts_lie_in_the_arena_and_layout_round_trips(family):
     layout = family.default_layout()
     assert family.layout_from_dict(layout.to_dict()) == layout
