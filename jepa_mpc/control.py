@@ -64,8 +64,10 @@ class ControlConfig:
     elites then follow (10 %) unless --planner.elites is set."""
     iterations: int | None = None
     """Override the planner's iterations (gradient: Adam steps)."""
-    action_block: int = 5
-    """Env steps per plan block; the world model predicts one block ahead (actions concatenated)."""
+    action_block: int | None = None
+    """Env steps per plan block; the world model predicts one block ahead (actions concatenated). None:
+    the run's (eval reads it; without a run the family's default_action_block); a value that differs
+    from a learned model's is refused."""
     seed: int = 0
     safety: str = "none"
     """Constraint handling (jepa_mpc.safety): none | penalty | constrained (feasible-first ranking) | auglag."""
@@ -118,6 +120,13 @@ def validate_control(cfg: ControlConfig) -> None:
 # ------------------------------------------------------------------------------- policies
 
 
+def resolved_action_block(cfg: ControlConfig) -> int:
+    """cfg.action_block, which a policy needs set (eval sets it from the run: evaluate.with_run_settings)."""
+    if cfg.action_block is None:
+        raise ValueError("ControlConfig.action_block is None: set it (eval takes it from the run)")
+    return cfg.action_block
+
+
 class Policy(Protocol):
     action_block: int
 
@@ -137,8 +146,8 @@ class _PlannerPolicy:
         if isinstance(cfg.planner, RandomActions):
             raise ConfigError("planner:random-actions does not plan (use RandomActionsPolicy)")
         self.cfg = cfg
-        self.action_block = cfg.action_block
-        self.block_dim = action_dim * cfg.action_block
+        self.action_block = resolved_action_block(cfg)
+        self.block_dim = action_dim * self.action_block
         self.planner_cfg = cfg.planner_config()
         self.planner = planner_for(self.planner_cfg)
         self.goal = goal if goal is not None else cfg.goal.build(None, cfg.seed)
@@ -202,7 +211,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
 
     def __init__(self, model: Any, cfg: ControlConfig, goal: GoalCost | None, probe: Any = None):
         """`goal`: the goal cost built on this model's latents (`jepa_mpc.goals.LatentSpace`)."""
-        raw_dim = model.action_dim // cfg.action_block
+        raw_dim = model.action_dim // resolved_action_block(cfg)
         if raw_dim * cfg.action_block != model.action_dim:
             raise ConfigError(
                 f"--action-block {cfg.action_block} does not divide the model's action input ({model.action_dim})"

@@ -8,8 +8,10 @@
 Writes a results folder (success is the environment's physical predicate):
 
     identity.json   {"digest", "identity": {"args" (every flag but out, overwrite, suite, checkpoint),
-                    "suite_sha256", "checkpoint": {"step", "config_sha256", "norm_stats_sha256"} | null}}:
-                    the eval the folder belongs to, written before the first episode
+                    "suite_sha256", "checkpoint": {"step", "config_sha256", "norm_stats_sha256"} | null,
+                    "run_settings": {"frame_skip", "action_block", "run_env_id"}}}: the eval the folder
+                    belongs to, written before the first episode (run_settings: what was taken from
+                    --checkpoint's run, so random actions of runs with other frame skips differ too)
     batches.jsonl   one strict-JSON line per finished batch of episodes, appended and flushed as it ends:
                     {"batch": i, "episodes": [results.json episode entries (+ "path", "states",
                     "planned_paths" for the first --video episodes)], "plan_calls": [[latency_s, live], ...],
@@ -33,6 +35,8 @@ results.json (schema_version 1)::
      "args": {...every flag...}, "identity": digest of identity.json,
      "suite": {"path", "sha256", "env_id", "tasks"},
      "checkpoint": {"run", "step"} | null, "dataset": path,
+     "frame_skip": physics steps per env step (the run's data's, else the family's default),
+     "action_block": env steps per plan block (the run's, else --control.action-block or the family's),
      "planner_config": {"kind": planner, ...every field, budget overrides applied} | null,
      "goal_config": {"kind": "graph"|"latent", ...every field} | null,
      "summary": {"episodes", "successes", "success_rate", "success_ci95": [lo, hi],
@@ -196,9 +200,6 @@ def _load_suite(path: str):
     return load_suite(path)
 
 
-DEFAULT_FRAME_SKIP = 5  # physics steps per env step when neither a run nor its dataset says
-
-
 def _check_suite_matches(suite, meta: dict, where: str, cfg: ControlConfig | None = None) -> None:
     """The suite's env is the one the run's data was collected in, and so is its layout when the goal graph
     is built from that data (`--goal.source explore` builds it in the suite's own room instead)."""
@@ -224,26 +225,28 @@ def _check_suite_matches(suite, meta: dict, where: str, cfg: ControlConfig | Non
             )
 
 
-def with_run_settings(args: EvalArgs, suite) -> tuple[EvalArgs, int]:
-    """(args with the run's action block, the frame skip of the run's data): eval steps the env as the
-    model was trained. A `--control.action-block` that disagrees with a learned model's is an error."""
+def with_run_settings(args: EvalArgs, suite) -> tuple[EvalArgs, dict]:
+    """(args with the action block resolved, the settings taken: {"frame_skip", "action_block", "run_env_id"}):
+    eval steps the env as the model was trained. The frame skip is the run's data's (the family's default
+    without a run of the suite's env, run_env_id then None), the action block `--control.action-block` if
+    given, else the run's (else the family's default). A flag that disagrees with a learned model's is an error."""
     from jepa_mpc.run import Run
 
-    if not Run.exists(args.checkpoint):
-        return args, DEFAULT_FRAME_SKIP  # random actions without a run (other cases fail in build_policy)
-    run = Run.open(args.checkpoint)
-    if run.env_id and run.env_id != suite.env_id:
-        if args.planner == "random-actions":
-            return args, DEFAULT_FRAME_SKIP  # the run is of another env: nothing to take from it
-        _check_suite_matches(suite, run.dataset_meta, str(run.path))
-    flag, block = args.control.action_block, run.action_block
-    if flag != block and flag != ControlConfig.action_block and args.dynamics == "model" \
+    family = get_family(suite.env_id)
+    run = Run.open(args.checkpoint) if Run.exists(args.checkpoint) else None  # none: random actions (others
+    if run is not None and run.env_id and run.env_id != suite.env_id:        # fail in build_policy)
+        if args.planner != "random-actions":
+            _check_suite_matches(suite, run.dataset_meta, str(run.path))  # refuses: the run is of another env
+        run = None  # random actions in another env than the run's: nothing to take from it
+    flag = args.control.action_block
+    if run is not None and flag is not None and flag != run.action_block and args.dynamics == "model" \
             and args.planner != "random-actions":
-        raise ConfigError(f"--control.action-block {flag}: run {run.path} predicts blocks of {block} env steps; "
-                          "leave the flag out (eval reads it from the run)")
-    if flag == ControlConfig.action_block:
-        args = dataclasses.replace(args, control=dataclasses.replace(args.control, action_block=block))
-    return args, run.frame_skip or DEFAULT_FRAME_SKIP
+        raise ConfigError(f"--control.action-block {flag}: run {run.path} predicts blocks of {run.action_block} "
+                          "env steps; leave the flag out (eval reads it from the run)")
+    block = flag if flag is not None else run.action_block if run is not None else family.default_action_block
+    args = dataclasses.replace(args, control=dataclasses.replace(args.control, action_block=block))
+    frame_skip = (run.frame_skip if run is not None else None) or family.default_frame_skip
+    return args, {"frame_skip": frame_skip, "action_block": block, "run_env_id": run.env_id if run else None}
 
 
 def build_policy(args: EvalArgs, suite, frame_skip: int):
@@ -257,7 +260,7 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
 
     run = Run.open(args.checkpoint)
     ds, data_path = run.dataset(), run.data_path  # refused if its content changed since training
-    _check_suite_matches(suite, ds.meta, f"{args.checkpoint} (dataset {data_path})", cfg)
+    _check_suite_matches(suite, run.dataset_meta, f"{args.checkpoint} (dataset {data_path})", cfg)
     if args.dynamics == "oracle":
         goal = cfg.goal.build(goals.StateSpace(env, ds, suite.layout), cfg.seed)
         sim = mujoco_block_simulator(env.build_model(suite.layout), frame_skip, cfg.action_block, env=env)
@@ -319,11 +322,12 @@ def checkpoint_identity(run_dir: str) -> dict:
             "norm_stats_sha256": _file_sha256(run / "norm_stats.json")}
 
 
-def eval_identity(args: EvalArgs, suite_sha256: str) -> dict:
-    """What decides an eval's results: every flag but NOT_IDENTITY_FLAGS, the suite's and the run's content."""
+def eval_identity(args: EvalArgs, suite_sha256: str, run_settings: dict) -> dict:
+    """What decides an eval's results: every flag but NOT_IDENTITY_FLAGS, the suite's and the run's content,
+    and the settings taken from the run (`with_run_settings`: its data's frame skip even for random actions)."""
     flags = {k: v for k, v in to_dict(args).items() if k not in NOT_IDENTITY_FLAGS}
     ckpt = None if args.planner == "random-actions" else checkpoint_identity(args.checkpoint)
-    identity = {"args": flags, "suite_sha256": suite_sha256, "checkpoint": ckpt}
+    identity = {"args": flags, "suite_sha256": suite_sha256, "checkpoint": ckpt, "run_settings": run_settings}
     return json.loads(json.dumps(identity, sort_keys=True, allow_nan=False))  # as read back from identity.json
 
 
@@ -481,10 +485,11 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     suite = _load_suite(args.suite)
     family = get_family(suite.env_id)
     tasks = suite.tasks[: args.episodes or None]
-    args, frame_skip = with_run_settings(args, suite)  # the run's action block, its data's frame skip
+    args, settings = with_run_settings(args, suite)  # the run's action block, its data's frame skip
+    frame_skip = settings["frame_skip"]
     batches = [tasks[start : start + args.batch] for start in range(0, len(tasks), args.batch)]
     suite_sha256 = hashlib.sha256(Path(args.suite).read_bytes()).hexdigest()
-    identity = eval_identity(args, suite_sha256)
+    identity = eval_identity(args, suite_sha256, settings)
     check_results_folder(out, identity, args.overwrite)
     done = [] if args.overwrite else read_batch_records(out / RECORDS_FILE, [[t.name for t in b] for b in batches])
     policy, obs_type, planner_cfg, ckpt = build_policy(args, suite, frame_skip)
@@ -528,6 +533,8 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
             "tasks": len(tasks),
         },
         "checkpoint": ckpt,
+        "frame_skip": frame_skip,
+        "action_block": settings["action_block"],
         "planner_config": to_dict(planner_cfg) if planner_cfg is not None else None,
         "goal_config": to_dict(args.control.goal) if planner_cfg is not None else None,
         "summary": summary,

@@ -264,3 +264,59 @@ def test_eval_refuses_a_suite_in_another_room_than_the_data(base):
     explore = dataclasses.replace(ControlConfig(), goal=GraphGoal(source="explore"))
     _check_suite_matches(suite, other, "run", explore)  # a new room on purpose: its graph is explored
     _check_suite_matches(suite, other, "run", dataclasses.replace(ControlConfig(), goal=LatentGoal()))  # no graph
+
+
+def _edited_run(base, tmp_path, name: str, edit) -> Path:
+    """A copy of the base run whose config.json record `edit` changes in place."""
+    run = tmp_path / name
+    shutil.copytree(base["run"], run)
+    record = json.loads((run / "config.json").read_text())
+    edit(record)
+    (run / "config.json").write_text(json.dumps(record))
+    return run
+
+
+def test_eval_takes_frame_skip_and_action_block_from_the_run(base, tmp_path):
+    import dataclasses
+
+    from jepa_mpc.control import ControlConfig, RandomActions
+    from jepa_mpc.evaluate import DEFAULT_SUITE, EvalArgs, _load_suite, with_run_settings
+
+    suite = _load_suite(DEFAULT_SUITE)
+    run4 = _edited_run(base, tmp_path, "run4", lambda r: r["train"].update(action_block=4))
+    args = lambda run, block=None, **kw: EvalArgs(checkpoint=str(run), control=ControlConfig(action_block=block), **kw)  # noqa: E731
+    got, settings = with_run_settings(args(base["run"]), suite)
+    assert got.control.action_block == 5 and settings == {"frame_skip": 5, "action_block": 5,
+                                                          "run_env_id": "jepa_mpc_envs/TwoRoom-v0"}
+    assert with_run_settings(args(run4), suite)[1]["action_block"] == 4  # None: the run's
+    with pytest.raises(ConfigError, match=r"--control.action-block 5: run .*run4 predicts blocks of 4"):
+        with_run_settings(args(run4, 5), suite)  # an explicit 5 (the old default) is compared too
+    assert with_run_settings(args(run4, 5, dynamics="oracle"), suite)[1]["action_block"] == 5  # used as given
+    random = lambda run, block=None: dataclasses.replace(  # noqa: E731
+        args(run, block), control=ControlConfig(planner=RandomActions(), action_block=block))
+    assert with_run_settings(random(tmp_path / "norun"), suite)[1] == {"frame_skip": 5, "action_block": 5,
+                                                                      "run_env_id": None}  # the family's
+    assert with_run_settings(random(tmp_path / "norun", 3), suite)[1]["action_block"] == 3
+
+
+def test_random_actions_evals_of_runs_with_other_frame_skips_do_not_share_a_folder(base, tmp_path):
+    fs10 = _edited_run(base, tmp_path, "fs10", lambda r: r["dataset_meta"].update(frame_skip=10))
+    out = tmp_path / "res"
+    random = ["eval", "planner:random-actions", "--episodes", "2", "--batch", "1", "--out", str(out)]
+    proc = run_cli(*random, "--checkpoint", str(base["run"]), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "results.json").read_text())
+    assert result["frame_skip"] == 5 and result["action_block"] == 5
+    proc = run_cli(*random, "--checkpoint", str(fs10), cwd=tmp_path)
+    assert_one_line_error(proc, "run_settings.frame_skip: 5 -> 10")
+
+
+def test_eval_checks_the_suite_against_the_meta_the_run_recorded(base, tmp_path):
+    from jepa_mpc.control import ControlConfig
+    from jepa_mpc.evaluate import DEFAULT_SUITE, EvalArgs, _load_suite, build_policy, with_run_settings
+
+    suite = _load_suite(DEFAULT_SUITE)
+    moved = _edited_run(base, tmp_path, "door4", lambda r: r["dataset_meta"]["layout"].update(door_width=0.4))
+    args, settings = with_run_settings(EvalArgs(checkpoint=str(moved), control=ControlConfig()), suite)
+    with pytest.raises(ConfigError, match=r"door_width=0\.3.*collected with 0\.4"):  # not the data's meta.json
+        build_policy(args, suite, settings["frame_skip"])

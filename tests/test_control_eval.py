@@ -27,7 +27,7 @@ def test_oracle_mpc_reaches_goal_in_open_room_and_random_does_not():
         Task(name="a", start=(-0.8, -0.7, 0, 0), goal=(-0.3, 0.6, 0, 0), tolerance=0.1, hazards=(), max_steps=100),
         Task(name="b", start=(0.7, 0.7, 0, 0), goal=(0.3, -0.6, 0, 0), tolerance=0.1, hazards=(), max_steps=100),
     ]
-    cfg = ControlConfig(goal=LatentGoal(), samples=32, iterations=3)
+    cfg = ControlConfig(goal=LatentGoal(), samples=32, iterations=3, action_block=5)
     policy = OraclePlannerPolicy(mujoco_block_simulator(build_model(layout), 5, cfg.action_block), cfg, None)
     records = run_mpc([TwoRoomEnv(layout) for _ in tasks], tasks, policy, jax.random.key(0))
     assert all(r.success for r in records)

@@ -235,7 +235,7 @@ def test_collection_through_the_registry_moves_the_block(tmp_path):
 def test_oracle_planner_solves_push_t_tasks_and_random_does_not():
     suite = load_suite(shipped_suite_path("pusht_heldout"))
     tasks = [suite.tasks[1], suite.tasks[6]]  # solved by the oracle in 17 and 16 steps at this budget
-    cfg = ControlConfig(goal=LatentGoal(), samples=64, iterations=4)
+    cfg = ControlConfig(goal=LatentGoal(), samples=64, iterations=4, action_block=5)
     sim = mujoco_block_simulator(PUSHT.build_model(LAYOUT), 5, cfg.action_block, env=PUSHT)
     policy = OraclePlannerPolicy(sim, cfg, None, action_dim=2, goal_dim=3)
     records = run_mpc([P.PushTEnv() for _ in tasks], tasks, policy, jax.random.key(0))

@@ -203,7 +203,7 @@ def test_collection_through_the_same_store(tmp_path):
 
 def test_oracle_planner_solves_reacher_tasks_and_random_does_not():
     tasks = [task((-2.0, 1.5), (1.0, -1.0), name="a"), task((2.5, -2.0), (0.0, 2.0), name="b")]
-    cfg = ControlConfig(goal=LatentGoal(), samples=32, iterations=3)
+    cfg = ControlConfig(goal=LatentGoal(), samples=32, iterations=3, action_block=5)
     sim = mujoco_block_simulator(REACHER.build_model(R.ReacherLayout()), 5, cfg.action_block, env=REACHER)
     policy = OraclePlannerPolicy(sim, cfg, None, action_dim=2)
     records = run_mpc([R.ReacherEnv() for _ in tasks], tasks, policy, jax.random.key(0))

@@ -170,7 +170,7 @@ def test_oracle_with_explored_room_graph_goes_through_an_unseen_door_and_random_
     wall, door = layout.wall_pos, layout.door_center
     far = float(np.clip(door + (0.7 if door < 0 else -0.7), -0.85, 0.85))  # start away from the door's height
     tasks = [task((wall - 0.4, far), (wall + 0.4, far), room, name="a", max_steps=120)]
-    cfg = ControlConfig(samples=64, iterations=3, goal=GraphGoal(source="explore", explore_episodes=32))
+    cfg = ControlConfig(samples=64, iterations=3, goal=GraphGoal(source="explore", explore_episodes=32), action_block=5)
     sim = mujoco_block_simulator(TL.build_model(FAMILY), 5, cfg.action_block, env=TWOROOM_LAYOUTS)
     graphs = room_graph.RoomGraphs(TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features,
                                    CollectConfig(env_id=ENV_ID, num_episodes=32, seed=1), num_nodes=300)

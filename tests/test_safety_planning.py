@@ -24,7 +24,7 @@ TASK = Task("line", start=(-0.8, 0.0, 0.0, 0.0), goal=(-0.2, 0.0, 0.0, 0.0), tol
 
 
 def _oracle_run(mode: str, seed: int = 0):
-    cfg = ControlConfig(goal=LatentGoal(), samples=64, iterations=4, safety=mode)
+    cfg = ControlConfig(goal=LatentGoal(), samples=64, iterations=4, safety=mode, action_block=5)
     policy = OraclePlannerPolicy(mujoco_block_simulator(build_model(LAYOUT), 5, cfg.action_block), cfg, None)
     return run_mpc([TwoRoomEnv(LAYOUT)], [TASK], policy, jax.random.key(seed))[0]
 
