@@ -125,13 +125,12 @@ class TaskFamily(abc.ABC):
         """(..., nstate) mjSTATE_FULLPHYSICS rows -> (..., state_dim) physical states."""
 
     @abc.abstractmethod
-    def make_collector(self, model: Any, frame_skip: int, env: Any = None):
-        """The reward-free data collector: run(init_states, actions) -> state/qpos/qvel arrays, close().
-        (`env` is accepted for the older call form and ignored: the collector's family is `self`.)"""
+    def make_collector(self, model: Any, frame_skip: int):
+        """The reward-free data collector: run(init_states, actions) -> state/qpos/qvel arrays, close()."""
 
     # ---------------------------------------------------------------- optional hooks (defaults)
 
-    def oracle_collector(self, model: Any, frame_skip: int, env: Any = None):
+    def oracle_collector(self, model: Any, frame_skip: int):
         """The collector of the oracle's batched rollouts (default: the batched `mujoco.rollout` one)."""
         return StateCollector(model, frame_skip, env=self)
 
@@ -230,10 +229,10 @@ class MujocoFamily(TaskFamily):
     def mjstate_to_state(self, model: Any, mjstates) -> np.ndarray:
         return self.from_mjstate(model, mjstates)
 
-    def make_collector(self, model: Any, frame_skip: int, env: Any = None):
+    def make_collector(self, model: Any, frame_skip: int):
         return self.collector_class(model, frame_skip, env=self)
 
-    def oracle_collector(self, model: Any, frame_skip: int, env: Any = None):
+    def oracle_collector(self, model: Any, frame_skip: int):
         return self.collector_class(model, frame_skip, env=self)
 
 

@@ -447,10 +447,10 @@ class PointMazeFamily(TaskFamily):
         info = _maze_info(layout.dataset)
         return float(np.abs(info["centres"]).max() + info["unit"])
 
-    def make_collector(self, model, frame_skip, env=None):
+    def make_collector(self, model, frame_skip):
         return GymCollector(self.dataset, frame_skip, self)
 
-    def oracle_collector(self, model, frame_skip, env=None):
+    def oracle_collector(self, model, frame_skip):
         return StateCollector(model, frame_skip, env=self)  # its conversion raises the one-line ConfigError
 
 

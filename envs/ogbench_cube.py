@@ -401,7 +401,7 @@ class OGBenchCubeFamily(PointMazeFamily):
     def view_half(self, layout):
         return 0.4
 
-    def make_collector(self, model, frame_skip, env=None):
+    def make_collector(self, model, frame_skip):
         return CubeCollector(self.dataset, frame_skip, self)
 
 

@@ -74,10 +74,15 @@ def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[
     """A temporary path next to `path` to write the whole file to; when the block ends without an
     error, the file is flushed to disk and moved onto `path` (`os.replace`), so a reader never sees
     half a file. The temp file is `<name>.tmp`, or with `keep_suffix` `<stem>.tmp<suffix>` (e.g.
-    `clip.tmp.mp4`, for writers that choose the format by the file's ending)."""
+    `clip.tmp.mp4`, for writers that choose the format by the file's ending). A block that raises
+    leaves `path` as it was and no temp file behind."""
     path = Path(path)
     tmp = path.with_name(f"{path.stem}.tmp{path.suffix}" if keep_suffix else path.name + ".tmp")
-    yield tmp
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -35,7 +35,6 @@ from jepa_mpc.errors import ConfigError
 from jepa_mpc.goals import GoalConfig, GoalCost, GraphGoal
 from jepa_mpc.planning import CEMConfig, PlannerConfig, planner_for, shift_plan, with_budget
 from jepa_mpc_envs.family import TaskFamily
-from jepa_mpc_envs.registry import TWOROOM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,10 +365,9 @@ class EpisodeRecord:
 
 
 def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.Array,
-            on_plan: Callable[[dict], None] | None = None, family: TaskFamily | None = None) -> list[EpisodeRecord]:
+            on_plan: Callable[[dict], None] | None = None, *, family: TaskFamily) -> list[EpisodeRecord]:
     """Run one episode per (env, task) pair in lockstep until each succeeds or runs out of steps.
-    `family` (default TwoRoom) declares which state fields are the recorded path and the speed."""
-    family = family if family is not None else TWOROOM
+    `family` (the envs' TaskFamily) declares which state fields are the recorded path and the speed."""
     if len(envs) != len(tasks):
         raise ValueError("one env per task")
     records = [EpisodeRecord(task=t.name) for t in tasks]
@@ -426,8 +424,8 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
 # ------------------------------------------------------------------ true dynamics (oracle)
 
 
-def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True,
-                           env: Any = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True, *,
+                           env: TaskFamily) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """`simulate(states (N, S), blocks (N, H, action_block * 2)) -> (goal features, position) (N, H, goal_dim + 2)`
     after each block, or with `per_step` (default; marked by `simulate.per_step`) every env step's
     `oracle_features` (goal features, position, velocity) (N, H, action_block, goal_dim + 4), so the oracle
@@ -435,9 +433,8 @@ def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_s
 
     One batched `mujoco.rollout` over all N sequences, one thread per core (the data collector's
     simulator): the true dynamics, contacts with the walls included. `env`: the TaskFamily whose state
-    conversion and collector to use (default TwoRoom); "positions" are its goal features.
+    conversion and collector to use; "positions" are its goal features.
     """
-    env = env if env is not None else TWOROOM
     collector = env.oracle_collector(model, frame_skip)
 
     def simulate(states: np.ndarray, blocks: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ Saved with the checkpoint as ``<run>/probe.npz`` (numpy arrays only, no pickle; 
 file then renamed) holding the weights and a JSON metadata string (kind, quantities, rmse, ...).
 
     jepa-mpc probe runs/blk            # train, save, print the held-out RMSE
-    probe = load_or_train_probe(model) # used by `jepa-mpc eval` (trains on the fly if missing)
+    probe = load_or_train_probe(model) # used by `jepa-mpc eval` (trains on the fly if missing or stale)
     xyv = probe.apply(z)               # (..., D) -> (..., 4), pure and jittable
 """
 
@@ -292,20 +292,33 @@ def load_probe(run_dir: str | Path) -> Probe | None:
     return probe
 
 
-def load_run_probe(run: Run) -> Probe | None:
-    """A run's saved probe or None; ConfigError if it is unreadable or reads latents of another size."""
+def probe_fields(probe: Probe) -> tuple[str, ...]:
+    """The state fields a probe's 4 outputs were fitted to (probes saved before they were recorded: x, y, vx, vy)."""
+    return tuple(probe.meta.get("state_fields") or QUANTITIES)
+
+
+def load_run_probe(run: Run, refit: bool = False) -> Probe | None:
+    """A run's saved probe or None; ConfigError if it is unreadable or reads latents of another size.
+    A probe fitted to other state fields than the family's declared position and velocity (one saved
+    before they were declared) is an error too, or None with ``refit`` (the caller fits a new one)."""
     probe = load_probe(run.path)
     latent = run.config.model.latent_dim
     if probe is not None and np.asarray(probe.mean).shape != (latent,):
         raise ConfigError(f"{run.probe_path}: probe reads {np.asarray(probe.mean).shape[0]}-d latents, the run's "
                           f"model makes {latent}-d ones; rerun `jepa-mpc probe {run.path}`")
+    declared = state_layout(run.dataset_meta).names
+    if probe is not None and probe_fields(probe) != declared:
+        if refit:
+            return None
+        raise ConfigError(f"{run.probe_path}: probe reads state fields ({', '.join(probe_fields(probe))}), the "
+                          f"run's env declares ({', '.join(declared)}); rerun `jepa-mpc probe {run.path}`")
     return probe
 
 
 def load_or_train_probe(model: Any, ds: Any = None, cfg: ProbeConfig = ProbeConfig(), save: bool = True) -> Probe:
-    """The run's saved probe if its checkpoint step matches, else train one (and save it)."""
+    """The run's saved probe if its checkpoint step and state fields match, else train one (and save it)."""
     run = Run.open(model.run_dir)
-    probe = load_run_probe(run)
+    probe = load_run_probe(run, refit=True)
     if probe is not None and int(probe.meta.get("step", -1)) == int(model.step):
         return probe
     if ds is None:
@@ -349,4 +362,4 @@ def probe_main(args: ProbeArgs) -> None:
 
 __all__ = ["Probe", "ProbeConfig", "ProbeArgs", "apply_probe", "fit_probe", "train_probe", "save_probe",
            "validate_probe_config", "load_run_probe",
-           "load_probe", "load_or_train_probe", "probe_main", "PROBE_FILE", "QUANTITIES"]
+           "load_probe", "load_or_train_probe", "probe_fields", "probe_main", "PROBE_FILE", "QUANTITIES"]

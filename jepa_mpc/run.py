@@ -7,7 +7,7 @@ TrainConfig, the normalisation stats, Orbax checkpoints, a record of the dataset
 always checked against what made it:
 
     run = Run.open("runs/tworoom-state")       # ConfigError if it is not a run directory
-    run.config, run.action_block, run.frame_skip, run.dataset_meta, run.latest_step()
+    run.config, run.action_block, run.frame_skip, run.dataset_meta, run.env_id
     model = run.load_world_model()              # latest checkpoint, verified (CheckpointError)
     ds = run.dataset()                          # its dataset, refused if its content changed
     ds = run.training_view(ds)                  # action blocks of the run, checked against the model
@@ -28,10 +28,8 @@ import numpy as np
 from jepa_mpc.config import TrainConfig
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.model.checkpoint import (
-    CKPT_DIR,
     CONFIG_FILE,
     STATS_FILE,
-    checkpoint_manager,
     load_world_model,
     read_norm_stats,
     read_run_config,
@@ -148,11 +146,6 @@ class Run:
         fs = self.dataset_meta.get("frame_skip")
         return None if fs is None else int(fs)
 
-    @property
-    def layout(self) -> dict | None:
-        """The layout (as a dict) the training data was collected in, if its meta.json recorded one."""
-        return self.dataset_meta.get("layout")
-
     # -- its dataset
     def check_same_dataset(self, ds: Any, where: str) -> None:
         """ConfigError (one line, naming both) unless `ds` is the dataset this run was trained on: same
@@ -197,19 +190,6 @@ class Run:
     @property
     def has_norm_stats(self) -> bool:
         return (self.path / STATS_FILE).is_file()
-
-    def checkpoint_manager(self, max_to_keep: int = 2):
-        return checkpoint_manager(self.path, max_to_keep)
-
-    def latest_step(self) -> int | None:
-        """The latest checkpoint step, or None if there is none."""
-        if not (self.path / CKPT_DIR).is_dir():
-            return None
-        mngr = self.checkpoint_manager()
-        try:
-            return mngr.latest_step()
-        finally:
-            mngr.close()
 
     def load_world_model(self, step: int | None = None):
         """The world model of the latest (or given) checkpoint, verified (CheckpointError names the file)."""

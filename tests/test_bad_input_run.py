@@ -207,7 +207,7 @@ def test_run_api_reads_what_made_the_run(base):
     assert run.config.model.latent_dim == 8 and run.action_block == 5 and run.frame_skip == 5
     assert run.env_id == "jepa_mpc_envs/TwoRoom-v0" and run.data_path == str(base["data"])
     assert run.dataset_digest == ds.digest == ds.action_blocks(5).digest
-    assert run.latest_step() == 4 and run.load_world_model().step == 4
+    assert run.load_world_model().step == 4  # the latest checkpoint
     assert not run.probe_path.exists()
     assert set(run.norm_stats()) >= {"state_mean", "state_std"}
     view = run.training_view(run.dataset())
@@ -216,6 +216,25 @@ def test_run_api_reads_what_made_the_run(base):
         run.check_same_dataset(Dataset.open(base["reacher"]), str(base["reacher"]))
     with pytest.raises(ConfigError, match="no such run directory"):
         Run.open(base["run"] / "nope")
+
+
+def test_probe_of_other_state_fields_is_refit_or_refused(base, tmp_path):
+    """A probe whose 4 outputs were fitted to other state fields (one saved when they were state[:4]: for
+    Push-T bx, by, th, bvx) at the same checkpoint step is not reused: eval refits it, a plain read refuses it."""
+    from jepa_mpc.probe import ProbeConfig, fit_probe, load_or_train_probe, load_run_probe, save_probe
+
+    run = tmp_path / "run"
+    shutil.copytree(base["run"], run)
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(64, 8)).astype(np.float32), rng.normal(size=(64, 4)).astype(np.float32)
+    meta = {"step": 4, "state_fields": ["bx", "by", "th", "bvx"]}
+    save_probe(run, fit_probe(z, y, z, y, ProbeConfig(kind="linear"), meta=meta))
+    with pytest.raises(ConfigError, match=r"probe\.npz: probe reads state fields \(bx, by, th, bvx\), the run's env "
+                                          r"declares \(x, y, vx, vy\); rerun `jepa-mpc probe "):
+        load_run_probe(Run.open(run))
+    probe = load_or_train_probe(Run.open(run).load_world_model(), cfg=ProbeConfig(kind="linear"))
+    assert probe.meta["state_fields"] == ["x", "y", "vx", "vy"] and probe.meta["step"] == 4
+    assert load_run_probe(Run.open(run)).meta["state_fields"] == ["x", "y", "vx", "vy"]  # the refit was saved
 
 
 def test_dataset_digest_is_content_identity(base, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from jepa_mpc.control import ControlConfig, OraclePlannerPolicy, RandomActions, RandomActionsPolicy, mujoco_block_simulator, run_mpc
 from jepa_mpc.evaluate import EvalArgs, evaluate, wilson_interval
 from jepa_mpc.goals import LatentGoal
+from jepa_mpc_envs.registry import TWOROOM
 from jepa_mpc_envs.suites import Task
 from jepa_mpc_envs.tworoom import Layout, TwoRoomEnv, build_model
 
@@ -28,12 +29,20 @@ def test_oracle_mpc_reaches_goal_in_open_room_and_random_does_not():
         Task(name="b", start=(0.7, 0.7, 0, 0), goal=(0.3, -0.6, 0, 0), tolerance=0.1, hazards=(), max_steps=100),
     ]
     cfg = ControlConfig(goal=LatentGoal(), samples=32, iterations=3, action_block=5)
-    policy = OraclePlannerPolicy(mujoco_block_simulator(build_model(layout), 5, cfg.action_block), cfg, None)
-    records = run_mpc([TwoRoomEnv(layout) for _ in tasks], tasks, policy, jax.random.key(0))
+    policy = OraclePlannerPolicy(mujoco_block_simulator(build_model(layout), 5, cfg.action_block, env=TWOROOM), cfg, None)
+    records = run_mpc([TwoRoomEnv(layout) for _ in tasks], tasks, policy, jax.random.key(0), family=TWOROOM)
     assert all(r.success for r in records)
     assert all(r.steps < 100 for r in records)
-    random = run_mpc([TwoRoomEnv(layout) for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0))
+    random = run_mpc([TwoRoomEnv(layout) for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0), family=TWOROOM)
     assert np.mean([r.final_distance for r in random]) > np.mean([r.final_distance for r in records])
+
+
+def test_the_family_is_never_defaulted():
+    """Without its TaskFamily the loop and the oracle would read another env's path and speed fields."""
+    with pytest.raises(TypeError, match="family"):
+        run_mpc([TwoRoomEnv(Layout())], [], RandomActionsPolicy(), jax.random.key(0))
+    with pytest.raises(TypeError, match="env"):
+        mujoco_block_simulator(build_model(Layout()), 5, 5)
 
 
 def test_results_json_schema(tmp_path):

@@ -132,7 +132,7 @@ def test_collector_steps_the_gym_env(spec):
     layout = spec.default_layout()
     starts = spec.sample_start_states(layout, np.random.default_rng(0), 3)
     actions = np.random.default_rng(1).uniform(-1, 1, (3, 7, 2))
-    with spec.make_collector(None, 5, spec) as c:
+    with spec.make_collector(None, 5) as c:
         assert c.env is spec
         out = c.run(starts, actions)
     assert out["state"].shape == (3, 8, 4) and out["qpos"].shape == (3, 8, 2)

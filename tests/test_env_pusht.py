@@ -238,9 +238,9 @@ def test_oracle_planner_solves_push_t_tasks_and_random_does_not():
     cfg = ControlConfig(goal=LatentGoal(), samples=64, iterations=4, action_block=5)
     sim = mujoco_block_simulator(PUSHT.build_model(LAYOUT), 5, cfg.action_block, env=PUSHT)
     policy = OraclePlannerPolicy(sim, cfg, None, action_dim=2, goal_dim=3)
-    records = run_mpc([P.PushTEnv() for _ in tasks], tasks, policy, jax.random.key(0))
+    records = run_mpc([P.PushTEnv() for _ in tasks], tasks, policy, jax.random.key(0), family=PUSHT)
     assert all(r.success for r in records), [(r.final_distance, r.steps) for r in records]
-    random = run_mpc([P.PushTEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0))
+    random = run_mpc([P.PushTEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0), family=PUSHT)
     assert not any(r.success for r in random)
 
 

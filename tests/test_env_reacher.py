@@ -206,9 +206,9 @@ def test_oracle_planner_solves_reacher_tasks_and_random_does_not():
     cfg = ControlConfig(goal=LatentGoal(), samples=32, iterations=3, action_block=5)
     sim = mujoco_block_simulator(REACHER.build_model(R.ReacherLayout()), 5, cfg.action_block, env=REACHER)
     policy = OraclePlannerPolicy(sim, cfg, None, action_dim=2)
-    records = run_mpc([R.ReacherEnv() for _ in tasks], tasks, policy, jax.random.key(0))
+    records = run_mpc([R.ReacherEnv() for _ in tasks], tasks, policy, jax.random.key(0), family=REACHER)
     assert all(r.success for r in records) and all(r.steps < 100 for r in records)
-    random = run_mpc([R.ReacherEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0))
+    random = run_mpc([R.ReacherEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0), family=REACHER)
     assert not any(r.success for r in random)
     assert np.mean([r.final_distance for r in random]) > np.mean([r.final_distance for r in records])
 

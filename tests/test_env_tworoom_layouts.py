@@ -175,9 +175,9 @@ def test_oracle_with_explored_room_graph_goes_through_an_unseen_door_and_random_
     graphs = room_graph.RoomGraphs(TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features,
                                    CollectConfig(env_id=ENV_ID, num_episodes=32, seed=1), num_nodes=300)
     policy = OraclePlannerPolicy(sim, cfg, GraphGoalCost("mixed", room_graphs=graphs), action_dim=2)
-    records = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, policy, jax.random.key(0))
+    records = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, policy, jax.random.key(0), family=TWOROOM_LAYOUTS)
     assert all(r.success for r in records)
-    random = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0))
+    random = run_mpc([TL.TwoRoomLayoutsEnv() for _ in tasks], tasks, RandomActionsPolicy(), jax.random.key(0), family=TWOROOM_LAYOUTS)
     assert not any(r.success for r in random)
 
 

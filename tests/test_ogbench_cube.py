@@ -183,7 +183,7 @@ def test_collector_explores_the_cube_and_records_what_it_executed(spec, cube):
     starts = spec.sample_start_states(layout, rng, 6)
     noise = rng.uniform(-1, 1, (6, 60, 5)).astype(np.float32)
     given = noise.copy()
-    with spec.make_collector(None, 5, spec) as c:
+    with spec.make_collector(None, 5) as c:
         assert c.env is spec
         out = c.run(starts, noise)
     assert out["state"].shape == (6, 61, 27) and out["action"] is noise

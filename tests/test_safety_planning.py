@@ -14,6 +14,7 @@ from jepa_mpc.evaluate import summarize, wilson_interval
 from jepa_mpc.goals import LatentGoal
 from jepa_mpc.planning import get_planner, make_config
 from jepa_mpc_envs.geometry import Box, Circle, Layout
+from jepa_mpc_envs.registry import TWOROOM
 from jepa_mpc_envs.suites import Task
 from jepa_mpc_envs.tworoom import TwoRoomEnv, build_model
 
@@ -25,8 +26,8 @@ TASK = Task("line", start=(-0.8, 0.0, 0.0, 0.0), goal=(-0.2, 0.0, 0.0, 0.0), tol
 
 def _oracle_run(mode: str, seed: int = 0):
     cfg = ControlConfig(goal=LatentGoal(), samples=64, iterations=4, safety=mode, action_block=5)
-    policy = OraclePlannerPolicy(mujoco_block_simulator(build_model(LAYOUT), 5, cfg.action_block), cfg, None)
-    return run_mpc([TwoRoomEnv(LAYOUT)], [TASK], policy, jax.random.key(seed))[0]
+    policy = OraclePlannerPolicy(mujoco_block_simulator(build_model(LAYOUT), 5, cfg.action_block, env=TWOROOM), cfg, None)
+    return run_mpc([TwoRoomEnv(LAYOUT)], [TASK], policy, jax.random.key(seed), family=TWOROOM)[0]
 
 
 def test_constrained_oracle_avoids_hazard_on_straight_line():
