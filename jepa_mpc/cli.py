@@ -31,6 +31,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "bench collect": ("jepa_mpc.data.collect", "bench_collect_main", "BenchCollectArgs"),
     "bench plan": ("jepa_mpc.bench_plan", "bench_plan_main", "BenchPlanArgs"),
     "demo": ("jepa_mpc.demo", "demo_main", "DemoArgs"),
+    "report": ("jepa_mpc.report", "report_main", "ReportArgs"),
 }
 
 USAGE = "usage: jepa-mpc {" + "|".join(VERBS) + "} [--help] [options]"

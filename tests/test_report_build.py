@@ -1,0 +1,254 @@
+"""`jepa-mpc report`: tables, CSV and plots of synthetic experiment folders written here (plan.json,
+status.json, evals/*/results.json, models/*/*.json as the runner and `jepa-mpc eval` write them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from jepa_mpc import cli
+from jepa_mpc.evaluate import wilson_interval
+from jepa_mpc.report import build_report, write_report
+from jepa_mpc.report.tables import CSV_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+SUITE = "envs/tasks/tworoom_test.json"
+ENV_ID = "jepa_mpc_envs/TwoRoom-v0"
+EPISODES = 50
+COMMIT = "a" * 40
+
+
+def results_json(kind: str | None, samples: int, iterations: int, successes: int, seed: int, dynamics: str = "model",
+                 provenance: dict | None = None, episodes: int = EPISODES) -> dict:
+    """A results.json as jepa_mpc.evaluate writes it (schema_version 1), with the fields the report reads."""
+    planner = None if kind is None else {"kind": kind, "samples": samples, "iterations": iterations, "horizon": 5}
+    ms = None if kind is None else 0.01 * samples * iterations + 5.0
+    result = {
+        "schema_version": 1, "created": "2026-12-02T00:00:00+00:00", "git_commit": COMMIT, "versions": {},
+        "args": {"checkpoint": "runs/x", "dynamics": dynamics, "seed": seed,
+                 "control": {"planner": {"kind": kind or "random-actions"}}},
+        "identity": "0" * 64, "label": kind or "random-actions",
+        "suite": {"path": SUITE, "sha256": "1" * 64, "env_id": ENV_ID, "tasks": episodes},
+        "checkpoint": None if kind is None or dynamics == "oracle" else {"run": "runs/x", "step": 100},
+        "frame_skip": 5, "action_block": 5, "planner_config": planner,
+        "goal_config": None if kind is None else {"kind": "graph", "source": "data", "mode": "mixed"},
+        "summary": {
+            "episodes": episodes, "successes": successes, "success_rate": successes / episodes,
+            "success_ci95": list(wilson_interval(successes, episodes)), "violation_free_rate": 1.0,
+            "violation_free_ci95": list(wilson_interval(episodes, episodes)), "infeasible_plans": 0,
+            "episodes_with_infeasible_plans": 0, "mean_steps_success": 30.0,
+            "plan_latency_ms": {"calls": 10, "p50": None if ms is None else 4 * ms, "p95": None,
+                                "per_episode_p50": ms},
+            "wall_time_s": 12.5,
+        },
+        "episodes": [],
+    }
+    if provenance is not None:
+        result["provenance"] = provenance
+    return result
+
+
+def axes(agent: str, planner: str | None, budget: str | None, seed: int, data: int = 5000, model: str = "sigreg",
+         goal: str = "graph-mixed") -> dict:
+    return {"family": "tworoom", "env_id": ENV_ID, "obs": "state", "data": data, "model": model, "seed": seed,
+            "agent": agent, "planner": planner, "budget": budget, "goal": goal, "suite": SUITE, "split": "test"}
+
+
+def eval_job(job_id: str, ax: dict, evals: int | None, train: str | None) -> dict:
+    return {"id": job_id, "kind": "eval", "digest": "2" * 64, "deps": [train] if train else [],
+            "out": f"results/toy/evals/{job_id}", "argv": ["eval"], "model_evaluations": evals, "axes": ax}
+
+
+def write_experiment(folder: Path, name: str, evals: list[tuple[dict, dict | None]], models: dict | None = None,
+                     status: dict | None = None) -> Path:
+    """plan.json (+ train jobs), evals/<id>/results.json for the jobs that have a result, models/, status.json."""
+    folder.mkdir(parents=True)
+    trains = sorted({job["deps"][0] for job, _ in evals if job["deps"]})
+    jobs = [{"id": t, "kind": "train", "digest": "3" * 64, "deps": [], "out": "runs/store/x", "argv": ["train"],
+             "axes": {}} for t in trains] + [job for job, _ in evals]
+    plan = {"schema_version": 1, "name": name, "description": f"{name}: a synthetic experiment",
+            "source": f"experiments/{name}.toml", "source_sha256": "4" * 64, "git_commit": COMMIT,
+            "created": "2026-12-02T00:00:00+00:00", "jobs": jobs}
+    (folder / "plan.json").write_text(json.dumps(plan))
+    for job, result in evals:
+        if result is not None:
+            (folder / "evals" / job["id"]).mkdir(parents=True)
+            (folder / "evals" / job["id"] / "results.json").write_text(json.dumps(result))
+    for job_id, files in (models or {}).items():
+        (folder / "models" / job_id).mkdir(parents=True)
+        for file_name, content in files.items():
+            (folder / "models" / job_id / file_name).write_text(json.dumps(content))
+    if status is not None:
+        (folder / "status.json").write_text(json.dumps({"jobs": status}))
+    return folder
+
+
+# (planner, samples, iterations, successes of seed 0, of seed 1 (None: not run))
+PLANNER_GRID = [
+    ("cem", 300, 30, 45, 46),    # the reference: 91 / 100
+    ("cem", 100, 10, 43, 44),    # 1,000 evals, 87 %: more than 2 points below
+    ("mppi", 100, 10, 40, 41),
+    ("icem", 30, 10, 44, 46),    # 300 evals, 90 %: within 2 points -> the answer (3.3 % of 9,000)
+    ("icem", 20, 5, 30, None),   # 100 evals: seed 1 not run
+]
+CLEAN = {"git_commit": COMMIT, "git_dirty": False, "dataset_digest": "5" * 64, "checkpoint": {}, "probe_sha256": None}
+
+
+def planners_experiment(root: Path, name: str = "toy") -> Path:
+    evals = []
+    for planner, samples, iterations, *wins in PLANNER_GRID:
+        for seed, w in enumerate(wins):
+            job = eval_job(f"eval-{planner}-{samples}x{iterations}-s{seed}",
+                           axes("model", planner, f"{samples}x{iterations}", seed), samples * iterations, f"train-s{seed}")
+            prov = dict(CLEAN, git_dirty=(planner == "mppi" and seed == 1))
+            evals.append((job, None if w is None else results_json(planner, samples, iterations, w, seed, provenance=prov)))
+    for seed, (rand, orac) in enumerate([(1, 50), (2, 49)]):
+        evals.append((eval_job(f"eval-random-s{seed}", axes("random", None, None, seed), None, None),
+                      results_json(None, 0, 0, rand, seed)))
+        evals.append((eval_job(f"eval-oracle-s{seed}", axes("oracle", "cem", "300x30", seed), 9000, f"train-s{seed}"),
+                      results_json("cem", 300, 30, orac, seed, dynamics="oracle")))
+    models = {f"train-s{s}": {"train.json": {"steps": 1000, "wall_s": 50.0, "steps_per_s": 20.0 + s, "last_eval": {},
+                                             "config": {}},
+                              "inspect.json": {"effective_rank": 10.0 + 2 * s, "active_dims": 12 + s, "latent_dim": 32,
+                                               "latent_std_min": 0.1, "latent_std_mean": 0.5, "r2_state": 0.9,
+                                               "pred_copy_ratio": 0.2, "rollout_copy_ratio": 0.4}}
+              for s in (0, 1)}
+    status = {"eval-icem-20x5-s1": {"state": "failed", "wall_s": 3.0, "error": "killed"}}
+    return write_experiment(root / name, name, evals, models, status)
+
+
+def read_csv(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    files = [folder / "report.md", folder / "results.csv", folder / "models.csv", *sorted((folder / "plots").iterdir())]
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = planners_experiment(tmp_path_factory.mktemp("exp"))
+    summary = write_report(folder)
+    return folder, summary
+
+
+def test_csv_has_one_tidy_row_per_eval_with_results(built):
+    folder, summary = built
+    rows = read_csv(folder / "results.csv")
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert len(rows) == 13 and summary["evals"] == 13 and summary["not_run"] == 1
+    assert "eval-icem-20x5-s1" not in {r["job_id"] for r in rows}
+    cem = next(r for r in rows if r["job_id"] == "eval-cem-300x30-s1")
+    assert (cem["planner"], cem["budget"], cem["model_evaluations"], cem["seed"]) == ("cem", "300x30", "9000", "1")
+    assert (cem["episodes"], cem["successes"], float(cem["success_rate"])) == ("50", "46", 0.92)
+    lo, hi = wilson_interval(46, 50)
+    assert (float(cem["ci_low"]), float(cem["ci_high"])) == (lo, hi)
+    assert float(cem["plan_ms_per_episode_p50"]) == pytest.approx(95.0)
+    assert cem["git_commit"] == COMMIT and cem["git_dirty"] == "false" and cem["experiment"] == "toy"
+    rand = next(r for r in rows if r["job_id"] == "eval-random-s0")
+    assert rand["planner"] == "" and rand["model_evaluations"] == "" and rand["agent"] == "random"
+    # table order: learned model (planner in plan order, then budget by evaluations), then oracle, then random
+    order = [(r["agent"], r["planner"], r["model_evaluations"]) for r in rows[::2]]
+    assert order[:3] == [("model", "cem", "1000"), ("model", "cem", "9000"), ("model", "mppi", "1000")]
+    assert [r["agent"] for r in rows[-4:]] == ["oracle", "oracle", "random", "random"]
+
+
+def test_report_pools_seeds_with_wilson_intervals_and_lists_not_run(built):
+    folder, _ = built
+    text = (folder / "report.md").read_text()
+    lo, hi = wilson_interval(91, 100)
+    assert f"| model | cem | 300x30 | 9,000 | 91.0 [{100 * lo:.1f}, {100 * hi:.1f}] | s0: 90.0 · s1: 92.0 | 100 |" in text
+    lo, hi = wilson_interval(3, 100)
+    assert f"| random | – | – | – | 3.0 [{100 * lo:.1f}, {100 * hi:.1f}] | s0: 2.0 · s1: 4.0 | 100 |" in text
+    assert "| oracle | cem | 300x30 | 9,000 | 99.0 [" in text
+    assert "| model | icem | 20x5 | 100 | 60.0 [" in text and "s0: 60.0 · s1: not run" in text
+    assert "- `eval-icem-20x5-s1` (failed: killed)" in text
+    assert "`jepa-mpc experiment run experiments/toy.toml`" in text
+    assert f"`{COMMIT[:12]}` (13 evals)" in text
+    assert "dirty for 1 of 13 evals (eval-mppi-100x10-s1)" in text
+    assert "not recorded for 4 of 13 evals" in text  # random/oracle results without provenance
+    assert "## tworoom · state · test" in text
+    assert "### World models · tworoom · state" in text
+    assert "| 5,000 | sigreg | 2 | 1000 | 20.5 | 0.100 | 0.500 | 11.00 | 12.5 | 32 |" in text
+
+
+def test_smallest_budget_within_two_points_of_cem(built):
+    folder, summary = built
+    (answer,) = summary["answers"]
+    assert (answer["planner"], answer["budget"], answer["model_evaluations"]) == ("icem", "30x10", 300)
+    assert answer["fraction"] == pytest.approx(300 / 9000) and answer["meets_target"]
+    assert answer["reference_success"] == pytest.approx(0.91) and answer["success"] == pytest.approx(0.90)
+    text = (folder / "report.md").read_text()
+    assert "## Smallest budget within 2 points of CEM 300 × 30" in text
+    assert "| icem | 30x10 | 300 | 3.3 % | 90.0 [" in text and "| yes |" in text
+
+
+def test_plots_are_valid_png_and_svg(built):
+    folder, summary = built
+    names = sorted(p.name for p in (folder / "plots").iterdir())
+    assert names == sorted(f"tworoom-state-test-{kind}.{ext}" for kind in ("success-vs-evals", "success-vs-time")
+                           for ext in ("png", "svg"))
+    for name in names:
+        data = (folder / "plots" / name).read_bytes()
+        if name.endswith(".png"):
+            assert data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(b"IEND\xaeB`\x82")
+        else:
+            assert ET.fromstring(data).tag == "{http://www.w3.org/2000/svg}svg"
+    assert "![tworoom-state-test-success-vs-evals](plots/tworoom-state-test-success-vs-evals.png)" in \
+        (folder / "report.md").read_text()
+    assert not list(folder.rglob("*.tmp*"))
+
+
+def test_rebuild_is_byte_identical_from_the_files_alone(built, tmp_path):
+    folder, _ = built
+    before = outputs(folder)
+    copy = tmp_path / "elsewhere" / folder.name  # the same result files in another place
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("report.md", "*.csv", "plots"))
+    (copy / "plots").mkdir()
+    (copy / "plots" / "stale-old.svg").write_text("<svg/>")  # a plot this build does not draw: removed
+    write_report(copy)
+    assert outputs(copy) == before
+
+
+def test_data_and_model_variants_get_their_plots(tmp_path):
+    evals = []
+    for model, base in (("sigreg", 30), ("vicreg", 20)):
+        for data, bonus in ((2500, 0), (10000, 10)):
+            for seed in (0, 1):
+                job = eval_job(f"eval-{model}-{data}-s{seed}", axes("model", "cem", "300x30", seed, data, model), 9000,
+                               f"train-{model}-{data}-s{seed}")
+                evals.append((job, results_json("cem", 300, 30, base + bonus + seed, seed)))
+    folder = write_experiment(tmp_path / "regs", "regs", evals)
+    summary = write_report(folder)
+    names = {p.name for p in (folder / "plots").iterdir()}
+    assert {"tworoom-state-test-success-vs-data.png", "tworoom-state-test-success-by-model.svg"} <= names
+    assert not any("success-vs-evals" in n for n in names)  # one budget: no budget plot
+    assert len(summary["answers"]) == 4  # CEM 300x30 is its own answer in every (model, data) setting
+    text = (folder / "report.md").read_text()
+    assert "| model | data |" in text.replace("| agent | planner | budget ", "")
+
+
+def test_combined_report_and_plain_results_folder(tmp_path, capsys):
+    a = planners_experiment(tmp_path, "toy")
+    b = planners_experiment(tmp_path, "toy2")
+    demo = tmp_path / "demo"
+    shutil.copytree(REPO / "results" / "reference" / "demo", demo, ignore=shutil.ignore_patterns("*.md", "*.csv", "plots"))
+    cli.main(["report", str(a), str(b), str(demo), "--out", str(tmp_path / "all")])
+    assert "report:" in capsys.readouterr().out
+    rows = read_csv(tmp_path / "all" / "results.csv")
+    assert {r["experiment"] for r in rows} == {"toy", "toy2", "demo"} and len(rows) == 13 + 13 + 3
+    demo_rows = {r["job_id"]: r for r in rows if r["experiment"] == "demo"}
+    assert (demo_rows["cem-model"]["agent"], demo_rows["cem-model"]["model_evaluations"]) == ("model", "3000")
+    assert (demo_rows["cem-oracle"]["agent"], demo_rows["cem-oracle"]["model_evaluations"]) == ("oracle", "256")
+    assert demo_rows["random-actions-model"]["agent"] == "random"
+    text = (tmp_path / "all" / "report.md").read_text()
+    assert text.startswith("# Combined report: toy, toy2, demo")
+    assert "| model | cem | 300x30 | toy2 | 9,000 | 91.0 [" in text
+    assert not (a / "report.md").exists()  # --out: the inputs are left as they were
