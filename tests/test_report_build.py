@@ -225,14 +225,21 @@ def test_data_and_model_variants_get_their_plots(tmp_path):
                 job = eval_job(f"eval-{model}-{data}-s{seed}", axes("model", "cem", "300x30", seed, data, model), 9000,
                                f"train-{model}-{data}-s{seed}")
                 evals.append((job, results_json("cem", 300, 30, base + bonus + seed, seed)))
-    folder = write_experiment(tmp_path / "regs", "regs", evals)
+    models = {f"train-{m}-{d}-s{s}": {"inspect.json": {"effective_rank": rank + s, "latent_dim": 32, "sigreg": 0.5}}
+              for m, rank in (("sigreg", 20.0), ("vicreg", 4.0)) for d in (2500, 10000) for s in (0, 1)}
+    folder = write_experiment(tmp_path / "regs", "regs", evals, models)
     summary = write_report(folder)
     names = {p.name for p in (folder / "plots").iterdir()}
     assert {"tworoom-state-test-success-vs-data.png", "tworoom-state-test-success-by-model.svg"} <= names
     assert not any("success-vs-evals" in n for n in names)  # one budget: no budget plot
-    assert len(summary["answers"]) == 4  # CEM 300x30 is its own answer in every (model, data) setting
+    assert summary["answers"] == []  # one budget: nothing to compare CEM 300x30 with
     text = (folder / "report.md").read_text()
-    assert "| model | data |" in text.replace("| agent | planner | budget ", "")
+    assert "| agent | planner | budget | model | data | model evals / plan |" in text
+    assert "Smallest budget" not in text
+    # world models beside their planning success (one planning setting: one success column)
+    lo, hi = wilson_interval(20 + 21, 100)  # vicreg, 2,500 transitions, seeds 0 and 1
+    assert "| data | model | seeds | effective rank | latent dim | SIGReg | success % cem 300x30 graph-mixed |" in text
+    assert f"| 2,500 | vicreg | 2 | 4.50 | 32 | 0.500 | 41.0 [{100 * lo:.1f}, {100 * hi:.1f}] |" in text
 
 
 def test_combined_report_and_plain_results_folder(tmp_path, capsys):

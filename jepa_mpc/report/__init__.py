@@ -68,7 +68,8 @@ def build_report(folders: Sequence[Path], out: Path) -> dict:
     figures = _draw(secs, out / PLOTS_DIR)
     written += [p for paths in figures for p in paths]
     shown = [[f"{PLOTS_DIR}/{p.name}" for p in paths if p.suffix == ".png"] for paths in figures]
-    write_text_atomic(out / REPORT_FILE, report_markdown(experiments, ordered_rows, secs, records, answers, shown, out))
+    text = report_markdown(experiments, ordered_rows, secs, records, answers, shown, out, order)
+    write_text_atomic(out / REPORT_FILE, text)
     written.append(out / REPORT_FILE)
     _remove_stale_plots(out / PLOTS_DIR, set(written))
     return {"out": str(out), "evals": sum(r.ran for r in rows), "not_run": sum(not r.ran for r in rows),

@@ -19,15 +19,18 @@ def _setting(cell: Cell) -> tuple:
 
 
 def smallest_matching_budgets(sections: Sequence[Section]) -> list[dict]:
-    """One answer per reference cell (CEM, 9,000 model evaluations, learned model, ran)."""
+    """One answer per reference cell (CEM, 9,000 model evaluations, learned model, ran) that has other
+    planners or budgets of the same setting to compare with."""
     answers = []
     for section in sections:
         learned = [c for c in section.learned if c["agent"] == "model" and c.rate is not None
                    and c.model_evaluations is not None]
         refs = [c for c in learned if c["planner"] == REFERENCE_PLANNER and c.model_evaluations == REFERENCE_EVALUATIONS]
         for ref in refs:
-            peers = [c for c in learned if _setting(c) == _setting(ref)
-                     and c.rate >= ref.rate - TOLERANCE - 1e-12]
+            same = [c for c in learned if _setting(c) == _setting(ref)]
+            if len(same) < 2:  # nothing to compare the reference with in this setting
+                continue
+            peers = [c for c in same if c.rate >= ref.rate - TOLERANCE - 1e-12]
             best = min(peers, key=lambda c: (c.model_evaluations, -c.rate, str(c["planner"]), str(c["budget"])))
             fraction = best.model_evaluations / REFERENCE_EVALUATIONS
             answers.append({

@@ -132,11 +132,11 @@ def sections(cells: Sequence[Cell], order: dict[str, Sequence]) -> list[Section]
             rest.setdefault(key(b), []).append(b)
     for (family, obs, split, suite), group in rest.items():
         out.append(Section(family, obs, split, suite, (), tuple(sort_cells(group, order))))
-    return sorted(out, key=lambda s: (_position(order, "family", s.family), _position(order, "obs", s.obs),
+    return sorted(out, key=lambda s: (position(order, "family", s.family), position(order, "obs", s.obs),
                                       str(s.split), str(s.suite)))
 
 
-def _position(order: dict[str, Sequence], axis: str, value: Any) -> tuple:
+def position(order: dict[str, Sequence], axis: str, value: Any) -> tuple:
     """Sort key: the value's place in the plan's order (unknown values after, by their text; None last)."""
     values = list(order.get(axis, ()))
     if value is None:
@@ -149,11 +149,15 @@ def _position(order: dict[str, Sequence], axis: str, value: Any) -> tuple:
 def sort_key(cell: Cell, order: dict[str, Sequence]) -> tuple:
     """Agent (model, gcbc, oracle, random), planner, model evaluations, budget, model, data, goal."""
     evals = cell.model_evaluations
-    data = cell["data"]
-    return (AGENT_RANK.get(cell["agent"], 9), _position(order, "planner", cell["planner"]),
-            (evals is None, evals or 0), _position(order, "budget", cell["budget"]),
-            _position(order, "model", cell["model"]), (data is None, data if isinstance(data, (int, float)) else 0),
-            _position(order, "goal", cell["goal"]), cell.experiment)
+    return (AGENT_RANK.get(cell["agent"], 9), position(order, "planner", cell["planner"]),
+            (evals is None, evals or 0), position(order, "budget", cell["budget"]),
+            position(order, "model", cell["model"]), data_key(cell["data"]),
+            position(order, "goal", cell["goal"]), cell.experiment)
+
+
+def data_key(data) -> tuple:
+    """Data sizes in numeric order, unknown ones last."""
+    return (0, data, "") if isinstance(data, (int, float)) else (1, 0, str(data))
 
 
 def sort_cells(cells: Iterable[Cell], order: dict[str, Sequence]) -> list[Cell]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from jepa_mpc.report.efficiency import REFERENCE_EVALUATIONS, TARGET_FRACTION, TOLERANCE
 from jepa_mpc.report.load import AXES, Experiment, Row
-from jepa_mpc.report.pool import Cell, Section, varying, wilson
+from jepa_mpc.report.pool import Cell, Section, data_key, position, varying, wilson
 
 CSV_COLUMNS = AXES + ("model_evaluations", "episodes", "successes", "success_rate", "ci_low", "ci_high",
                       "violation_free_rate", "plan_ms_per_episode_p50", "plan_ms_p50", "wall_time_s",
@@ -101,14 +101,13 @@ def pct(rate: float | None) -> str:
 
 def success_text(cell: Cell) -> str:
     if cell.rate is None:
-        return "not run"
+        return "0 episodes" if cell.ran else "not run"
     lo, hi = cell.ci95
     return f"{pct(cell.rate)} [{pct(lo)}, {pct(hi)}]"
 
 
 def per_seed_text(cell: Cell) -> str:
-    parts = [f"s{seed}: {'not run' if rate is None else pct(rate)}" for seed, rate in cell.per_seed()]
-    return " · ".join(parts) if len(parts) > 1 or any(r is None for _, r in cell.per_seed()) else parts[0] if parts else ""
+    return " · ".join(f"s{seed}: {'not run' if rate is None else pct(rate)}" for seed, rate in cell.per_seed())
 
 
 def _int(value: Any) -> str:
@@ -150,10 +149,12 @@ def section_table(section: Section, combined: bool) -> list[str]:
     return ["", f"## {section.title}", "", "; ".join(facts) + ".", ""] + lines
 
 
-def models_table(section_key: tuple, records: Sequence[dict], cells: Sequence[Cell]) -> list[str]:
-    """World models of one (family, obs): train/inspect numbers (mean over seeds) beside planning success."""
+def models_table(section_key: tuple, records: Sequence[dict], cells: Sequence[Cell],
+                 order: dict[str, Sequence]) -> list[str]:
+    """World models of one (family, obs): train/inspect numbers (mean over seeds) beside planning success;
+    rows by model variant (in the plan's order), then data size."""
     groups: dict[tuple, list[dict]] = {}
-    for rec in records:
+    for rec in sorted(records, key=lambda r: (position(order, "model", r["model"]), data_key(r["data"]))):
         groups.setdefault((repr(rec["data"]), repr(rec["model"])), []).append(rec)
     present = [col for col in MODEL_COLUMNS if any(f"{col[0]}.{col[1]}" in rec for rec in records)]
     learned = [c for c in cells if c["agent"] == "model"]
@@ -219,9 +220,9 @@ def display_path(folder: Path) -> str:
 def header(experiments: Sequence[Experiment], rows: Sequence[Row], out: Path) -> list[str]:
     combined = len(experiments) > 1
     lines = [f"# {'Combined report: ' + ', '.join(e.name for e in experiments) if combined else experiments[0].name}", ""]
-    for e in experiments:
+    for i, e in enumerate(experiments):
         if combined:
-            lines += [f"**{e.name}**" + (f": {e.description}" if e.description else ""), ""]
+            lines += ([""] if i else []) + [f"**{e.name}**" + (f": {e.description}" if e.description else ""), ""]
         elif e.description:
             lines += [e.description, ""]
         if e.source:
@@ -235,6 +236,7 @@ def header(experiments: Sequence[Experiment], rows: Sequence[Row], out: Path) ->
     commits: dict[str, int] = {}
     for r in ran:
         commits[r.git_commit or "unknown"] = commits.get(r.git_commit or "unknown", 0) + 1
+    lines += ["", "All results:", ""] if combined else []
     lines.append("- Numbers from commit(s): " + ", ".join(
         f"`{c[:12]}` ({n} eval{'s' * (n != 1)})" for c, n in sorted(commits.items())))
     dirty = [r.job_id for r in ran if r.git_dirty is True]
@@ -270,7 +272,7 @@ def not_run_list(rows: Sequence[Row]) -> list[str]:
 
 def report_markdown(experiments: Sequence[Experiment], rows: Sequence[Row], sections: Sequence[Section],
                     model_recs: Sequence[dict], answers: Sequence[dict], figures: Sequence[Sequence[str]],
-                    out: Path) -> str:
+                    out: Path, order: dict[str, Sequence]) -> str:
     """The whole report.md; figures[i]: the plot files (relative to out) drawn for sections[i]."""
     combined = len(experiments) > 1
     lines = header(experiments, rows, out)
@@ -287,7 +289,7 @@ def report_markdown(experiments: Sequence[Experiment], rows: Sequence[Row], sect
         lines += ["", "## World models"]
         for key, recs in by_family.items():
             cells = [c for s in sections if (s.family, s.obs) == key for c in s.learned]
-            lines += models_table(key, recs, cells)
+            lines += models_table(key, recs, cells, order)
     lines += not_run_list(rows)
     ignored = [f"{e.name}/evals/{i}" for e in experiments for i in e.ignored]
     if ignored:
