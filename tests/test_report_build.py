@@ -225,8 +225,14 @@ def test_data_and_model_variants_get_their_plots(tmp_path):
                 job = eval_job(f"eval-{model}-{data}-s{seed}", axes("model", "cem", "300x30", seed, data, model), 9000,
                                f"train-{model}-{data}-s{seed}")
                 evals.append((job, results_json("cem", 300, 30, base + bonus + seed, seed)))
-    models = {f"train-{m}-{d}-s{s}": {"inspect.json": {"effective_rank": rank + s, "latent_dim": 32, "sigreg": 0.5}}
-              for m, rank in (("sigreg", 20.0), ("vicreg", 4.0)) for d in (2500, 10000) for s in (0, 1)}
+    def model_files(model, seed):
+        metrics = {"effective_rank": (20.0 if model == "sigreg" else 4.0) + seed, "latent_dim": 32, "sigreg": 0.5}
+        if model == "sigreg":
+            return {"inspect.json": metrics}
+        return {"train.json": {"steps": 10, "last_eval": metrics, "config": {"lr": 1e-3}}}  # no inspect job ran
+
+    models = {f"train-{m}-{d}-s{s}": model_files(m, s) for m in ("sigreg", "vicreg") for d in (2500, 10000)
+              for s in (0, 1)}
     folder = write_experiment(tmp_path / "regs", "regs", evals, models)
     summary = write_report(folder)
     names = {p.name for p in (folder / "plots").iterdir()}
@@ -238,8 +244,14 @@ def test_data_and_model_variants_get_their_plots(tmp_path):
     assert "Smallest budget" not in text
     # world models beside their planning success (one planning setting: one success column)
     lo, hi = wilson_interval(20 + 21, 100)  # vicreg, 2,500 transitions, seeds 0 and 1
-    assert "| data | model | seeds | effective rank | latent dim | SIGReg | success % cem 300x30 graph-mixed |" in text
-    assert f"| 2,500 | vicreg | 2 | 4.50 | 32 | 0.500 | 41.0 [{100 * lo:.1f}, {100 * hi:.1f}] |" in text
+    assert ("| data | model | seeds | train steps | effective rank | latent dim | SIGReg "
+            "| success % cem 300x30 graph-mixed |") in text
+    assert f"| 2,500 | vicreg | 2 | 10 | 4.50 | 32 | 0.500 | 41.0 [{100 * lo:.1f}, {100 * hi:.1f}] |" in text
+    assert "| 10,000 | sigreg | 2 | – | 20.50 | 32 | 0.500 | 81.0 [" in text
+    models_rows = read_csv(folder / "models.csv")
+    assert len(models_rows) == 8 and "train.config.lr" not in models_rows[0]
+    vicreg = next(r for r in models_rows if r["job_id"] == "train-vicreg-2500-s1")
+    assert (vicreg["model"], vicreg["data"], vicreg["train.last_eval.effective_rank"]) == ("vicreg", "2500", "5.0")
 
 
 def test_combined_report_and_plain_results_folder(tmp_path, capsys):

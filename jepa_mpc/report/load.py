@@ -259,8 +259,8 @@ def _read_models(folder: Path, jobs: dict[str, dict]) -> dict[str, dict]:
             if not isinstance(value, dict):
                 raise ReportError(f"{files[name]}: expected a JSON object, got {type(value).__name__}")
         if entry:
-            job = jobs.get(sub.name, {})
-            entry["axes"] = job.get("axes") or eval_axes.get(sub.name) or {}
+            own = jobs.get(sub.name, {}).get("axes") or {}
+            entry["axes"] = {**eval_axes.get(sub.name, {}), **{k: v for k, v in own.items() if v is not None}}
             models[sub.name] = entry
     return models
 

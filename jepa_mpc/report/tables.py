@@ -79,11 +79,30 @@ def model_records(experiments: Sequence[Experiment]) -> list[dict]:
             rec = {"job_id": job_id, "experiment": exp.name,
                    **{a: axes.get(a) for a in ("family", "obs", "data", "model", "seed")}}
             for source in ("train", "inspect"):
-                for key, value in (entry.get(source) or {}).items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        rec[f"{source}.{key}"] = value
+                rec.update(_flat_numbers(entry.get(source) or {}, source))
             out.append(rec)
     return out
+
+
+def _flat_numbers(obj: dict, prefix: str) -> dict:
+    """{"prefix.key[.sub]": number} of a JSON object's numbers (nested objects flattened; a train.json's
+    `config` left out: it is the configuration, not a measurement)."""
+    out = {}
+    for key, value in obj.items():
+        name = f"{prefix}.{key}"
+        if isinstance(value, dict) and name != "train.config":
+            out.update(_flat_numbers(value, name))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = value
+    return out
+
+
+def model_metric(rec: dict, source: str, key: str) -> float | None:
+    """A model's number: train.json's `key`, or inspect.json's (else the collapse metrics train logged at
+    its last held-out evaluation, train.json's last_eval)."""
+    if source == "train":
+        return rec.get(f"train.{key}")
+    return rec.get(f"inspect.{key}", rec.get(f"train.last_eval.{key}"))
 
 
 def models_csv(records: Sequence[dict]) -> str:
@@ -156,7 +175,7 @@ def models_table(section_key: tuple, records: Sequence[dict], cells: Sequence[Ce
     groups: dict[tuple, list[dict]] = {}
     for rec in sorted(records, key=lambda r: (position(order, "model", r["model"]), data_key(r["data"]))):
         groups.setdefault((repr(rec["data"]), repr(rec["model"])), []).append(rec)
-    present = [col for col in MODEL_COLUMNS if any(f"{col[0]}.{col[1]}" in rec for rec in records)]
+    present = [col for col in MODEL_COLUMNS if any(model_metric(rec, col[0], col[1]) is not None for rec in records)]
     learned = [c for c in cells if c["agent"] == "model"]
     settings = []
     for c in learned:
@@ -172,7 +191,7 @@ def models_table(section_key: tuple, records: Sequence[dict], cells: Sequence[Ce
         jobs = {rec["job_id"] for rec in recs}
         row = [_text(recs[0]["data"]), _text(recs[0]["model"]), str(len(recs))]
         for source, key, _, fmt in present:
-            values = [rec[f"{source}.{key}"] for rec in recs if f"{source}.{key}" in rec]
+            values = [v for v in (model_metric(rec, source, key) for rec in recs) if v is not None]
             row.append(fmt.format(sum(values) / len(values)) if values else "–")
         if show_success:
             for s in settings:
@@ -182,7 +201,8 @@ def models_table(section_key: tuple, records: Sequence[dict], cells: Sequence[Ce
                 row.append(f"{pct(k / n)} [{pct(wilson(k, n)[0])}, {pct(wilson(k, n)[1])}]" if n else "–")
         lines.append("| " + " | ".join(row) + " |")
     family, obs = section_key
-    note = "Collapse metrics from models/<job>/inspect.json and train.json (mean over seeds)"
+    note = ("Collapse metrics from models/<job>/inspect.json (else train.json's last held-out evaluation) and "
+            "train.json, mean over seeds")
     note += "; success pooled over the model's evals." if show_success else \
         "; planning success per setting in the tables above."
     return ["", f"### World models · {family} · {obs}", "", note, ""] + lines
