@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -108,7 +109,7 @@ def _remove_stale_plots(folder: Path, keep: set[Path]) -> None:
 class ReportArgs:
     """Rebuild report.md, results.csv and plots from result files alone."""
 
-    dirs: tyro.conf.Positional[tuple[str, ...]]
+    dirs: tyro.conf.Positional[Annotated[tuple[str, ...], tyro.conf.arg(metavar="DIR")]]
     """Experiment folders (with plan.json) or folders of `jepa-mpc eval` results folders."""
     out: str = ""
     """Write one combined report of all DIRs here (default: each DIR gets its own report)."""
