@@ -108,6 +108,9 @@ def planners_experiment(root: Path, name: str = "toy") -> Path:
                            axes("model", planner, f"{samples}x{iterations}", seed), samples * iterations, f"train-s{seed}")
             prov = dict(CLEAN, git_dirty=(planner == "mppi" and seed == 1))
             evals.append((job, None if w is None else results_json(planner, samples, iterations, w, seed, provenance=prov)))
+    for seed, wins in enumerate([35, 36]):  # the goal-conditioned behaviour-cloning policy: no planner, no budget
+        evals.append((eval_job(f"eval-gcbc-s{seed}", axes("gcbc", None, None, seed), None, f"train-s{seed}"),
+                      results_json(None, 0, 0, wins, seed, provenance=CLEAN)))
     for seed, (rand, orac) in enumerate([(1, 50), (2, 49)]):
         evals.append((eval_job(f"eval-random-s{seed}", axes("random", None, None, seed), None, None),
                       results_json(None, 0, 0, rand, seed)))
@@ -143,7 +146,7 @@ def test_csv_has_one_tidy_row_per_eval_with_results(built):
     folder, summary = built
     rows = read_csv(folder / "results.csv")
     assert list(rows[0]) == list(CSV_COLUMNS)
-    assert len(rows) == 13 and summary["evals"] == 13 and summary["not_run"] == 1
+    assert len(rows) == 15 and summary["evals"] == 15 and summary["not_run"] == 1
     assert "eval-icem-20x5-s1" not in {r["job_id"] for r in rows}
     cem = next(r for r in rows if r["job_id"] == "eval-cem-300x30-s1")
     assert (cem["planner"], cem["budget"], cem["model_evaluations"], cem["seed"]) == ("cem", "300x30", "9000", "1")
@@ -157,7 +160,7 @@ def test_csv_has_one_tidy_row_per_eval_with_results(built):
     # table order: learned model (planner in plan order, then budget by evaluations), then oracle, then random
     order = [(r["agent"], r["planner"], r["model_evaluations"]) for r in rows[::2]]
     assert order[:3] == [("model", "cem", "1000"), ("model", "cem", "9000"), ("model", "mppi", "1000")]
-    assert [r["agent"] for r in rows[-4:]] == ["oracle", "oracle", "random", "random"]
+    assert [r["agent"] for r in rows[-6:]] == ["gcbc", "gcbc", "oracle", "oracle", "random", "random"]
 
 
 def test_report_pools_seeds_with_wilson_intervals_and_lists_not_run(built):
@@ -168,12 +171,13 @@ def test_report_pools_seeds_with_wilson_intervals_and_lists_not_run(built):
     lo, hi = wilson_interval(3, 100)
     assert f"| random | – | – | – | 3.0 [{100 * lo:.1f}, {100 * hi:.1f}] | s0: 2.0 · s1: 4.0 | 100 |" in text
     assert "| oracle | cem | 300x30 | 9,000 | 99.0 [" in text
+    assert "| gcbc | – | – | – | 71.0 [" in text
     assert "| model | icem | 20x5 | 100 | 60.0 [" in text and "s0: 60.0 · s1: not run" in text
     assert "- `eval-icem-20x5-s1` (failed: killed)" in text
     assert "`jepa-mpc experiment run experiments/toy.toml`" in text
-    assert f"`{COMMIT[:12]}` (13 evals)" in text
-    assert "dirty for 1 of 13 evals (eval-mppi-100x10-s1)" in text
-    assert "not recorded for 4 of 13 evals" in text  # random/oracle results without provenance
+    assert f"`{COMMIT[:12]}` (15 evals)" in text
+    assert "dirty for 1 of 15 evals (eval-mppi-100x10-s1)" in text
+    assert "not recorded for 4 of 15 evals" in text  # random/oracle results without provenance
     assert "## tworoom · state · test" in text
     assert "### World models · tworoom · state" in text
     assert "| 5,000 | sigreg | 2 | 1000 | 20.5 | 0.100 | 0.500 | 11.00 | 12.5 | 32 |" in text
@@ -262,7 +266,7 @@ def test_combined_report_and_plain_results_folder(tmp_path, capsys):
     cli.main(["report", str(a), str(b), str(demo), "--out", str(tmp_path / "all")])
     assert "report:" in capsys.readouterr().out
     rows = read_csv(tmp_path / "all" / "results.csv")
-    assert {r["experiment"] for r in rows} == {"toy", "toy2", "demo"} and len(rows) == 13 + 13 + 3
+    assert {r["experiment"] for r in rows} == {"toy", "toy2", "demo"} and len(rows) == 15 + 15 + 3
     demo_rows = {r["job_id"]: r for r in rows if r["experiment"] == "demo"}
     assert (demo_rows["cem-model"]["agent"], demo_rows["cem-model"]["model_evaluations"]) == ("model", "3000")
     assert (demo_rows["cem-oracle"]["agent"], demo_rows["cem-oracle"]["model_evaluations"]) == ("oracle", "256")

@@ -1,8 +1,9 @@
 """Figures of one section (family · obs · split), as PNG and SVG, with matplotlib's Agg/SVG writers
 (no pyplot, no display): success vs model evaluations per plan and vs plan time per episode (when the
 budget varies), success vs data size (when `data` varies), bars per model variant / goal cost (when
-those vary). Error bars: Wilson 95 % intervals of the success pooled over seeds; random and oracle as
-horizontal lines. The same cells give the same bytes (fixed SVG hash salt, no dates, no software tag).
+those vary). Error bars: Wilson 95 % intervals of the success pooled over seeds; random and oracle (and
+GCBC beside planner budgets) as horizontal lines. The same cells give the same bytes (fixed SVG hash
+salt, no dates, no software tag).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def _figure():
 
 def _label(cell: Cell, axes: Sequence[str]) -> str:
     parts = [str(cell[a]) for a in axes if cell[a] is not None]
-    return " · ".join(parts) or str(cell["agent"])
+    label = " · ".join(parts) or str(cell["agent"])
+    return f"{label} ({cell.experiment})" if cell.experiment else label  # a combined report: per experiment
 
 
 def _lines(cells: Sequence[Cell], series_axes: Sequence[str], x: Callable[[Cell], float | None]) -> dict[str, list]:
@@ -42,12 +44,14 @@ def _lines(cells: Sequence[Cell], series_axes: Sequence[str], x: Callable[[Cell]
     return {k: sorted(v) for k, v in series.items()}
 
 
-def _draw_baselines(ax, section: Section) -> None:
-    for c in section.baselines:
+def _draw_baselines(ax, section: Section, policies: bool = False) -> None:
+    """Random and oracle (and with `policies` the GCBC policies, which have no budget) as horizontal lines."""
+    lines = list(section.baselines) + ([c for c in section.learned if c["agent"] == "gcbc"] if policies else [])
+    for c in lines:
         if c.rate is None:
             continue
-        colour, style = BASELINE_STYLE.get(c["agent"], ("0.3", "-."))
-        extra = [str(v) for v in (c["planner"], c["budget"]) if v is not None]
+        colour, style = BASELINE_STYLE.get(c["agent"], ("C7", "-."))
+        extra = [str(v) for v in (c["planner"], c["budget"], c.experiment or None) if v is not None]
         ax.axhline(100 * c.rate, color=colour, linestyle=style, linewidth=1.2,
                    label=" ".join([c["agent"]] + extra) + f" ({100 * c.rate:.1f} %)")
 
@@ -61,7 +65,7 @@ def _line_plot(section: Section, cells: Sequence[Cell], series_axes: Sequence[st
         ys = [100 * p[1] for p in points]
         err = [[100 * (p[1] - p[2]) for p in points], [100 * (p[3] - p[1]) for p in points]]
         ax.errorbar(xs, ys, yerr=err, marker="o", markersize=4, capsize=3, linewidth=1.4, label=label)
-    _draw_baselines(ax, section)
+    _draw_baselines(ax, section, policies=all(c["agent"] == "model" for c in cells))
     ax.set_xscale("log")
     ax.set_ylim(-2, 102)
     ax.set_xlabel(xlabel)
