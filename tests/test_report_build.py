@@ -197,7 +197,7 @@ def test_smallest_budget_within_two_points_of_cem(built):
 def test_plots_are_valid_png_and_svg(built):
     folder, summary = built
     names = sorted(p.name for p in (folder / "plots").iterdir())
-    assert names == sorted(f"tworoom-state-test-{kind}.{ext}" for kind in ("success-vs-evals", "success-vs-time")
+    assert names == sorted(f"tworoom-state-test-{kind}.{ext}" for kind in ("success-vs-evals", "success-vs-time", "success-by-agent")
                            for ext in ("png", "svg"))
     for name in names:
         data = (folder / "plots" / name).read_bytes()

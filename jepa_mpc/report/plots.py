@@ -1,9 +1,9 @@
 """Figures of one section (family · obs · split), as PNG and SVG, with matplotlib's Agg/SVG writers
 (no pyplot, no display): success vs model evaluations per plan and vs plan time per episode (when the
 budget varies), success vs data size (when `data` varies), bars per model variant / goal cost (when
-those vary). Error bars: Wilson 95 % intervals of the success pooled over seeds; random and oracle (and
-GCBC beside planner budgets) as horizontal lines. The same cells give the same bytes (fixed SVG hash
-salt, no dates, no software tag).
+those vary), bars per agent when a GCBC policy is among them (a benchmark). Error bars: Wilson 95 %
+intervals of the success pooled over seeds; random and oracle (and GCBC beside planner budgets) as
+horizontal lines. The same cells give the same bytes (fixed SVG hash salt, no dates, no software tag).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _line_plot(section: Section, cells: Sequence[Cell], series_axes: Sequence[st
     return fig
 
 
-def _bar_plot(section: Section, cells: Sequence[Cell], bar_axes: Sequence[str], title: str):
+def _bar_plot(section: Section, cells: Sequence[Cell], bar_axes: Sequence[str], title: str, lines: bool = True):
     fig = _figure()
     ax = fig.add_subplot()
     ran = [c for c in cells if c.rate is not None]
@@ -84,11 +84,12 @@ def _bar_plot(section: Section, cells: Sequence[Cell], bar_axes: Sequence[str], 
     err = [[100 * (c.rate - c.ci95[0]) for c in ran], [100 * (c.ci95[1] - c.rate) for c in ran]]
     ax.bar(range(len(ran)), ys, yerr=err, capsize=3, color="C0", alpha=0.85)
     ax.set_xticks(range(len(ran)), labels, rotation=30 if len(ran) > 4 else 0, ha="right" if len(ran) > 4 else "center")
-    _draw_baselines(ax, section)
+    if lines:
+        _draw_baselines(ax, section, policies=True)
     ax.set_ylim(0, 102)
     ax.set_ylabel("success % (95 % Wilson interval)")
     ax.set_title(f"{section.title}: {title}")
-    if section.baselines:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best")
     return fig
 
@@ -109,10 +110,12 @@ def section_figures(section: Section) -> dict[str, object]:
         figures["success-vs-data"] = _line_plot(section, with_data, series, lambda c: c["data"] or None,
                                                 "reward-free transitions (log)", "success vs data")
     for axis, name in (("model", "model variant"), ("goal", "goal cost")):
-        if varying(section.learned, axis):
-            bars = [axis] + [a for a in ("agent", "planner", "budget", "data", "model", "goal")
-                             if a != axis and varying(section.learned, a)]
-            figures[f"success-by-{axis}"] = _bar_plot(section, section.learned, bars, f"success by {name}")
+        if varying(learned, axis):
+            bars = [axis] + [a for a in ("planner", "budget", "data", "model", "goal") if a != axis and varying(learned, a)]
+            figures[f"success-by-{axis}"] = _bar_plot(section, learned, bars, f"success by {name}")
+    if any(c["agent"] == "gcbc" for c in section.learned):  # a benchmark: every agent side by side
+        bars = ["agent"] + [a for a in ("planner", "budget", "model", "data", "goal") if varying(section.cells, a)]
+        figures["success-by-agent"] = _bar_plot(section, section.cells, bars, "success by agent", lines=False)
     return figures
 
 

@@ -89,6 +89,12 @@ class Section:
         return self.learned + self.baselines
 
     @property
+    def main(self) -> tuple[Cell, ...]:
+        """The cells whose axes say what the table varies: the planner-on-model ones (else the learned
+        policies', else the baselines')."""
+        return tuple(c for c in self.learned if c["agent"] == "model") or self.learned or self.baselines
+
+    @property
     def title(self) -> str:
         parts = [self.family or "unknown family", self.obs or "", self.split or ""]
         return " · ".join(p for p in parts if p)

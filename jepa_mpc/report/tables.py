@@ -143,7 +143,8 @@ def _ms(value: float | None) -> str:
 
 def section_table(section: Section, combined: bool) -> list[str]:
     cells = section.cells
-    shown = [a for a in ("model", "data", "goal") if varying(section.learned or cells, a)]
+    main = section.main
+    shown = [a for a in ("model", "data", "goal") if varying(main, a)]
     header = ["agent", "planner", "budget"] + shown + (["experiment"] if combined else [])
     header += ["model evals / plan", "success % [95 % CI]", "per seed", "episodes", "ms / plan / episode"]
     violations = any(c.violation_free_rate is not None and c.violation_free_rate < 1 for c in cells)
@@ -158,11 +159,9 @@ def section_table(section: Section, combined: bool) -> list[str]:
             row.append(pct(c.violation_free_rate))
         row.append(_ms(c.plan_ms))
         lines.append("| " + " | ".join(row) + " |")
-    fixed = [f"{a} {_text(section.learned[0][a] if section.learned else cells[0][a])}"
-             for a in ("model", "data", "goal") if a not in shown and (section.learned or cells)
-             and (section.learned or cells)[0][a] is not None]
+    fixed = [f"{a} {_text(main[0][a])}" for a in ("model", "data", "goal") if a not in shown and main[0][a] is not None]
     seeds = sorted({r.axes["seed"] for c in cells for r in c.rows if r.axes["seed"] is not None})
-    env = (section.learned or cells)[0]["env_id"]
+    env = main[0]["env_id"]
     facts = fixed + [f"suite `{section.suite}`"] + ([f"env `{env}`"] if env else [])
     facts += [f"seeds {', '.join(map(str, seeds))} (success pooled over seeds: sum of successes ÷ sum of episodes)"]
     return ["", f"## {section.title}", "", "; ".join(facts) + ".", ""] + lines
