@@ -18,6 +18,7 @@ FORMATS = ("png", "svg")
 METADATA = {"png": {"Software": None}, "svg": {"Date": None}}
 RC = {"svg.hashsalt": "jepa-mpc-report", "svg.fonttype": "path", "font.size": 9, "axes.grid": True,
       "grid.alpha": 0.3, "figure.dpi": 100}
+AGENT_COLOURS = {"model": "C0", "gcbc": "C2", "oracle": "0.25", "random": "0.65"}
 BASELINE_STYLE = {"random": ("0.45", ":"), "oracle": ("0.1", "--")}
 
 
@@ -82,7 +83,8 @@ def _bar_plot(section: Section, cells: Sequence[Cell], bar_axes: Sequence[str], 
     labels = [_label(c, bar_axes) for c in ran]
     ys = [100 * c.rate for c in ran]
     err = [[100 * (c.rate - c.ci95[0]) for c in ran], [100 * (c.ci95[1] - c.rate) for c in ran]]
-    ax.bar(range(len(ran)), ys, yerr=err, capsize=3, color="C0", alpha=0.85)
+    colours = [AGENT_COLOURS.get(c["agent"], "C0") for c in ran]
+    ax.bar(range(len(ran)), ys, yerr=err, capsize=3, color=colours, alpha=0.85)
     ax.set_xticks(range(len(ran)), labels, rotation=30 if len(ran) > 4 else 0, ha="right" if len(ran) > 4 else "center")
     if lines:
         _draw_baselines(ax, section, policies=True)
