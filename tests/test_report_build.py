@@ -109,7 +109,7 @@ def planners_experiment(root: Path, name: str = "toy") -> Path:
             prov = dict(CLEAN, git_dirty=(planner == "mppi" and seed == 1))
             evals.append((job, None if w is None else results_json(planner, samples, iterations, w, seed, provenance=prov)))
     for seed, wins in enumerate([35, 36]):  # the goal-conditioned behaviour-cloning policy: no planner, no budget
-        evals.append((eval_job(f"eval-gcbc-s{seed}", axes("gcbc", None, None, seed), None, f"train-s{seed}"),
+        evals.append((eval_job(f"eval-gcbc-s{seed}", axes("gcbc", None, None, seed), None, f"train-gcbc-s{seed}"),
                       results_json(None, 0, 0, wins, seed, provenance=CLEAN)))
     for seed, (rand, orac) in enumerate([(1, 50), (2, 49)]):
         evals.append((eval_job(f"eval-random-s{seed}", axes("random", None, None, seed), None, None),
@@ -122,6 +122,7 @@ def planners_experiment(root: Path, name: str = "toy") -> Path:
                                                "latent_std_min": 0.1, "latent_std_mean": 0.5, "r2_state": 0.9,
                                                "pred_copy_ratio": 0.2, "rollout_copy_ratio": 0.4}}
               for s in (0, 1)}
+    models["train-gcbc-s0"] = {"train.json": {"steps": 500, "wall_s": 9.0, "steps_per_s": 55.0}}  # a policy
     status = {"eval-icem-20x5-s1": {"state": "failed", "wall_s": 3.0, "error": "killed"}}
     return write_experiment(root / name, name, evals, models, status)
 
@@ -181,6 +182,9 @@ def test_report_pools_seeds_with_wilson_intervals_and_lists_not_run(built):
     assert "## tworoom · state · test" in text
     assert "### World models · tworoom · state" in text
     assert "| 5,000 | sigreg | 2 | 1000 | 20.5 | 0.100 | 0.500 | 11.00 | 12.5 | 32 |" in text
+    assert "55.0" not in text  # the GCBC policy is not a world model
+    kinds = {r["job_id"]: r["kind"] for r in read_csv(folder / "models.csv")}
+    assert kinds == {"train-s0": "world model", "train-s1": "world model", "train-gcbc-s0": "policy"}
 
 
 def test_smallest_budget_within_two_points_of_cem(built):

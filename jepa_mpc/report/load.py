@@ -65,7 +65,7 @@ class Experiment:
     source_sha256: str | None
     git_commit: str | None  # the commit the plan was made at
     rows: tuple[Row, ...]
-    models: dict[str, dict]  # train job id -> {"axes", "train", "inspect"}
+    models: dict[str, dict]  # train job id -> {"axes", "policy", "train", "inspect"}
     order: dict[str, tuple]  # axis -> values in the order the plan lists them (for sorting)
     ignored: tuple[str, ...] = ()  # result folders that plan.json does not list
 
@@ -242,16 +242,18 @@ def _read_status(path: Path) -> dict[str, dict]:
 
 
 def _read_models(folder: Path, jobs: dict[str, dict]) -> dict[str, dict]:
-    """models/<train job>/{train,inspect}.json, with the axes of the train job's evals."""
+    """models/<train job>/{train,inspect}.json, with the train job's axes (else its evals'); "policy": only
+    GCBC evals use it (a policy, not a world model)."""
     models = {}
     root = folder / "models"
     if not root.is_dir():
         return models
-    eval_axes = {}
+    eval_axes, agents = {}, {}
     for job in jobs.values():
         if job["kind"] == "eval":
             for dep in job.get("deps") or []:
                 eval_axes.setdefault(dep, job.get("axes") or {})
+                agents.setdefault(dep, set()).add((job.get("axes") or {}).get("agent"))
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         files = {name: sub / f"{name}.json" for name in ("train", "inspect")}
         entry = {name: read_json(p) for name, p in files.items() if p.exists()}
@@ -261,6 +263,7 @@ def _read_models(folder: Path, jobs: dict[str, dict]) -> dict[str, dict]:
         if entry:
             own = jobs.get(sub.name, {}).get("axes") or {}
             entry["axes"] = {**eval_axes.get(sub.name, {}), **{k: v for k, v in own.items() if v is not None}}
+            entry["policy"] = agents.get(sub.name) == {"gcbc"}  # a GCBC policy, not a world model
             models[sub.name] = entry
     return models
 

@@ -77,7 +77,8 @@ def model_records(experiments: Sequence[Experiment]) -> list[dict]:
         for job_id, entry in sorted(exp.models.items()):
             axes = entry.get("axes") or {}
             rec = {"job_id": job_id, "experiment": exp.name,
-                   **{a: axes.get(a) for a in ("family", "obs", "data", "model", "seed")}}
+                   **{a: axes.get(a) for a in ("family", "obs", "data", "model", "seed")},
+                   "kind": "policy" if entry.get("policy") else "world model"}
             for source in ("train", "inspect"):
                 rec.update(_flat_numbers(entry.get(source) or {}, source))
             out.append(rec)
@@ -106,7 +107,7 @@ def model_metric(rec: dict, source: str, key: str) -> float | None:
 
 
 def models_csv(records: Sequence[dict]) -> str:
-    fixed = ["job_id", "experiment", "family", "obs", "data", "model", "seed"]
+    fixed = ["job_id", "experiment", "family", "obs", "data", "model", "seed", "kind"]
     numeric = sorted({k for rec in records for k in rec if k not in fixed})
     return _csv(fixed + numeric, [[rec.get(k) for k in fixed + numeric] for rec in records])
 
@@ -302,7 +303,8 @@ def report_markdown(experiments: Sequence[Experiment], rows: Sequence[Row], sect
         if drawn:
             lines += [""] + [f"![{Path(p).stem}]({p})" for p in drawn]
     by_family: dict[tuple, list[dict]] = {}
-    for rec in model_recs:
+    world_models = [rec for rec in model_recs if rec["kind"] == "world model"]
+    for rec in sorted(world_models, key=lambda r: (position(order, "family", r["family"]), position(order, "obs", r["obs"]))):
         by_family.setdefault((rec["family"], rec["obs"]), []).append(rec)
     if by_family:
         lines += ["", "## World models"]
