@@ -66,6 +66,8 @@ def build_report(folders: Sequence[Path], out: Path) -> dict:
     if records:
         write_text_atomic(out / MODELS_CSV_FILE, models_csv(records))
         written.append(out / MODELS_CSV_FILE)
+    else:
+        (out / MODELS_CSV_FILE).unlink(missing_ok=True)  # of an earlier build
     figures = _draw(secs, out / PLOTS_DIR)
     written += [p for paths in figures for p in paths]
     shown = [[f"{PLOTS_DIR}/{p.name}" for p in paths if p.suffix == ".png"] for paths in figures]
