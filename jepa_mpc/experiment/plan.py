@@ -162,12 +162,19 @@ def _wrap(where: str, source: str, fn, *args):
 class _Graph:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
+        self.by_digest: dict[str, Job] = {}
 
     def add(self, job: Job) -> Job:
+        """Add `job` (a store job of a digest already present is that job: e.g. tworoom and
+        tworoom-hazards share their dataset and runs)."""
+        if job.in_store and job.digest in self.by_digest:
+            return self.by_digest[job.digest]
         old = self.jobs.get(job.id)
         if old is not None and old.digest != job.digest:
             raise ConfigError(f"two different jobs would be named {job.id!r}; give the grid entries distinct names")
         self.jobs.setdefault(job.id, job)
+        if job.in_store:
+            self.by_digest.setdefault(job.digest, job)
         return self.jobs[job.id]
 
 
@@ -209,6 +216,8 @@ def expand(exp: Experiment, roots: Roots = Roots()) -> list[Job]:
                                 control = base_control | dict(p.control)
                                 for bi, budget in enumerate(p.budgets):
                                     for gi, goal in enumerate(exp.goals):
+                                        if fam.goals and goal.name not in fam.goals:
+                                            continue
                                         w = f"planners[{pi}].budgets[{bi}] with goals[{gi}]"
                                         _eval_job(g, exp, fam, obs, data, model.name, seed, split, suite, info, run,
                                                   eval_deps, "model", p.kind, p.name, tuple(p.planner), budget, goal,
@@ -322,7 +331,8 @@ def _baselines(g, exp, fam, obs, seed, split, suite, info, run: Job, control, ac
                   job_id=f"eval-{fam.name}-{obs}-random-s{seed}-{split}")
     if b.oracle is not None:
         o = b.oracle
-        goal = next(gl for gl in exp.goals if gl.name == (o.goal or exp.goals[0].name))
+        usable = [gl for gl in exp.goals if not fam.goals or gl.name in fam.goals]
+        goal = next((gl for gl in usable if gl.name == o.goal), usable[0])  # the family's first if not its
         _eval_job(g, exp, fam, obs, None, None, seed, split, suite, info, run, [run.id], "oracle", o.planner, o.planner,
                   (), o.budget, goal, control, action_block, home, "baselines.oracle",
                   job_id=f"eval-{fam.name}-{obs}-oracle-{o.planner}-{o.budget.label}-{goal.name}-s{seed}-{split}")

@@ -30,6 +30,7 @@ Schema (keys not listed are errors)::
     inspect = false                    # collapse diagnostics -> models/<train job>/inspect.json
     suite_validation = "envs/tasks/tworoom_val.json"   # defaults: envs/tasks/<name>_val.json, _test.json
     suite_test = "envs/tasks/tworoom_test.json"
+    goals = ["graph-mixed"]            # the [[goals]] this family is evaluated with (default: all)
 
     [[models]]                         # world-model variants (default: one, "default")
     name = "sigreg"
@@ -112,6 +113,7 @@ class FamilySpec:
     probe: bool
     inspect: bool
     suites: tuple[tuple[str, str], ...]  # (split, suite path)
+    goals: tuple[str, ...] = ()  # goal names this family is evaluated with (empty: every goal)
 
     def preset(self, obs: str) -> str:
         return dict(self.presets)[obs]
@@ -349,7 +351,7 @@ def _describe(hint: Any) -> str:
 TOP_KEYS = ("name", "description", "seeds", "episodes", "split", "video", "control", "families", "models",
             "planners", "goals", "baselines")
 FAMILY_KEYS = ("name", "env", "obs", "preset", "data", "collect", "train", "control", "probe", "inspect",
-               "suite_validation", "suite_test")
+               "suite_validation", "suite_test", "goals")
 BUDGET_RE = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
 
 
@@ -400,9 +402,10 @@ def read_family(r: Reader, d: Any, where: str) -> FamilySpec:
     suite_base = name.replace("-", "_")
     suites = tuple((s, r.str_(d.get(f"suite_{s}", f"envs/tasks/{suite_base}_{SUITE_SUFFIX[s]}.json"), f"{where}.suite_{s}"))
                    for s in SPLITS)
+    goals = tuple(r.str_(g, f"{where}.goals[{i}]") for i, g in enumerate(r.list_(d.get("goals", []), f"{where}.goals", False)))
     return FamilySpec(name=name, env=env, obs=obs, presets=tuple(presets), data=data, collect=collect, train=train,
                       control=control, probe=r.bool_(d.get("probe", False), f"{where}.probe"),
-                      inspect=r.bool_(d.get("inspect", False), f"{where}.inspect"), suites=suites)
+                      inspect=r.bool_(d.get("inspect", False), f"{where}.inspect"), suites=suites, goals=goals)
 
 
 def read_budget(r: Reader, b: Any, where: str) -> Budget:
@@ -520,6 +523,11 @@ def read_experiment(d: dict, source: str) -> Experiment:
     r.unique([p.name for p in planners], "planners")
     goals = tuple(read_goal(r, g, f"goals[{i}]") for i, g in enumerate(r.list_(d.get("goals", [{"kind": "graph"}]), "goals")))
     r.unique([g.name for g in goals], "goals")
+    for fi, fam in enumerate(families):
+        for i, g in enumerate(fam.goals):
+            if g not in [goal.name for goal in goals]:
+                raise r.error(f"families[{fi}].goals[{i}]", f"no goal named {show(g)}; [[goals]] names: "
+                              + ", ".join(goal.name for goal in goals))
     return Experiment(
         name=name, description=description, source=source, seeds=seeds,
         episodes=r.int_(d.get("episodes", 200), "episodes", 0), splits=splits,
