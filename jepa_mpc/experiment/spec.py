@@ -65,7 +65,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from jepa_mpc.errors import ConfigError
+from jepa_mpc.errors import ConfigError, UserError
 
 OBS_TYPES = ("state", "pixels")
 SPLITS = ("validation", "test")
@@ -196,6 +196,15 @@ class Reader:
     def error(self, where: str, message: str) -> SpecError:
         return SpecError(f"{self.source}: {where}: {message}")
 
+    def check(self, where: str, fn: Any, *args: Any) -> Any:
+        """fn(*args), a ConfigError from it re-raised naming the file and `where`."""
+        try:
+            return fn(*args)
+        except SpecError:
+            raise
+        except UserError as err:
+            raise self.error(where, str(err)) from None
+
     def table(self, value: Any, where: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
         if not isinstance(value, dict):
             raise self.error(where, f"expected a table, got {show(value)}")
@@ -235,11 +244,12 @@ class Reader:
             raise self.error(where, f"expected a {'non-empty ' if nonempty else ''}list, got {show(value)}")
         return value
 
-    def unique(self, names: list[str], where: str, what: str = "name") -> None:
+    def unique(self, names: list[str], where: str, what: str = "name", key: bool = True) -> None:
+        """No two equal entries (`key`: the entries are tables and `what` is their key)."""
         seen = set()
         for i, n in enumerate(names):
             if n in seen:
-                raise self.error(f"{where}[{i}].{what}", f"duplicate {what} {show(n)}")
+                raise self.error(f"{where}[{i}]" + (f".{what}" if key else ""), f"duplicate {what} {show(n)}")
             seen.add(n)
 
     def overrides(self, value: Any, where: str, cls: type, exclude: tuple[str, ...] = ()) -> tuple[tuple[str, Any], ...]:
@@ -341,7 +351,8 @@ def _describe(hint: Any) -> str:
         return "one of " + ", ".join(map(str, typing.get_args(hint)))
     if typing.get_origin(hint) is tuple:
         targs = typing.get_args(hint)
-        return f"a list of {_describe(targs[0])}s" if targs else "a list"
+        plural = {int: "ints", float: "numbers", str: "strings", bool: "true/false values"}
+        return f"a list of {plural.get(targs[0], _describe(targs[0]))}" if targs else "a list"
     return {bool: "true or false", int: "an int", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
@@ -375,7 +386,7 @@ def read_family(r: Reader, d: Any, where: str) -> FamilySpec:
     if not is_known_env_id(env):
         raise r.error(f"{where}.env", f"unknown env id {show(env)}")
     obs = tuple(r.str_(o, f"{where}.obs[{i}]", OBS_TYPES) for i, o in enumerate(r.list_(d.get("obs", ["state"]), f"{where}.obs")))
-    r.unique(list(obs), f"{where}.obs", "obs")
+    r.unique(list(obs), f"{where}.obs", "obs type", key=False)
     preset = d.get("preset", {})
     if isinstance(preset, str):
         if len(obs) != 1:
@@ -391,14 +402,18 @@ def read_family(r: Reader, d: Any, where: str) -> FamilySpec:
             raise r.error(f"{where}.preset.{o}", f"preset {p!r} trains on {TRAIN_PRESETS[p].model.obs_key}, not {o}")
         presets.append((o, p))
     data = tuple(r.int_(v, f"{where}.data[{i}]", 1) for i, v in enumerate(r.list_(d.get("data", [50000]), f"{where}.data")))
-    r.unique([str(v) for v in data], f"{where}.data", "data size")
+    r.unique(list(data), f"{where}.data", "data size", key=False)
     collect = r.overrides(d.get("collect", {}), f"{where}.collect", CollectConfig, exclude=COLLECT_AXES)
     episode_len = dict(collect).get("episode_len", CollectConfig.episode_len)
     for i, v in enumerate(data):
         if v % episode_len:
             raise r.error(f"{where}.data[{i}]", f"{v} transitions is not a whole number of episodes of {episode_len} steps (collect.episode_len)")
+    from jepa_mpc.data.collect import validate_config
+
+    r.check(f"{where}.collect", validate_config,
+            dataclasses.replace(CollectConfig(), env_id=env, num_episodes=max(data) // episode_len, **dict(collect)))
     train = r.overrides(d.get("train", {}), f"{where}.train", TrainConfig)
-    control = r.overrides(d.get("control", {}), f"{where}.control", _control_cls(), exclude=CONTROL_AXES)
+    control = read_control(r, d.get("control", {}), f"{where}.control")
     suite_base = name.replace("-", "_")
     suites = tuple((s, r.str_(d.get(f"suite_{s}", f"envs/tasks/{suite_base}_{SUITE_SUFFIX[s]}.json"), f"{where}.suite_{s}"))
                    for s in SPLITS)
@@ -406,6 +421,26 @@ def read_family(r: Reader, d: Any, where: str) -> FamilySpec:
     return FamilySpec(name=name, env=env, obs=obs, presets=tuple(presets), data=data, collect=collect, train=train,
                       control=control, probe=r.bool_(d.get("probe", False), f"{where}.probe"),
                       inspect=r.bool_(d.get("inspect", False), f"{where}.inspect"), suites=suites, goals=goals)
+
+
+def read_control(r: Reader, d: Any, where: str) -> tuple[tuple[str, Any], ...]:
+    """ControlConfig overrides (not the planner, goal, budget or seed: the grid sets those), validated."""
+    from jepa_mpc.control import validate_control
+
+    control = r.overrides(d, where, _control_cls(), exclude=CONTROL_AXES)
+    r.check(where, validate_control, _control_cls()(**dict(control)))
+    return control
+
+
+def check_training(r: Reader, families: tuple[FamilySpec, ...], models: tuple[ModelSpec, ...]) -> None:
+    """Every family x obs x model trains with a valid config (as `jepa-mpc train` resolves it)."""
+    from jepa_mpc.experiment.plan import flags, resolve_train
+
+    for fi, fam in enumerate(families):
+        for _, preset in fam.presets:
+            for mi, model in enumerate(models):
+                where = f"models[{mi}].train" if model.train else f"families[{fi}].train"
+                r.check(where, resolve_train, preset, tuple(flags((dict(fam.train) | dict(model.train)).items())))
 
 
 def read_budget(r: Reader, b: Any, where: str) -> Budget:
@@ -448,7 +483,7 @@ def read_planner(r: Reader, d: Any, where: str) -> PlannerSpec:
             with_budget(make_config(kind, **dict(planner)), **overrides)
         except ConfigError as err:
             raise r.error(f"{where}.budgets[{i}]", str(err)) from None
-    control = r.overrides(d.get("control", {}), f"{where}.control", _control_cls(), exclude=CONTROL_AXES)
+    control = read_control(r, d.get("control", {}), f"{where}.control")
     return PlannerSpec(name=name, kind=kind, planner=planner, budgets=budgets, control=control)
 
 
@@ -507,7 +542,7 @@ def read_experiment(d: dict, source: str) -> Experiment:
     if not isinstance(description, str):
         raise r.error("description", f"expected a string, got {show(description)}")
     seeds = tuple(r.int_(s, f"seeds[{i}]", 0) for i, s in enumerate(r.list_(d.get("seeds", [0]), "seeds")))
-    r.unique([str(s) for s in seeds], "seeds", "seed")
+    r.unique(list(seeds), "seeds", "seed", key=False)
     split = d.get("split", "validation")
     splits = (split,) if isinstance(split, str) else tuple(r.list_(split, "split"))
     splits = tuple(r.str_(s, "split", SPLITS) for s in splits)
@@ -518,6 +553,7 @@ def read_experiment(d: dict, source: str) -> Experiment:
                   r.overrides(m.get("train", {}), f"models[{i}].train", _train_cls()))
         for i, m in enumerate(r.list_(d.get("models", [{"name": "default"}]), "models")))
     r.unique([m.name for m in models], "models")
+    check_training(r, families, models)
     planners = tuple(read_planner(r, p, f"planners[{i}]")
                      for i, p in enumerate(r.list_(d.get("planners", [{"kind": "cem"}]), "planners")))
     r.unique([p.name for p in planners], "planners")
@@ -532,7 +568,7 @@ def read_experiment(d: dict, source: str) -> Experiment:
         name=name, description=description, source=source, seeds=seeds,
         episodes=r.int_(d.get("episodes", 200), "episodes", 0), splits=splits,
         video=r.int_(d.get("video", 0), "video", 0),
-        control=r.overrides(d.get("control", {}), "control", _control_cls(), exclude=CONTROL_AXES),
+        control=read_control(r, d.get("control", {}), "control"),
         families=families, models=models, planners=planners, goals=goals,
         baselines=read_baselines(r, d.get("baselines", {}), goals),
     )
