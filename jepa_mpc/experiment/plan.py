@@ -137,7 +137,6 @@ def resolve_eval(eval_flags: tuple[str, ...]) -> Any:
     return args
 
 
-@functools.lru_cache(maxsize=None)
 def suite_info(path: str) -> tuple[str, str, int, float, bool]:
     """(sha256, env id, tasks, mean max_steps, any hazards) of a suite file."""
     from jepa_mpc_envs.registry import load_suite
