@@ -213,3 +213,19 @@ def test_cli_dry_run_runs_nothing(tmp_path):
     assert "5 jobs, 0 cached, 5 to run" in proc.stdout  # collect, train, eval, random, oracle
     assert "eval-tworoom-state-600-default-s0-cem-30x3-graph-validation" in proc.stdout
     assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
+
+
+def test_a_job_runs_under_one_lock_at_a_time(tmp_path):
+    from jepa_mpc.experiment.execute import Runner
+
+    _, jobs = _expand(copy.deepcopy(GRID), tmp_path)
+    home = tmp_path / "results" / "grid"
+    a, b = Runner(jobs, home), Runner(jobs, home)  # two runners sharing the store
+    collect, evaluation = jobs[0], next(j for j in jobs if j.kind == "eval")
+    assert a.lock(collect) and Path(collect.out + ".lock").exists()
+    assert not b.lock(collect)
+    assert a.lock(evaluation) and not b.lock(evaluation)
+    a.unlock(collect.id)
+    assert b.lock(collect)
+    b.unlock(collect.id)
+    a.unlock(evaluation.id)

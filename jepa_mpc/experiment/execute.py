@@ -7,6 +7,11 @@ results/<name>/jobs/<id>.json holds the same digest. Done jobs are skipped; the 
 again and resume on their own (collect chunks, train checkpoints, eval batches). An eval folder whose
 recorded digest differs from the job's (or that has no record) is redone with --overwrite.
 
+Two runners sharing a store (two experiments needing one dataset) never run one job twice at once:
+a job is started only under its lock file (<store folder>.lock, results/<name>/jobs/<id>.lock), and
+a job found done once the lock is held is not run again. SIGINT/SIGTERM interrupt the running jobs
+(they keep what they finished) and leave them pending.
+
 Logs: results/<name>/logs/<id>.log (the job's stdout and stderr). status.json is rewritten after every
 change. A failed job is reported in one line and its dependents are not run; the others continue.
 """
@@ -14,6 +19,7 @@ change. A failed job is reported in one line and its dependents are not run; the
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import signal
@@ -133,6 +139,7 @@ class Runner:
         stop = os.environ.get(STOP_AFTER_ENV, "")
         self.stop_after = int(stop) if stop.isdigit() else None
         self.finished_here = 0
+        self.locks: dict[str, int] = {}
 
     # ---- bookkeeping
 
@@ -176,9 +183,29 @@ class Runner:
         if not self.progress:
             self.echo(f"[{self.count('done') + 1}/{len(self.order)}] {job.id}: started")
 
+    def lock(self, job: Job) -> bool:
+        """Hold the job's lock file (non-blocking); False while another process holds it."""
+        path = Path(job.out + ".lock") if job.in_store else record_path(self.home, job).with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.locks[job.id] = fd
+        return True
+
+    def unlock(self, job_id: str) -> None:
+        fd = self.locks.pop(job_id, None)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
     def finish(self, job_id: str, rc: int) -> None:
         proc, t0, fh = self.running.pop(job_id)
         fh.close()
+        self.unlock(job_id)
         job, st = self.jobs[job_id], self.states[job_id]
         st.wall_s = round(time.perf_counter() - t0, 3)
         if rc == 0 and is_done_after_run(job, self.home):
@@ -232,6 +259,7 @@ class Runner:
         cached = sum(s.cached for s in self.states.values())
         bar = _bar(len(self.order), cached, self.progress)
         shown = 0.0
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill RUNNER`: stop the jobs cleanly too
         try:
             while True:
                 for i, (proc, _, _) in list(self.running.items()):
@@ -242,13 +270,24 @@ class Runner:
                 if self.stop_after is not None and self.finished_here >= self.stop_after:
                     raise KeyboardInterrupt
                 ready = self.ready()
-                for job in ready[: self.max_jobs - len(self.running)]:
+                for job in ready:
+                    if len(self.running) >= self.max_jobs:
+                        break
+                    if not self.lock(job):  # another runner is on it (a store shared by two experiments)
+                        continue
+                    if is_done(job, self.home):  # ... and has just finished it
+                        self.unlock(job.id)
+                        self.states[job.id] = JobState("done", _recorded_wall(self.home, job), None, cached=True)
+                        if job.kind == "train":
+                            self.after_train(job, None)
+                        bar.update(1)
+                        self.echo(f"{job.id}: done by another runner")
+                        self.write_status()
+                        continue
                     self.start(job)
                     self.write_status()
-                if not self.running:
-                    if not self.ready():
-                        break
-                    continue
+                if not self.running and not self.ready():
+                    break
                 if time.perf_counter() - shown > 1.0:
                     bar.set_description(_describe_running(self), refresh=False)
                     bar.refresh()
@@ -258,6 +297,10 @@ class Runner:
             self.stop_running()
             bar.close()
             raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            for i in list(self.locks):
+                self.unlock(i)
         bar.close()
         self.write_status()
         return self.states
@@ -277,6 +320,10 @@ class Runner:
             self.states[i].state = "pending"
         self.running.clear()
         self.write_status()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def is_done_after_run(job: Job, home: Path) -> bool:

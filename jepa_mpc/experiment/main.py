@@ -76,7 +76,10 @@ def experiment_run_main(args: ExperimentRunArgs) -> None:
 
     source = Path(args.file).read_bytes()
     home.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(home / "experiment.toml", source)
+    copy = home / "experiment.toml"
+    if copy.exists() and copy.read_bytes() != source:
+        print(f"{copy}: replaced by {args.file} (changed since the last run; jobs whose inputs changed are redone)")
+    write_bytes_atomic(copy, source)
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json_atomic(home / "plan.json", plan_document(exp, jobs, hashlib.sha256(source).hexdigest(), git_commit(),
                                                        created), sort_keys=False)
@@ -92,18 +95,24 @@ def experiment_run_main(args: ExperimentRunArgs) -> None:
     not_run = [i for i, s in states.items() if s.state == "pending"]
     ran = [i for i, s in states.items() if s.state == "done" and not s.cached]
     cached = [i for i, s in states.items() if s.cached]
-    if args.report:
-        _report(home)
+    report_ok = _report(home) if args.report else True
     print(f"experiment {exp.name}: {len(ran)} jobs run, {len(cached)} cached, {len(failed)} failed, "
           f"{len(not_run)} not run; results: {home}")
-    if failed or not_run:
+    if failed or not_run or not report_ok:
         raise SystemExit(1)
 
 
-def _report(home: Path) -> None:
+def _report(home: Path) -> bool:
+    """report.md, results.csv and plots of what has results (jepa_mpc.report); False if it failed."""
     try:
         from jepa_mpc.report import write_report
     except ImportError:
         print(f"report: jepa_mpc.report is not available; not written (later: jepa-mpc report {home})")
-        return
-    write_report(home)
+        return True
+    try:
+        write_report(home)
+    except Exception as err:  # the jobs' results stay; the report can be rebuilt from them
+        print(f"report: failed ({type(err).__name__}: {' '.join(str(err).split())[:300]}); "
+              f"rebuild with: jepa-mpc report {home}", file=sys.stderr)
+        return False
+    return True
