@@ -139,3 +139,32 @@ def test_failed_job_skips_its_dependents_and_exits_nonzero(tmp_path):
     assert jobs[JOBS[0]]["state"] == "failed" and "--layout" in jobs[JOBS[0]]["error"]
     assert all(jobs[i]["state"] == "pending" and "not run" in jobs[i]["error"] for i in JOBS[1:])
     assert "1 failed, 4 not run" in proc.stdout
+
+
+@pytest.mark.slow  # trains a few hundred steps
+def test_runner_stopped_mid_training_resumes_at_the_checkpoint(tmp_path):
+    import signal
+    import time
+
+    long = TINY.replace("steps = 20\n", "steps = 400\n").replace("ckpt_every = 10\n", "ckpt_every = 25\n")
+    long = long.replace("eval_every = 20\n", "eval_every = 400\n")
+    (tmp_path / "tiny.toml").write_text(long)
+    argv = [sys.executable, "-m", "jepa_mpc.cli", "experiment", "run", str(tmp_path / "tiny.toml"), "--results-root",
+            str(tmp_path / "results"), "--store", str(tmp_path / "store"), "--no-report"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    runs = tmp_path / "store/runs/store"
+    while time.time() < deadline and not list(runs.glob("*/checkpoints/25")):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert status(tmp_path)[JOBS[1]]["state"] == "pending"
+    stopped_at = max(int(p.name) for p in runs.glob("*/checkpoints/*") if p.name.isdigit())
+    assert 25 <= stopped_at < 400
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = (tmp_path / "results/tiny/logs" / f"{JOBS[1]}.log").read_text().replace("\r", "\n")
+    assert starts(tmp_path)[JOBS[1]] == 2 and starts(tmp_path)[JOBS[0]] == 1
+    assert f"{stopped_at + 1}/400" in log  # the second start continued after the checkpoint
+    assert json.loads((tmp_path / "results/tiny/models" / JOBS[1] / "train.json").read_text())["steps"] == 400

@@ -9,8 +9,8 @@ recorded digest differs from the job's (or that has no record) is redone with --
 
 Two runners sharing a store (two experiments needing one dataset) never run one job twice at once:
 a job is started only under its lock file (<store folder>.lock, results/<name>/jobs/<id>.lock), and
-a job found done once the lock is held is not run again. SIGINT/SIGTERM interrupt the running jobs
-(they keep what they finished) and leave them pending.
+a job found done once the lock is held is not run again. SIGINT/SIGTERM to the runner stop the running jobs
+(SIGTERM: they keep what they finished) and leave them pending.
 
 Logs: results/<name>/logs/<id>.log (the job's stdout and stderr). status.json is rewritten after every
 change. A failed job is reported in one line and its dependents are not run; the others continue.
@@ -176,8 +176,10 @@ class Runner:
         fh.flush()
         if job.kind in RESULT_KINDS or not job.done_paths:
             self.write_record(job, "running")
+        # its own session: a Ctrl-C at the terminal reaches the runner only, which passes one signal on
+        # (a second one would make `train` give up without its checkpoint)
         proc = subprocess.Popen([sys.executable, "-m", "jepa_mpc.cli", *argv], stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         self.running[job.id] = (proc, time.perf_counter(), fh)
         self.states[job.id].state = "running"
         if not self.progress:
@@ -293,7 +295,7 @@ class Runner:
                     bar.refresh()
                     shown = time.perf_counter()
                 time.sleep(0.2)
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, SIGTERM or a bug here: the jobs stop too, keeping what they finished
             self.stop_running()
             bar.close()
             raise
@@ -306,10 +308,11 @@ class Runner:
         return self.states
 
     def stop_running(self) -> None:
-        """Interrupt the running jobs (they save what they have), then mark them pending."""
+        """Stop the running jobs with SIGTERM (train checkpoints first; collect chunks and eval batches
+        are written atomically, so a rerun resumes after the last finished one), mark them pending."""
         for proc, _, _ in self.running.values():
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signal.SIGTERM)  # SIGINT may be ignored (inherited by a background job)
         for i, (proc, _, fh) in list(self.running.items()):
             try:
                 proc.wait(timeout=60)

@@ -245,6 +245,7 @@ def _collect_job(g: _Graph, fam: FamilySpec, obs: str, data: int, roots: Roots, 
     done = [str(out / "meta.json")] + [str(out / f"chunk_{i:05d}.h5") for i in range(num_chunks(cfg))]
     return g.add(Job(id=f"collect-{fam.name}-{obs}-{size_label(data)}", kind="collect", digest=digest, deps=(),
                      out=str(out), argv=tuple(argv), done_paths=tuple(done),
+                     axes={"family": fam.name, "env_id": fam.env, "obs": obs, "data": data},
                      cost=f"{cfg.num_episodes} episodes x {cfg.episode_len} steps", in_store=True))
 
 
@@ -263,13 +264,13 @@ def _train_job(g, fam, obs, data, model, seed, preset, train_pairs, cfg0, collec
 def _probe_job(g: _Graph, run: Job) -> Job:
     path = str(Path(run.out) / "probe.npz")
     return g.add(Job(id="probe" + run.id[len("train"):], kind="probe", digest=digest_of({"kind": "probe", "run": run.digest}),
-                     deps=(run.id,), out=path, argv=("probe", run.out), done_paths=(path,), in_store=True))
+                     deps=(run.id,), out=path, argv=("probe", run.out), done_paths=(path,), axes=run.axes, in_store=True))
 
 
 def _inspect_job(g: _Graph, run: Job, home: Path) -> Job:
     path = str(home / "models" / run.id / "inspect.json")
     return g.add(Job(id="inspect" + run.id[len("train"):], kind="inspect", digest=digest_of({"kind": "inspect", "run": run.digest}),
-                     deps=(run.id,), out=path, argv=("inspect", run.out, "--out", path), done_paths=(path,)))
+                     deps=(run.id,), out=path, argv=("inspect", run.out, "--out", path), done_paths=(path,), axes=run.axes))
 
 
 def _eval_flags(agent: str, kind: str, planner: tuple, budget: Budget | None, goal, control: dict, episodes: int,
