@@ -166,5 +166,6 @@ def test_runner_stopped_mid_training_resumes_at_the_checkpoint(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     log = (tmp_path / "results/tiny/logs" / f"{JOBS[1]}.log").read_text().replace("\r", "\n")
     assert starts(tmp_path)[JOBS[1]] == 2 and starts(tmp_path)[JOBS[0]] == 1
-    assert f"{stopped_at + 1}/400" in log  # the second start continued after the checkpoint
+    second = log.split("$ jepa-mpc ")[2]
+    assert f"{stopped_at}/400 [" in second and " 0/400 [" not in second  # it continued from the checkpoint
     assert json.loads((tmp_path / "results/tiny/models" / JOBS[1] / "train.json").read_text())["steps"] == 400
