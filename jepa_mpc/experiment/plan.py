@@ -16,7 +16,6 @@ make_config), so a bad override fails here, before any job runs, and the digest 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -25,6 +24,7 @@ from typing import Any
 
 from jepa_mpc.config import CollectConfig, to_dict
 from jepa_mpc.errors import ConfigError, UserError
+from jepa_mpc.experiment.resolve import flags, prefixed, resolve_eval, resolve_train
 from jepa_mpc.experiment.spec import Budget, Experiment, FamilySpec, SpecError
 
 DIGEST_CHARS = 16  # store folder names: the first 16 hex digits of the sha256
@@ -85,56 +85,6 @@ def file_sha256(path: str) -> str:
 def size_label(n: int) -> str:
     """50000 -> "50k", 2500 -> "2500", 1000000 -> "1000k"."""
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
-
-
-def flags(pairs: Any) -> list[str]:
-    """Command-line flags of (dotted field, value) overrides: `--reg.kind none`, `--pixels`/`--no-pixels`,
-    tuples as several values."""
-    out: list[str] = []
-    for key, value in pairs:
-        parts = key.replace("_", "-").split(".")
-        if isinstance(value, bool):
-            out.append("--" + ".".join(parts[:-1] + [("" if value else "no-") + parts[-1]]))
-        elif isinstance(value, tuple):
-            out += ["--" + ".".join(parts), *(_flag_value(v) for v in value)]
-        else:
-            out += ["--" + ".".join(parts), _flag_value(value)]
-    return out
-
-
-def prefixed(prefix: str, pairs: Any) -> list[str]:
-    """`flags` of a nested config's fields: `--planner.samples 300`, `--goal.no-avoid-hazards`."""
-    return flags((f"{prefix}.{key}", value) for key, value in pairs)
-
-
-def _flag_value(v: Any) -> str:
-    return repr(v) if isinstance(v, float) else str(v)
-
-
-# ----------------------------------------------------------------------------- resolution (cached)
-
-
-@functools.lru_cache(maxsize=None)
-def resolve_train(preset: str, train_flags: tuple[str, ...]) -> Any:
-    """The TrainConfig `jepa-mpc train --preset P FLAGS` trains with (validated)."""
-    from jepa_mpc.train import parse_train_cli, validate_train_config
-
-    cfg = parse_train_cli(["--preset", preset, "--data", "-", "--run", "-", *train_flags]).config
-    validate_train_config(cfg)
-    return cfg
-
-
-@functools.lru_cache(maxsize=None)
-def resolve_eval(eval_flags: tuple[str, ...]) -> Any:
-    """The EvalArgs `jepa-mpc eval FLAGS` runs with (validated; checkpoint/suite/out left default)."""
-    from jepa_mpc.cli import parse
-    from jepa_mpc.control import validate_control
-    from jepa_mpc.evaluate import EvalArgs
-
-    args = parse(EvalArgs, list(eval_flags), prog="jepa-mpc eval")
-    if args.planner != "random-actions":
-        validate_control(args.control)
-    return args
 
 
 def suite_info(path: str) -> tuple[str, str, int, float, bool]:

@@ -434,7 +434,7 @@ def read_control(r: Reader, d: Any, where: str) -> tuple[tuple[str, Any], ...]:
 
 def check_training(r: Reader, families: tuple[FamilySpec, ...], models: tuple[ModelSpec, ...]) -> None:
     """Every family x obs x model trains with a valid config (as `jepa-mpc train` resolves it)."""
-    from jepa_mpc.experiment.plan import flags, resolve_train
+    from jepa_mpc.experiment.resolve import flags, resolve_train
 
     for fi, fam in enumerate(families):
         for _, preset in fam.presets:
