@@ -229,3 +229,19 @@ def test_a_job_runs_under_one_lock_at_a_time(tmp_path):
     assert b.lock(collect)
     b.unlock(collect.id)
     a.unlock(evaluation.id)
+
+
+def test_only_selects_matching_jobs_with_their_dependencies(tmp_path):
+    from jepa_mpc.errors import ConfigError
+    from jepa_mpc.experiment.plan import select
+
+    _, jobs = _expand(copy.deepcopy(GRID), tmp_path)
+    assert select(jobs, ()) == {j.id for j in jobs}
+    chosen = select(jobs, ("eval-tworoom-pixels-1200-none-s1-mppi-*",))
+    assert chosen == {"collect-tworoom-pixels-1200", "train-tworoom-pixels-1200-none-s1",
+                      "eval-tworoom-pixels-1200-none-s1-mppi-50x4-latent-terminal-validation",
+                      "eval-tworoom-pixels-1200-none-s1-mppi-50x4-graph-validation"}
+    # 8 seed-0 runs + 4 random evals + their 4 datasets + the 2 seed-1 runs the seed-1 random evals use
+    assert len(select(jobs, ("train-*-s0", "eval-*-random-*"))) == 8 + 4 + 4 + 2
+    with pytest.raises(ConfigError, match="--only 'nope' matches no job id"):
+        select(jobs, ("nope",))

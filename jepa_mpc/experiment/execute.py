@@ -127,9 +127,12 @@ class Runner:
     """Executes `jobs` (in dependency order) with at most `max_jobs` subprocesses at once."""
 
     def __init__(self, jobs: list[Job], home: Path, max_jobs: int = 1, progress: bool = True,
-                 echo: Callable[[str], None] | None = None):
+                 echo: Callable[[str], None] | None = None, selected: set[str] | None = None):
+        """`selected`: the ids to run (closed under dependencies; default all); the others only appear
+        in status.json (done or pending)."""
         self.jobs = {j.id: j for j in jobs}
         self.order = [j.id for j in jobs]
+        self.selected = set(self.order) if selected is None else set(selected)
         self.home = home
         self.max_jobs = max(1, max_jobs)
         self.progress = progress
@@ -183,7 +186,7 @@ class Runner:
         self.running[job.id] = (proc, time.perf_counter(), fh)
         self.states[job.id].state = "running"
         if not self.progress:
-            self.echo(f"[{self.count('done') + 1}/{len(self.order)}] {job.id}: started")
+            self.echo(f"[{self.count('done') + 1}/{len(self.selected)}] {job.id}: started")
 
     def lock(self, job: Job) -> bool:
         """Hold the job's lock file (non-blocking); False while another process holds it."""
@@ -216,7 +219,7 @@ class Runner:
             if job.kind == "train":
                 self.after_train(job, st.wall_s)
             if not self.progress:
-                self.echo(f"[{self.count('done')}/{len(self.order)}] {job_id}: done in {st.wall_s:.1f} s")
+                self.echo(f"[{self.count('done')}/{len(self.selected)}] {job_id}: done in {st.wall_s:.1f} s")
         else:
             st.state = "failed"
             log = log_path(self.home, job)
@@ -227,7 +230,7 @@ class Runner:
         self.write_status()
 
     def count(self, state: str) -> int:
-        return sum(s.state == state for s in self.states.values())
+        return sum(self.states[i].state == state for i in self.selected)
 
     def blocked_by(self, job: Job) -> str | None:
         for dep in job.deps:
@@ -240,7 +243,7 @@ class Runner:
         out = []
         for i in self.order:
             job, st = self.jobs[i], self.states[i]
-            if st.state != "pending" or st.error:
+            if st.state != "pending" or st.error or i not in self.selected:
                 continue
             bad = self.blocked_by(job)
             if bad is not None:
@@ -258,8 +261,8 @@ class Runner:
                 if job.kind == "train":
                     self.after_train(job, None)
         self.write_status()
-        cached = sum(s.cached for s in self.states.values())
-        bar = _bar(len(self.order), cached, self.progress)
+        cached = sum(self.states[i].cached for i in self.selected)
+        bar = _bar(len(self.selected), cached, self.progress)
         shown = 0.0
         previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill RUNNER`: stop the jobs cleanly too
         try:

@@ -14,7 +14,7 @@ import tyro
 from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
 from jepa_mpc.errors import UserError
 from jepa_mpc.experiment.execute import Runner, is_done
-from jepa_mpc.experiment.plan import Job, Roots, expand, plan_document
+from jepa_mpc.experiment.plan import Job, Roots, expand, plan_document, select
 from jepa_mpc.experiment.spec import load_experiment
 
 
@@ -28,6 +28,9 @@ class ExperimentRunArgs:
     """Print the job graph (cached or to run, model evaluations per plan) and run nothing."""
     jobs: int = 1
     """Jobs run at once (independent ones only)."""
+    only: tuple[str, ...] = ()
+    """Run only the jobs whose id matches one of these globs (and what they depend on), e.g.
+    --only '*-tworoom-*' 'eval-*-cem-*'."""
     results_root: str = "results"
     """Results go to RESULTS_ROOT/<name>/."""
     store: str = "."
@@ -69,8 +72,9 @@ def experiment_run_main(args: ExperimentRunArgs) -> None:
     roots = Roots(results=Path(args.results_root), store=Path(args.store))
     jobs = expand(exp, roots)
     home = roots.experiment(exp.name)
+    selected = select(jobs, args.only)
     if args.dry_run:
-        print(dry_run_text(exp.name, args.file, jobs, home))
+        print(dry_run_text(exp.name, args.file, [j for j in jobs if j.id in selected], home))
         return
     from jepa_mpc.provenance import git_commit
 
@@ -89,8 +93,8 @@ def experiment_run_main(args: ExperimentRunArgs) -> None:
         from tqdm import tqdm
 
         echo = tqdm.write
-    runner = Runner(jobs, home, max_jobs=args.jobs, progress=bar, echo=echo)
-    states = runner.run()
+    runner = Runner(jobs, home, max_jobs=args.jobs, progress=bar, echo=echo, selected=selected)
+    states = {i: s for i, s in runner.run().items() if i in selected}
     failed = [i for i, s in states.items() if s.state == "failed"]
     not_run = [i for i, s in states.items() if s.state == "pending"]
     ran = [i for i, s in states.items() if s.state == "done" and not s.cached]

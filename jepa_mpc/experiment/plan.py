@@ -16,6 +16,7 @@ make_config), so a bad override fails here, before any job runs, and the digest 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import math
@@ -314,6 +315,27 @@ def _gcbc_jobs(g, exp, fam, obs, data, seed, preset, collect: Job, suites, roots
                   cost=f"{min(exp.episodes or n_tasks, n_tasks)} episodes"))
 
 
+def select(jobs: list[Job], patterns: tuple[str, ...]) -> set[str]:
+    """Ids of the jobs matching any glob in `patterns` (e.g. "*-tworoom-*", "eval-*-cem-*"), with
+    everything they depend on; all ids when `patterns` is empty. ConfigError if a pattern matches nothing."""
+    if not patterns:
+        return {j.id for j in jobs}
+    by_id = {j.id: j for j in jobs}
+    chosen: set[str] = set()
+    for pattern in patterns:
+        hits = [j.id for j in jobs if fnmatch.fnmatchcase(j.id, pattern)]
+        if not hits:
+            raise ConfigError(f"--only {pattern!r} matches no job id (see --dry-run)")
+        chosen.update(hits)
+    todo = list(chosen)
+    while todo:
+        for dep in by_id[todo.pop()].deps:
+            if dep not in chosen:
+                chosen.add(dep)
+                todo.append(dep)
+    return chosen
+
+
 def plan_document(exp: Experiment, jobs: list[Job], source_sha256: str, git_commit: str | None, created: str) -> dict:
     """plan.json (schema_version 1; see notes in jepa_mpc/experiment/__init__.py)."""
     return {"schema_version": 1, "name": exp.name, "description": exp.description, "source": exp.source,
@@ -321,4 +343,4 @@ def plan_document(exp: Experiment, jobs: list[Job], source_sha256: str, git_comm
             "jobs": [j.to_json() for j in jobs]}
 
 
-__all__ = ["Job", "Roots", "expand", "digest_of", "flags", "plan_document", "size_label"]
+__all__ = ["Job", "Roots", "expand", "digest_of", "flags", "plan_document", "select", "size_label"]
