@@ -245,3 +245,12 @@ def test_only_selects_matching_jobs_with_their_dependencies(tmp_path):
     assert len(select(jobs, ("train-*-s0", "eval-*-random-*"))) == 8 + 4 + 4 + 2
     with pytest.raises(ConfigError, match="--only 'nope' matches no job id"):
         select(jobs, ("nope",))
+
+
+def test_video_per_planner(tmp_path):
+    d = copy.deepcopy(GRID)
+    d["video"] = 1
+    d["planners"][1]["video"] = 3
+    _, jobs = _expand(d, tmp_path)
+    videos = {(j.axes["agent"], j.axes["planner"]): j.argv[j.argv.index("--video") + 1] for j in jobs if j.kind == "eval"}
+    assert videos == {("model", "cem"): "1", ("model", "mppi"): "3", ("random", None): "1", ("oracle", "cem"): "1"}

@@ -171,7 +171,7 @@ def expand(exp: Experiment, roots: Roots = Roots()) -> list[Job]:
                                         w = f"planners[{pi}].budgets[{bi}] with goals[{gi}]"
                                         _eval_job(g, exp, fam, obs, data, model.name, seed, split, suite, info, run,
                                                   eval_deps, "model", p.kind, p.name, tuple(p.planner), budget, goal,
-                                                  control, cfg0.action_block, home, w)
+                                                  control, cfg0.action_block, home, w, video=p.video)
                             if di == 0 and mi == 0:  # baselines beside the first data size and model
                                 _baselines(g, exp, fam, obs, seed, split, suite, info, run, base_control,
                                            cfg0.action_block, home)
@@ -243,10 +243,11 @@ def _eval_flags(agent: str, kind: str, planner: tuple, budget: Budget | None, go
 
 def _eval_job(g, exp: Experiment, fam, obs, data, model, seed, split, suite, info, run: Job, deps, agent, kind,
               planner_name, planner, budget, goal, control, action_block, home: Path, where: str,
-              job_id: str | None = None) -> Job:
+              job_id: str | None = None, video: int | None = None) -> Job:
     from jepa_mpc.planning import model_evaluations
 
-    eval_flags = _eval_flags(agent, kind, planner, budget, goal, control, exp.episodes, exp.video)
+    video = exp.video if video is None else video
+    eval_flags = _eval_flags(agent, kind, planner, budget, goal, control, exp.episodes, video)
     args = _wrap(where, exp.source, resolve_eval, eval_flags)
     evals_per_plan = None
     if kind != "random-actions" and agent != "gcbc":

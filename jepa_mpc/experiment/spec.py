@@ -14,7 +14,7 @@ Schema (keys not listed are errors)::
     seeds = [0, 1, 2]                  # training seed and eval seed of every model row
     episodes = 200                     # first N tasks of each suite (0: all)
     split = "validation"               # or "test": which suite of each family (or a list of both)
-    video = 0                          # eval --video N for every eval
+    video = 0                          # eval --video N: the first N episodes of every eval to episodes.mp4
     control = {safety = "none"}        # ControlConfig overrides for every eval (not planner/goal/budget)
 
     [[families]]                       # one per task family
@@ -42,6 +42,7 @@ Schema (keys not listed are errors)::
     planner = {elites = 30}            # the planner config's fields
     budgets = ["300x30", {samples = 100, iterations = 10, horizon = 5, label = "small"}]
     control = {}                       # ControlConfig overrides for this planner's evals
+    video = 2                          # this planner's evals record N episodes (default: the top-level video)
 
     [[goals]]                          # default: graph, mixed
     name = "graph-mixed"
@@ -135,6 +136,7 @@ class PlannerSpec:
     planner: tuple[tuple[str, Any], ...]
     budgets: tuple[Budget, ...]
     control: tuple[tuple[str, Any], ...] = ()
+    video: int | None = None  # None: the experiment's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -464,7 +466,7 @@ def read_budget(r: Reader, b: Any, where: str) -> Budget:
 def read_planner(r: Reader, d: Any, where: str) -> PlannerSpec:
     from jepa_mpc.planning import PLANNERS, make_config
 
-    d = r.table(d, where, ("name", "kind", "planner", "budgets", "control"), required=("kind",))
+    d = r.table(d, where, ("name", "kind", "planner", "budgets", "control", "video"), required=("kind",))
     kind = r.str_(d["kind"], f"{where}.kind", tuple(PLANNERS))
     name = r.name(d.get("name", kind), f"{where}.name")
     planner = r.overrides(d.get("planner", {}), f"{where}.planner", PLANNERS[kind].config_cls, exclude=("kind",))
@@ -484,7 +486,8 @@ def read_planner(r: Reader, d: Any, where: str) -> PlannerSpec:
         except ConfigError as err:
             raise r.error(f"{where}.budgets[{i}]", str(err)) from None
     control = read_control(r, d.get("control", {}), f"{where}.control")
-    return PlannerSpec(name=name, kind=kind, planner=planner, budgets=budgets, control=control)
+    video = r.int_(d["video"], f"{where}.video", 0) if "video" in d else None
+    return PlannerSpec(name=name, kind=kind, planner=planner, budgets=budgets, control=control, video=video)
 
 
 def read_goal(r: Reader, d: Any, where: str) -> GoalSpec:
