@@ -458,7 +458,8 @@ def train(
                 if step % cfg.eval_every == 0 and step != cfg.steps:
                     last_eval = run_eval(step, ts)
                 if stop.signum is not None:
-                    save(step, ts)
+                    if mngr.latest_step() != step:  # (a checkpoint step is saved already)
+                        save(step, ts)
                     raise KeyboardInterrupt(f"stopped by signal {stop.signum} at step {step}; checkpoint saved")
         if step == cfg.steps:
             if mngr.latest_step() != step:
