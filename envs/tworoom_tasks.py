@@ -66,8 +66,8 @@ from .geometry import (
     room_of,
     sample_free_position,
 )
-from .suites import (Ctx, Suite, Task, check_keys, max_steps_field, number, parse_suite_document, round4,
-                     suite_to_dict, task_name, tolerance_field, vector)
+from .suites import (DEFAULT_STREAM, Ctx, Suite, Task, check_keys, max_steps_field, number, parse_suite_document,
+                     round4, seed_label, suite_rng, suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = ["ENV_ID", "TASK_KEYS", "HAZARD_KINDS", "suite_from_dict", "generate_suite"]
 
@@ -223,8 +223,9 @@ def generate_suite(
     tolerance: float = 0.1,
     max_steps: int = 200,
     name_prefix: str | None = None,
+    stream: str = DEFAULT_STREAM,
 ) -> Suite:
-    """Generate `n` tasks from their own RNG (numpy, `seed`), independent of any data.
+    """Generate `n` tasks from their own RNG (`suite_rng(seed, stream)`), independent of any data.
 
     ceil(60 %) of the tasks need a door crossing (goal in the other room); the rest have
     the goal in the start room, at least 0.4 m away. Start and goal velocities are zero.
@@ -236,12 +237,12 @@ def generate_suite(
         raise ConfigError(f"hazards must be one of {', '.join(HAZARD_KINDS)}, got {hazards!r}")
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
-    rng = np.random.default_rng(seed)
+    rng = suite_rng(seed, stream)
     if hazards == "mixed":
         groups = [("line", n // 2), ("door", n - n // 2)]
     else:
         groups = [(hazards, n)]
-    prefix = name_prefix or f"tworoom-s{seed}"
+    prefix = name_prefix or f"tworoom-{seed_label(seed, stream)}"
     tasks = []
     for kind, count in groups:
         if count == 0:
