@@ -11,10 +11,14 @@ uniform ranges for the three numbers, plus `heldout` rooms drawn from their own 
 never draws a room within `min_gap` of a held-out room (distance in the unit cube of the three
 normalised ranges), so the held-out rooms lie in regions of room space no training episode saw.
 
-Two shipped suites (200 tasks each, 20 rooms x 10 tasks, 60 % of them through the door):
-``tworoom_layouts_train.json`` on rooms drawn like the training data (in distribution) and
-``tworoom_layouts_heldout.json`` on the family's held-out rooms. A task's start and goal are
-full 7-number states; both carry the same room.
+Shipped suites (200 tasks each, 20 rooms x 10 tasks, 60 % of them through the door):
+``tworoom_layouts_val.json`` / ``tworoom_layouts_test.json`` on the family's held-out rooms
+(split "heldout") and ``tworoom_layouts_indist_val.json`` / ``..._indist_test.json`` on rooms drawn
+like the training data from the suite's own seed stream (split "train": in distribution, never a
+collected room). The legacy ``tworoom_layouts_train.json`` / ``_heldout.json`` used the plain seed,
+which is collection's stream: the "train" one holds the rooms of collect seed 0's first 20
+episodes (envs/tasks/SCHEMA.md). A task's start and goal are full 7-number states; both carry the
+same room.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ File schema (``schema_version`` 1)::
     {
       "schema_version": 1,                       # optional; if present must be 1
       "env_id": "jepa_mpc_envs/TwoRoom-v0",      # required
+      "generator": {"seed": 0, "stream": "test", ...},   # optional: the `jepa-mpc tasks` options that made it
       "layout": {"arena_half": 1.0, "wall_axis": "x", "wall_pos": 0.0,
                  "wall_thickness": 0.04, "door_center": 0.0, "door_width": 0.3},
                                                  # optional; missing fields take defaults
