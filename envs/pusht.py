@@ -420,7 +420,8 @@ class PushTEnv(MujocoTaskEnv):
     """Push a T-shaped block to a target pose (reward-free; success is the physical predicate).
 
     reset(seed, options={"task": PushTTask}) sets start and goal from the task; without a task a
-    random start is drawn and the goal is the pose a scripted push reaches from it.
+    random start is drawn and the goal is the block pose a scripted push reaches from it (with the
+    start's pusher, `neutral_goal`).
     info: success, violation (always False), position_error (block centre, m), angle_error (rad,
     wrapped), distance_to_goal = hypot(position_error, angle_error) (the goal-feature distance
     (bx, by, th) of the registry convention, angle wrapped; mixes m and rad), state, goal. reward = 1.0 on success else 0.0; terminated on
@@ -468,7 +469,8 @@ class PushTEnv(MujocoTaskEnv):
 
     def _random_start_goal(self):
         start = sample_start_states(self.layout, self.np_random, 1)[0]
-        return start, scripted_push(self.model, start[None], self.np_random, GOAL_PUSH_STEPS, self.frame_skip)[0]
+        reached = scripted_push(self.model, start[None], self.np_random, GOAL_PUSH_STEPS, self.frame_skip)[0]
+        return start, neutral_goal(start, reached)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         task, start, goal = self._begin_episode(seed, options)

@@ -166,6 +166,8 @@ def test_pusht_goals_carry_the_block_pose_only():
         assert np.all(pusht.distance_to_t(suite.layout, goals[:, 6:8], goals[:, :3]) >= suite.layout.pusher_radius)
         shift, turn = pusht.block_pose_error(goals, starts)
         assert np.all((shift >= pusht.MIN_GOAL_SHIFT) | (turn >= pusht.MIN_GOAL_TURN))
+    _, info = pusht.PushTEnv().reset(seed=0)  # a task-free reset's goal is neutral too
+    np.testing.assert_allclose(info["goal"][6:8], info["state"][6:8], atol=1e-6)
     legacy = _suite("pusht_heldout")  # the legacy suite kept the scripted pusher's end (a hint)
     assert not np.array_equal(_task_states(legacy, "goal")[:, 6:8], _task_states(legacy, "start")[:, 6:8])
 
