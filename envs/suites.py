@@ -154,7 +154,7 @@ class Suite:
 
 
 def shipped_suite_path(name: str) -> str:
-    """Path of a suite shipped with the package, e.g. "tworoom_heldout" or "tworoom_hazards"."""
+    """Path of a suite shipped with the package, e.g. "tworoom_test" or "tworoom_hazards_val"."""
     base = name if name.endswith(".json") else name + ".json"
     return os.path.join(SHIPPED_DIR, base)
 
