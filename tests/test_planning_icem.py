@@ -109,7 +109,8 @@ def test_beats_random_shooting_at_equal_model_evaluations_on_smooth_tracking():
     keys = jax.random.split(jax.random.PRNGKey(0), 7)
 
     def final_costs(cfg):
-        return np.asarray(jax.jit(jax.vmap(lambda k: plan(cost, jnp.zeros((horizon, 1)), k, cfg)))(keys)[1]["final_cost"])
+        run = jax.jit(jax.vmap(lambda k: plan(cost, jnp.zeros((horizon, 1)), k, cfg)))
+        return np.asarray(run(keys)[1]["final_cost"])
 
     ours, baseline = np.median(final_costs(icem)), np.median(final_costs(shooting))
     assert ours < 0.2 * baseline, (ours, baseline)

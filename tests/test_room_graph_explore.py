@@ -99,7 +99,8 @@ def test_room_graphs_explore_each_task_start_once_and_count_the_steps():
                                   num_nodes=50, start="reset")
     assert reset.graph_for(a) is reset.graph_for(b) and reset.explored_steps == EPISODES * STEPS  # one per room
     with pytest.raises(ValueError, match="start"):
-        room_graph.RoomGraphs(TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features, explore_cfg(), 50, start="teleport")
+        room_graph.RoomGraphs(TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features, explore_cfg(), 50,
+                              start="teleport")
 
 
 DATASET = types.SimpleNamespace(meta={"config": {"env_id": TL.ENV_ID, "episode_len": STEPS}})
@@ -129,7 +130,8 @@ def test_explore_goal_cost_starts_from_the_task_start_for_the_oracle_and_a_learn
         cost = GraphGoal(source="explore", explore_episodes=episodes, explore_start=start).build(where, seed=1)
         assert cost.room_graphs.start == start
         cost.set_tasks([t])
-        goal_point = np.asarray(encode(np.asarray([t.goal], np.float32))) if space == "learned" else np.array([[0.5, 0.0]])
+        goal_point = (np.asarray(encode(np.asarray([t.goal], np.float32))) if space == "learned"
+                      else np.array([[0.5, 0.0]]))
         ctx = cost.episode_ctx(goal_point)
         assert ctx["nodes"].shape[0] == 1 and cost.explored_steps == episodes * STEPS
         (states,) = explored
