@@ -29,7 +29,7 @@ demo: setup
 	$(PY) -m jepa_mpc.cli demo
 
 test: setup
-	$(PY) -m pytest -q -n auto -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow"
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow

@@ -28,6 +28,8 @@ from jepa_mpc_envs.tworoom import Layout, TwoRoomEnv
 
 from conftest import TINY_RUN_STEPS
 
+pytestmark = pytest.mark.xdist_group("tiny_run")  # `make test` (--dist loadgroup): one worker trains it
+
 # A small budget: each policy below compiles once and plans a few times with 16 samples x 2 iterations.
 BUDGET = dict(samples=16, iterations=2, horizon=3)
 HAZARD_TASK = {"name": "hazard-line", "start": [-0.8, 0.0], "goal": [-0.2, 0.0], "max_steps": 15,
@@ -126,7 +128,9 @@ def test_results_json_provenance_names_every_input_by_content(tiny_run, hazard_e
     assert prov["git_commit"] == saved["git_commit"] == provenance.git_commit()
     assert prov["git_dirty"] in (True, False)  # tests run from a checkout
     assert prov["suite_sha256"] == saved["suite"]["sha256"] == provenance.file_sha256(suite)
-    assert prov["dataset"] == {"path": str(data), "digest": Dataset.open(data).digest}
+    dataset = Dataset.open(data)
+    assert prov["dataset"] == {"path": str(data), "digest": dataset.digest}
+    assert dataset.meta["git_commit"] == prov["git_commit"] and dataset.meta["git_dirty"] in (True, False)
     assert prov["probe"] == {"path": str(run / "probe.npz"), "sha256": probe_sha}
 
     record = json.loads((run / "config.json").read_text())
