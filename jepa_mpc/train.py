@@ -407,8 +407,10 @@ def train(
         ts = {**restored["train"], "params": restored["params"]}
     record = {"train": to_dict(cfg), "data": str(data_path),
               "dataset": dataset_identity(ds, str(data_path) if dataset is None else None),
-              "dataset_meta": getattr(ds, "meta", {}),
-              "trained_by": training_sessions(run.trained_by if run is not None else [], start, cfg.steps)}
+              "dataset_meta": getattr(ds, "meta", {})}
+    sessions = training_sessions(run.trained_by if run is not None else [], start, cfg.steps)
+    if sessions:  # a finished run from before the record is re-written as it was
+        record["trained_by"] = sessions
     write_json_atomic(run_dir / CONFIG_FILE, json.loads(json.dumps(record, default=str)))
     write_json_atomic(run_dir / STATS_FILE, {k: np.asarray(v).tolist() for k, v in stats.items()})
 
