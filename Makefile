@@ -33,7 +33,7 @@ bench-quick: setup
 	$(PY) -m jepa_mpc.cli experiment run experiments/bench_quick.toml
 
 test: setup
-	$(PY) -m pytest -q -n auto -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow"
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
