@@ -164,7 +164,7 @@ class GCBCConfig:
     the predicted mean, clipped to the action bounds.
     """
 
-    goal_sampling: str = "uniform"  # uniform | geometric (see above)
+    goal_sampling: str = "uniform"  # uniform (k uniform on 1..blocks left, OGBench's) | geometric (truncated Geometric(geom_p))
     geom_p: float = 0.1  # geometric: success probability per block (mean k about 1 / geom_p)
     hidden: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (LayerNorm + GELU), as OGBench's GCBC
 
@@ -195,7 +195,7 @@ class TrainConfig:
     action_block: int = 1  # env steps per model step: actions of k steps concatenated (model.action_dim = k * 2)
     inverse_weight: float = 0.0  # weight of the inverse-dynamics loss (needs model.inverse_hidden > 0)
     objective: str = "jepa"  # jepa (the world model) | gcbc (goal-conditioned behaviour cloning, a policy baseline)
-    gcbc: GCBCConfig = GCBCConfig()  # objective gcbc: goal relabelling and policy widths
+    gcbc: GCBCConfig = GCBCConfig()  # objective gcbc: hindsight goal relabelling and policy widths (jepa_mpc.config.GCBCConfig)
 
     @property
     def window(self) -> int:
