@@ -408,15 +408,15 @@ def train(
     if run is not None:
         run.check_same_dataset(ds, str(data_path) if dataset is None else "<memory>")
     train_ids, heldout_ids = split_episodes(ds, cfg.held_out_fraction)
+    objective = OBJECTIVE_IMPLS[cfg.objective]
     if run is not None and run.has_norm_stats:
         stats = run.norm_stats()  # ConfigError if they hold NaN/inf
     else:
         stats = ds.stats(train_ids)
         if cfg.model.obs_key == "pixels":
             stats["pixel_mean"] = mean_frame(ds.arrays["pixels"], ds.episode_lengths, train_ids)
-        stats.update(OBJECTIVE_IMPLS[cfg.objective].extra_stats(ds, cfg))
+        stats.update(objective.extra_stats(ds, cfg))
         check_norm_stats(stats, f"{ds.path or 'dataset'} (normalisation stats of its training episodes)")
-    objective = OBJECTIVE_IMPLS[cfg.objective]
     sampler = objective.make_sampler(ds, cfg, train_ids)
     heldout_check = objective.heldout_check(ds, train_ids, heldout_ids, cfg)
 
