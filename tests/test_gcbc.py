@@ -124,7 +124,7 @@ def test_policy_actions_stay_in_bounds_and_pixel_presets_train(tmp_path):
 
     cfg = dataclasses.replace(TRAIN_PRESETS["tworoom-pixels"], objective="gcbc", steps=3, batch_size=4,
                               gcbc=GCBCConfig(hidden=(32,)), **{k: v for k, v in SMALL.items() if k != "batch_size"})
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cnn_channels=(4, 4, 4, 4), encoder_hidden=(16,),
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cnn_channels=(4, 4), encoder_hidden=(16,),
                                                              projector_hidden=16, latent_dim=8))
     train(cfg, tmp_path / "pix", dataset=make_fake_dataset(6, 30, pixels=True), progress=False, tensorboard=False)
     policy = load_gcbc_policy(tmp_path / "pix")
