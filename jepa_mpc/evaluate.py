@@ -370,7 +370,7 @@ def provenance_record(args: EvalArgs, suite_sha256: str, policy) -> dict:
         return record
     run = Run.open(args.checkpoint)
     record["dataset"] = {"path": run.data_path or None, "digest": run.dataset_digest}
-    model = getattr(policy, "model", None)
+    model = getattr(policy, "model", None) or getattr(policy, "policy", None)  # world model or GCBC policy
     if model is not None:  # a learned model: the checkpoint step it restored
         trained_by = run.trained_by
         record["checkpoint"] = {
