@@ -28,7 +28,7 @@ setup: sysdeps $(VENV)/.installed
 demo: setup
 	$(PY) -m jepa_mpc.cli demo
 
-# The TwoRoom-state planner table (every planner at 1k / 3k / 9k model evaluations per plan) and its plot.
+# The TwoRoom-state planner table (every planner at 300 / 900 / 9k model evaluations per plan) and its plots.
 bench-quick: setup
 	$(PY) -m jepa_mpc.cli experiment run experiments/bench_quick.toml
 
@@ -38,5 +38,6 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
+# Large artifacts only: the committed result files under results/ stay (git clean -fdX results drops the rest).
 clean:
-	rm -rf runs data results .pytest_cache
+	rm -rf runs data .pytest_cache
