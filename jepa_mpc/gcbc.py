@@ -236,23 +236,13 @@ class LoadedPolicy:
 
 def load_gcbc_policy(run_dir: str | Path, step: int | None = None) -> LoadedPolicy:
     """The latest (or given) checkpoint of a `--objective gcbc` run, verified (CheckpointError names it)."""
-    from jepa_mpc.model.checkpoint import CKPT_DIR, checkpoint_manager, read_norm_stats, read_run_config, restore_checkpoint
+    from jepa_mpc.model.checkpoint import read_norm_stats, read_run_config, restore_params
 
     run_dir = Path(run_dir)
     cfg, _ = read_run_config(run_dir)
     if cfg.objective != "gcbc":
         raise ConfigError(f"{run_dir}: trained with --objective {cfg.objective}, not a GCBC policy")
-    net = init_gcbc_policy(cfg, read_norm_stats(run_dir), seed=0)
-    graphdef, params, rest = nnx.split(net, nnx.Param, ...)
-    mngr = checkpoint_manager(run_dir)
-    try:
-        step = mngr.latest_step() if step is None else step
-        if step is None:
-            raise ConfigError(f"{run_dir / CKPT_DIR}: no checkpoint found")
-        restored = restore_checkpoint(mngr, step, {"params": params}, str(run_dir / CKPT_DIR / str(step)))
-    finally:
-        mngr.close()
-    graphdef, state = nnx.split(nnx.merge(graphdef, restored["params"], rest))
+    graphdef, state, step = restore_params(run_dir, init_gcbc_policy(cfg, read_norm_stats(run_dir), seed=0), step)
     return LoadedPolicy(cfg, graphdef, state, int(step), str(run_dir))
 
 

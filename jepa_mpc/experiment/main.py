@@ -108,11 +108,8 @@ def experiment_run_main(args: ExperimentRunArgs) -> None:
 
 def _report(home: Path) -> bool:
     """report.md, results.csv and plots of what has results (jepa_mpc.report); False if it failed."""
-    try:
-        from jepa_mpc.report import write_report
-    except ImportError:
-        print(f"report: jepa_mpc.report is not available; not written (later: jepa-mpc report {home})")
-        return True
+    from jepa_mpc.report import write_report
+
     try:
         write_report(home)
     except Exception as err:  # the jobs' results stay; the report can be rebuilt from them

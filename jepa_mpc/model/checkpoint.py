@@ -255,8 +255,14 @@ def load_world_model(run_dir: str | Path, step: int | None = None) -> LoadedMode
     run_dir = Path(run_dir)
     cfg, _ = read_run_config(run_dir)
     stats = read_norm_stats(run_dir)
-    model = init_world_model(cfg.model, seed=0, stats=stats)
-    graphdef, params, rest = split_model(model)
+    graphdef, state, step = restore_params(run_dir, init_world_model(cfg.model, seed=0, stats=stats), step)
+    return LoadedModel(cfg, graphdef, state, stats, step, str(run_dir))
+
+
+def restore_params(run_dir: Path, module: nnx.Module, step: int | None = None) -> tuple[nnx.GraphDef, nnx.State, int]:
+    """(graphdef, state, step): `module` (a world model or a GCBC policy, freshly initialised) with the
+    parameters of run_dir's latest (or given) checkpoint, verified first (CheckpointError names it)."""
+    graphdef, params, rest = split_model(module)
     mngr = checkpoint_manager(run_dir)
     try:
         step = mngr.latest_step() if step is None else step
@@ -266,11 +272,12 @@ def load_world_model(run_dir: str | Path, step: int | None = None) -> LoadedMode
     finally:
         mngr.close()
     graphdef, state = nnx.split(nnx.merge(graphdef, restored["params"], rest))
-    return LoadedModel(cfg, graphdef, state, stats, int(step), str(run_dir))
+    return graphdef, state, int(step)
 
 
 __all__ = [
     "LoadedModel",
+    "restore_params",
     "check_norm_stats",
     "checkpoint_manager",
     "load_world_model",
