@@ -34,7 +34,9 @@ class ExperimentRunArgs:
     results_root: str = "results"
     """Results go to RESULTS_ROOT/<name>/."""
     store: str = "."
-    """Root of the content-addressed store: STORE/data/store/<digest16>, STORE/runs/store/<digest16>."""
+    """Root of the content-addressed store: STORE/data/store/<digest16>, STORE/runs/store/<digest16>. The
+    default keeps paths relative to the working directory (a run records its dataset's path as given);
+    any other root is made absolute, so runs trained there find their datasets from anywhere."""
     report: bool = True
     """Write report.md, results.csv and plots at the end (`jepa-mpc report`; --no-report: not)."""
     quiet: bool = False
@@ -69,7 +71,7 @@ def experiment_run_main(args: ExperimentRunArgs) -> None:
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     exp = load_experiment(args.file)
-    roots = Roots(results=Path(args.results_root), store=Path(args.store))
+    roots = Roots(results=Path(args.results_root), store=Path(args.store) if args.store == "." else Path(args.store).resolve())
     jobs = expand(exp, roots)
     home = roots.experiment(exp.name)
     selected = select(jobs, args.only)
