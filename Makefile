@@ -1,4 +1,4 @@
-# jepa-mpc: `make demo` (end-to-end job on the default task) and `make test` (fast suite).
+# jepa-mpc: `make demo` (end-to-end job on the default task), `make bench-quick` (planner table) and `make test` (fast suite).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -6,7 +6,7 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 
-.PHONY: demo test test-slow setup sysdeps clean
+.PHONY: demo test test-slow setup sysdeps clean bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ setup: sysdeps $(VENV)/.installed
 
 demo: setup
 	$(PY) -m jepa_mpc.cli demo
+
+# The TwoRoom-state planner table (every planner at 1k / 3k / 9k model evaluations per plan) and its plot.
+bench-quick: setup
+	$(PY) -m jepa_mpc.cli experiment run experiments/bench_quick.toml
 
 test: setup
 	$(PY) -m pytest -q -n auto -m "not slow"

@@ -1,6 +1,6 @@
 """`jepa-mpc` command line: one verb per pipeline stage.
 
-    jepa-mpc collect | tasks | train | inspect | probe | eval | bench collect | bench plan | demo
+    jepa-mpc collect | tasks | train | inspect | probe | eval | bench collect | bench plan | demo | experiment run
 
 Each verb is a function taking a frozen dataclass of arguments (parsed by tyro).
 Bad input ends with one line on stderr and exit code 2.
@@ -31,6 +31,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "bench collect": ("jepa_mpc.data.collect", "bench_collect_main", "BenchCollectArgs"),
     "bench plan": ("jepa_mpc.bench_plan", "bench_plan_main", "BenchPlanArgs"),
     "demo": ("jepa_mpc.demo", "demo_main", "DemoArgs"),
+    "experiment run": ("jepa_mpc.experiment.main", "experiment_run_main", "ExperimentRunArgs"),
     "report": ("jepa_mpc.report", "report_main", "ReportArgs"),
 }
 
@@ -42,8 +43,12 @@ def _split_verb(argv: Sequence[str]) -> tuple[str, list[str]]:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip() + "\n\n" + USAGE)
         raise SystemExit(0 if argv else 2)
-    if argv[0] == "bench" and len(argv) > 1 and f"bench {argv[1]}" in VERBS:
-        return f"bench {argv[1]}", argv[2:]
+    if len(argv) > 1 and f"{argv[0]} {argv[1]}" in VERBS:  # two-word verbs: bench plan, experiment run
+        return f"{argv[0]} {argv[1]}", argv[2:]
+    group = [v for v in VERBS if v.startswith(argv[0] + " ")]
+    if group and (len(argv) == 1 or argv[1] in ("-h", "--help")):
+        print(f"usage: jepa-mpc {{{'|'.join(group)}}} [--help] [options]")
+        raise SystemExit(0 if len(argv) > 1 else 2)
     if argv[0] not in VERBS:
         raise UserError(f"unknown command {argv[0]!r}; expected one of: {', '.join(VERBS)}")
     return argv[0], argv[1:]

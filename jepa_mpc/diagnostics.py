@@ -220,6 +220,7 @@ class InspectArgs:
     data: str = ""  # dataset directory (default: the one recorded in the run's config.json)
     max_windows: int = 512  # held-out windows for the prediction ratios
     seed: int = 0
+    out: str = ""  # also write the diagnostics as a JSON object to this file (atomically)
 
 
 def inspect_main(args: InspectArgs) -> None:
@@ -235,3 +236,14 @@ def inspect_main(args: InspectArgs) -> None:
     d = evaluate(wm.graphdef, wm.state, data, cfg.model.history, jax.random.key(args.seed))
     print(f"run {Path(args.run)} @ step {wm.step} ({cfg.model.obs_key}, reg={cfg.reg.kind}), data {data_path}")
     print(format_report(d))
+    if args.out:
+        import math
+
+        from jepa_mpc.atomic import write_json_atomic
+        from jepa_mpc.paths import output_file
+
+        values = {k: v.item() if isinstance(v, np.generic) else v for k, v in d.items()}  # NaN -> null: strict JSON
+        values = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+        out = output_file(args.out, "--out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, values)

@@ -1,0 +1,109 @@
+"""`jepa-mpc experiment run FILE`: expand an experiment file into jobs and run what is not done yet."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
+from jepa_mpc.errors import UserError
+from jepa_mpc.experiment.execute import Runner, is_done
+from jepa_mpc.experiment.plan import Job, Roots, expand, plan_document
+from jepa_mpc.experiment.spec import load_experiment
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentRunArgs:
+    """Run an experiment file (experiments/*.toml): every job not done yet, in dependency order."""
+
+    file: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="FILE")]
+    """The experiment TOML (schema: jepa_mpc/experiment/spec.py)."""
+    dry_run: bool = False
+    """Print the job graph (cached or to run, model evaluations per plan) and run nothing."""
+    jobs: int = 1
+    """Jobs run at once (independent ones only)."""
+    results_root: str = "results"
+    """Results go to RESULTS_ROOT/<name>/."""
+    store: str = "."
+    """Root of the content-addressed store: STORE/data/store/<digest16>, STORE/runs/store/<digest16>."""
+    report: bool = True
+    """Write report.md, results.csv and plots at the end (`jepa-mpc report`; --no-report: not)."""
+    quiet: bool = False
+    """No progress bar (without a terminal: one line per job start and end instead)."""
+
+
+def _sci(n: float) -> str:
+    return f"{n:.3g}" if n < 1e4 else f"{n:.2e}"
+
+
+def dry_run_text(name: str, source: str, jobs: list[Job], home: Path) -> str:
+    done = {j.id: is_done(j, home) for j in jobs}
+    width = max(len(j.id) for j in jobs)
+    lines = [f"experiment {name} ({source}): {len(jobs)} jobs, {sum(done.values())} cached, "
+             f"{len(jobs) - sum(done.values())} to run",
+             f"  {'id':<{width}}  {'kind':<7}  {'state':<6}  {'evals/plan':>10}  size"]
+    for j in jobs:
+        per_plan = "-" if j.model_evaluations is None else str(j.model_evaluations)
+        lines.append(f"  {j.id:<{width}}  {j.kind:<7}  {'cached' if done[j.id] else 'run':<6}  {per_plan:>10}  {j.cost}")
+    kinds = {}
+    for j in jobs:
+        if not done[j.id]:
+            kinds[j.kind] = kinds.get(j.kind, 0) + 1
+    total = sum(j.total_model_evaluations or 0 for j in jobs if not done[j.id])
+    lines.append("to run: " + (", ".join(f"{n} {k}" for k, n in kinds.items()) or "nothing"))
+    lines.append(f"estimated model evaluations of the evals to run: {_sci(total)} "
+                 "(upper bound: every step of every episode planned)")
+    return "\n".join(lines)
+
+
+def experiment_run_main(args: ExperimentRunArgs) -> None:
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    exp = load_experiment(args.file)
+    roots = Roots(results=Path(args.results_root), store=Path(args.store))
+    jobs = expand(exp, roots)
+    home = roots.experiment(exp.name)
+    if args.dry_run:
+        print(dry_run_text(exp.name, args.file, jobs, home))
+        return
+    from jepa_mpc.provenance import git_commit
+
+    source = Path(args.file).read_bytes()
+    home.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(home / "experiment.toml", source)
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    write_json_atomic(home / "plan.json", plan_document(exp, jobs, hashlib.sha256(source).hexdigest(), git_commit(),
+                                                       created), sort_keys=False)
+    bar = not args.quiet and sys.stderr.isatty()  # else one line per job start and end
+    echo = None
+    if bar:
+        from tqdm import tqdm
+
+        echo = tqdm.write
+    runner = Runner(jobs, home, max_jobs=args.jobs, progress=bar, echo=echo)
+    states = runner.run()
+    failed = [i for i, s in states.items() if s.state == "failed"]
+    not_run = [i for i, s in states.items() if s.state == "pending"]
+    ran = [i for i, s in states.items() if s.state == "done" and not s.cached]
+    cached = [i for i, s in states.items() if s.cached]
+    if args.report:
+        _report(home)
+    print(f"experiment {exp.name}: {len(ran)} jobs run, {len(cached)} cached, {len(failed)} failed, "
+          f"{len(not_run)} not run; results: {home}")
+    if failed or not_run:
+        raise SystemExit(1)
+
+
+def _report(home: Path) -> None:
+    try:
+        from jepa_mpc.report import write_report
+    except ImportError:
+        print(f"report: jepa_mpc.report is not available; not written (later: jepa-mpc report {home})")
+        return
+    write_report(home)
