@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from . import base
+from . import base, suites
 from .errors import ConfigError
 from .rollout import StateCollector
 
@@ -49,6 +49,9 @@ class TaskFamily(abc.ABC):
     """Env steps per plan block when nothing else says (eval's without a run)."""
     splits: ClassVar[tuple[str, ...]] = ()
     """Task splits `generate_suite(split=...)` accepts (TwoRoomLayouts: "heldout", "train"); () if none."""
+    streams: ClassVar[tuple[str, ...]] = suites.STREAMS
+    """Suite seed streams `generate_suite(stream=...)` accepts (envs/suites.py); () if the family's
+    suites are drawn otherwise (OGBench: its own evaluation tasks)."""
 
     # ---------------------------------------------------------------- declared state layout
 
@@ -105,8 +108,9 @@ class TaskFamily(abc.ABC):
 
     @abc.abstractmethod
     def generate_suite(self, seed: int, n: int, *, tolerance: float | None = None, max_steps: int | None = None,
-                       hazards: str = "none", split: str = ""):
-        """`n` tasks from their own RNG (`seed`); None tolerance / max_steps: the family's defaults."""
+                       hazards: str = "none", split: str = "", stream: str = ""):
+        """`n` tasks from their own RNG (`seed` in the suite stream `stream`, envs/suites.py `suite_rng`;
+        "": `suites.DEFAULT_STREAM`); None tolerance / max_steps: the family's defaults."""
 
     @abc.abstractmethod
     def pixel_renderer(self, model: Any, size: int = 64):
@@ -158,6 +162,13 @@ class TaskFamily(abc.ABC):
             raise ConfigError(f"--split {split}: {self.env_id} has no task splits"
                               if not self.splits else f"--split {split}: {self.env_id} splits are {', '.join(self.splits)}")
 
+    def check_stream(self, stream: str) -> None:
+        """ConfigError unless `stream` is "" or one of `streams`."""
+        if stream and not self.streams:
+            raise ConfigError(f"--stream {stream}: {self.env_id} suites have no seed streams")
+        if stream and stream not in self.streams:
+            raise ConfigError(f"--stream {stream}: expected one of {', '.join(self.streams)}")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.env_id!r})"
 
@@ -183,7 +194,7 @@ class MujocoFamily(TaskFamily):
     suite_parser: ClassVar[Callable[..., Any]]
     """The module's ``suite_from_dict(d, path)``."""
     suite_generator: ClassVar[Callable[..., Any]]
-    """The module's ``generate_suite(seed, n, *, layout, tolerance, max_steps, hazards[, split])``
+    """The module's ``generate_suite(seed, n, *, layout, tolerance, max_steps, hazards, stream[, split])``
     (``split`` is passed only to a family with `splits`; "" means the first of them)."""
     to_mjstate: ClassVar[Callable[..., np.ndarray]] = staticmethod(base.state_to_mjstate)
     """``state_to_mjstate(model, states)``."""
@@ -210,12 +221,14 @@ class MujocoFamily(TaskFamily):
         return self.suite_parser(d, path)
 
     def generate_suite(self, seed: int, n: int, *, tolerance: float | None = None, max_steps: int | None = None,
-                       hazards: str = "none", split: str = "", layout: Any = None):
+                       hazards: str = "none", split: str = "", layout: Any = None, stream: str = ""):
         self.check_split(split)
+        self.check_stream(stream)
         options = {"split": split or self.splits[0]} if self.splits else {}
         return self.suite_generator(seed, n, layout=layout or self.default_layout(), hazards=hazards,
                                     tolerance=tolerance or self.default_tolerance,
-                                    max_steps=max_steps or self.default_max_steps, **options)
+                                    max_steps=max_steps or self.default_max_steps,
+                                    stream=stream or suites.DEFAULT_STREAM, **options)
 
     def pixel_renderer(self, model: Any, size: int = 64):
         return self.renderer_class(model, size)

@@ -398,6 +398,7 @@ class PointMazeFamily(TaskFamily):
     entry_point = "jepa_mpc_envs.ogbench_adapter:OGBenchEnv"
     state_fields = STATE_FIELDS
     position, velocity, goal = slice(0, 2), slice(2, 4), slice(0, 2)
+    streams = ()  # suites are OGBench's evaluation tasks (reset seeds drawn from --seed), not suite streams
 
     def __init__(self, env_id: str):
         import_ogbench()
@@ -435,8 +436,10 @@ class PointMazeFamily(TaskFamily):
         return suite_from_dict(d, path, fields=self.state_fields, tolerance=self.default_tolerance,
                                max_steps=self.default_max_steps)
 
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
+    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None,
+                       stream=""):
         self.check_split(split)
+        self.check_stream(stream)
         return generate_suite_for(self.dataset, seed, n, tolerance=tolerance or self.default_tolerance,
                                   max_steps=max_steps or self.default_max_steps, hazards=hazards)
 

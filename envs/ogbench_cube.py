@@ -393,8 +393,10 @@ class OGBenchCubeFamily(PointMazeFamily):
     def sample_start_states(self, layout, rng, n, room=None):
         return sample_start_states(layout, rng, n)
 
-    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None):
+    def generate_suite(self, seed, n, *, tolerance=None, max_steps=None, hazards="none", split="", layout=None,
+                       stream=""):
         self.check_split(split)
+        self.check_stream(stream)
         return generate_suite_for(self.dataset, seed, n, tolerance=tolerance or self.default_tolerance,
                                   max_steps=max_steps or self.default_max_steps, hazards=hazards)
 

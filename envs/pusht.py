@@ -34,14 +34,18 @@ those of the DINO-WM Push-T wrapper's ``eval_state`` (block position within 20 p
 workspace, angle within pi/9); 20 px is 0.02 m at our 1 mm per px. The pusher's position is not
 part of success.
 
-Goals. A goal is a full physical state that was actually reached: `generate_suite` starts from
-a start state with the pusher near the T and runs a scripted pushing controller for
-`GOAL_PUSH_STEPS` control steps; the reached state is the goal. Its pusher part (where the scripted
-pusher ended, touching the block) is kept in the goal state and hence in the goal observation
-(``observation_at(goal)``: for pixels the T *and* the pusher rendered there); it is reachable
-together with the block pose, the planner may use it as a hint and success ignores it. Reachability
-within the budget is by construction (the scripted sequence takes 30 of the default 100 steps) and
-is checked again with the oracle planner on a subset (see the module report).
+Goals. A goal's block pose was actually reached: `generate_suite` starts from a start state with
+the pusher near the T and runs a scripted pushing controller for `GOAL_PUSH_STEPS` control steps;
+the block pose it reaches is the goal's. The goal carries the block pose only: its pusher is placed
+neutrally, at the start's pusher position (`neutral_goal`), so the goal observation
+(``observation_at(goal)``: for pixels the T at the goal pose and the pusher where it started) says
+nothing about where a solution leaves the pusher. The start's position was chosen over a fixed
+corner because it adds no information the planner does not already have (it sees the start), and a
+pusher near a T is what the collected data show (a corner is rarely visited). Success ignores the
+pusher. Suites of the "legacy" stream (``pusht_heldout.json``) keep where the scripted pusher ended,
+touching the block, which hints at the solution. Reachability within the budget is by construction
+(the scripted sequence takes 30 of the default 100 steps) and is checked again with the oracle
+planner on a subset (see the module report).
 
 Observations: "state" (12,) float32, "pixels" (S, S, 3) uint8 top-down orthographic image (image
 up = +y, right = +x; T grey-blue, pusher red, walls dark), or "both" (Dict).
@@ -64,8 +68,9 @@ from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .suites import (Ctx, Suite, Task, layout_parser, max_steps_field, no_hazards, number,  # noqa: E402
-                     parse_suite_document, suite_to_dict, task_name, tolerance_field, vector)
+from .suites import (DEFAULT_STREAM, LEGACY_STREAM, Ctx, Suite, Task, layout_parser, max_steps_field,  # noqa: E402
+                     no_hazards, number, parse_suite_document, seed_label, suite_rng, suite_to_dict, task_name,
+                     tolerance_field, vector)
 
 __all__ = [
     "ENV_ID",
@@ -82,6 +87,7 @@ __all__ = [
     "block_pose_error",
     "suite_from_dict",
     "generate_suite",
+    "neutral_goal",
     "scripted_push",
     "PushTFamily",
 ]
@@ -414,7 +420,8 @@ class PushTEnv(MujocoTaskEnv):
     """Push a T-shaped block to a target pose (reward-free; success is the physical predicate).
 
     reset(seed, options={"task": PushTTask}) sets start and goal from the task; without a task a
-    random start is drawn and the goal is the pose a scripted push reaches from it.
+    random start is drawn and the goal is the block pose a scripted push reaches from it (with the
+    start's pusher, `neutral_goal`).
     info: success, violation (always False), position_error (block centre, m), angle_error (rad,
     wrapped), distance_to_goal = hypot(position_error, angle_error) (the goal-feature distance
     (bx, by, th) of the registry convention, angle wrapped; mixes m and rad), state, goal. reward = 1.0 on success else 0.0; terminated on
@@ -462,7 +469,8 @@ class PushTEnv(MujocoTaskEnv):
 
     def _random_start_goal(self):
         start = sample_start_states(self.layout, self.np_random, 1)[0]
-        return start, scripted_push(self.model, start[None], self.np_random, GOAL_PUSH_STEPS, self.frame_skip)[0]
+        reached = scripted_push(self.model, start[None], self.np_random, GOAL_PUSH_STEPS, self.frame_skip)[0]
+        return start, neutral_goal(start, reached)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         task, start, goal = self._begin_episode(seed, options)
@@ -581,16 +589,28 @@ def suite_from_dict(d, path: str = "<dict>") -> Suite:
     return parse_suite_document(d, path, (ENV_ID,), layout_parser(PushTLayout), _parse_task)
 
 
+def neutral_goal(start: np.ndarray, reached: np.ndarray) -> np.ndarray:
+    """The goal state of a task: the block pose the scripted push `reached`, at rest, with the pusher
+    where it was at the `start` (the goal carries the block pose only; see the module docstring)."""
+    goal = np.asarray(reached, np.float32).copy()
+    goal[[3, 4, 5, 8, 9]] = 0.0
+    goal[6:8] = np.asarray(start, np.float32)[6:8]
+    return goal
+
+
 def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
                    name_prefix: str | None = None, layout: PushTLayout = PushTLayout(),
                    angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE, push_steps: int = GOAL_PUSH_STEPS,
-                   **unused) -> Suite:
-    """`n` tasks from their own RNG (`seed`): a start state as for collection (block anywhere, pusher
-    next to it, at rest), and as goal the state a `scripted_push` of `push_steps` control steps
-    reaches from it, kept only when the block moved >= MIN_GOAL_SHIFT or turned >= MIN_GOAL_TURN
-    (and at most MAX_GOAL_SHIFT / MAX_GOAL_TURN), stays START_MARGIN / 2 clear of the walls and the start is not already a success. The goal's
-    velocities are zeroed (the block is at rest a step after the pusher leaves it; success reads
-    only the pose)."""
+                   stream: str = DEFAULT_STREAM, **unused) -> Suite:
+    """`n` tasks from their own RNG (`suite_rng(seed, stream)`): a start state as for collection
+    (block anywhere, pusher next to it, at rest), and as goal the block pose a `scripted_push` of
+    `push_steps` control steps reaches from it, kept only when the block moved >= MIN_GOAL_SHIFT or
+    turned >= MIN_GOAL_TURN (and at most MAX_GOAL_SHIFT / MAX_GOAL_TURN), stays START_MARGIN / 2
+    clear of the walls and the start is not already a success. The goal is at rest (the block stops
+    a step after the pusher leaves it; success reads only the pose) and its pusher is the start's
+    (`neutral_goal`; a candidate whose goal T would cover it is skipped, ~0.5 %). The "legacy"
+    stream is the generator of the pre-stream suites: its goal keeps the pusher where the scripted
+    push ended (a hint at the solution)."""
     if unused.get("hazards", "none") != "none":
         raise ConfigError("Push-T tasks have no hazards (use --hazards none)")
     if n < 1:
@@ -600,9 +620,10 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
                           f"(got {tolerance}, {angle_tolerance}, {max_steps})")
     if max_steps < push_steps:
         raise ConfigError(f"max_steps {max_steps} is shorter than the scripted push ({push_steps} steps) that defines a goal")
-    rng = np.random.default_rng(seed)
+    rng = suite_rng(seed, stream)
     model = build_model(layout)
-    prefix = name_prefix or f"pusht-s{seed}"
+    prefix = name_prefix or f"pusht-{seed_label(seed, stream)}"
+    neutral = stream != LEGACY_STREAM
     tasks: list[PushTTask] = []
     while len(tasks) < n:
         starts = sample_start_states(layout, rng, 16)  # fixed batches: the first k tasks do not depend on n
@@ -615,9 +636,9 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
                 continue
             if not t_inside_arena(layout, goal[:3], START_MARGIN / 2):
                 continue
-            if distance_to_t(layout, goal[6:8], goal[:3]) < layout.pusher_radius - 1e-3:
+            goal = neutral_goal(start, goal) if neutral else goal.copy()
+            if distance_to_t(layout, goal[6:8], goal[:3]) < layout.pusher_radius - (0.0 if neutral else 1e-3):
                 continue
-            goal = goal.copy()
             goal[[3, 4, 5, 8, 9]] = 0.0
             tasks.append(PushTTask(
                 name=f"{prefix}-{len(tasks):04d}",

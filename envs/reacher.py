@@ -44,8 +44,8 @@ from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .suites import (Ctx, Suite, Task, layout_parser, max_steps_field, no_hazards, parse_suite_document,  # noqa: E402
-                     suite_to_dict, task_name, tolerance_field, vector)
+from .suites import (DEFAULT_STREAM, Ctx, Suite, Task, layout_parser, max_steps_field, no_hazards,  # noqa: E402
+                     parse_suite_document, seed_label, suite_rng, suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = [
     "ENV_ID",
@@ -278,8 +278,9 @@ def suite_from_dict(d, path: str = "<dict>") -> Suite:
 
 
 def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
-                   name_prefix: str | None = None, layout: ReacherLayout = ReacherLayout(), **unused) -> Suite:
-    """`n` tasks from their own RNG (`seed`): start and goal configurations uniform over the joint
+                   name_prefix: str | None = None, layout: ReacherLayout = ReacherLayout(),
+                   stream: str = DEFAULT_STREAM, **unused) -> Suite:
+    """`n` tasks from their own RNG (`suite_rng(seed, stream)`): start and goal configurations uniform over the joint
     ranges (0.1 rad inside the stops), zero velocity, at least 0.5 rad apart in angle space.
 
     Reachability: the longest move (6 rad on the shoulder) takes ~2 s = 40 control steps at the
@@ -291,8 +292,8 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
         raise ConfigError(f"n must be >= 1, got {n}")
     if tolerance <= 0 or max_steps < 1:
         raise ConfigError(f"tolerance must be > 0 and max_steps >= 1 (got {tolerance}, {max_steps})")
-    rng = np.random.default_rng(seed)
-    prefix = name_prefix or f"reacher-s{seed}"
+    rng = suite_rng(seed, stream)
+    prefix = name_prefix or f"reacher-{seed_label(seed, stream)}"
     dt = TIMESTEP * 5
     tasks = []
     while len(tasks) < n:

@@ -10,7 +10,20 @@ dispatches on its ``env_id``). This module holds what every family's parser uses
   task index and the field;
 * `parse_suite_document`: the skeleton (root keys, schema version, env id, layout, task list, unique
   names) around a family's `parse_layout` / `parse_task`;
-* `suite_to_dict` / `save_suite` (atomic) / `shipped_suite_path` (the suites shipped in envs/tasks/).
+* `suite_to_dict` / `save_suite` (atomic) / `shipped_suite_path` (the suites shipped in envs/tasks/);
+* `suite_rng`: the task RNG of every family's generator, one seed stream per purpose (`STREAMS`).
+
+Seed streams. Collection draws chunk i of a dataset from ``np.random.default_rng([seed, i])``. A
+``SeedSequence`` reads a short entropy list as if padded with zeros to four words, so the plain
+``default_rng(seed)`` that suites used before is ``default_rng([seed, 0])``: chunk 0 of the
+collection with the same seed (``tworoom_layouts_train.json``, seed 0, holds the rooms of training
+episodes 0-19 at collect seed 0). Suites are therefore drawn from their own streams:
+``SeedSequence(seed, spawn_key=(STREAM_TAGS[stream],))``, whose assembled entropy is five words
+``[seed, 0, 0, 0, tag]`` (seed < 2**32) with a tag >= 2**31, which no collection entropy
+``[seed, chunk]`` (nor any other list of at most four words the project seeds with) can equal.
+"validation" suites are for tuning, "test" suites for reported figures; "legacy" is the plain
+``default_rng(seed)`` of the suites shipped before (kept to regenerate them; it shares collection's
+stream).
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import TaskFileError
+from .errors import ConfigError, TaskFileError
 from .geometry import Box, Hazard, needs_door_crossing
 
 __all__ = [
@@ -47,10 +60,44 @@ __all__ = [
     "save_suite",
     "shipped_suite_path",
     "round4",
+    "STREAMS",
+    "STREAM_TAGS",
+    "DEFAULT_STREAM",
+    "LEGACY_STREAM",
+    "check_stream",
+    "suite_rng",
+    "seed_label",
 ]
 
 SCHEMA_VERSION = 1
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")
+
+STREAM_TAGS = {"validation": 0x56414C49, "test": 0x54455354}  # ASCII "VALI", "TEST": spawn-key words >= 2**31
+LEGACY_STREAM = "legacy"
+STREAMS = (*STREAM_TAGS, LEGACY_STREAM)
+DEFAULT_STREAM = "validation"
+
+
+def check_stream(stream: str) -> None:
+    """ConfigError unless `stream` is one of `STREAMS`."""
+    if stream not in STREAMS:
+        raise ConfigError(f"--stream {stream}: expected one of {', '.join(STREAMS)}")
+
+
+def suite_rng(seed: int, stream: str = DEFAULT_STREAM) -> np.random.Generator:
+    """The task RNG of a suite generator: `seed` in the suite stream `stream` (module docstring), never
+    a collection chunk's generator; "legacy": the plain ``default_rng(seed)`` of the pre-stream suites."""
+    check_stream(stream)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed {seed}: a suite seed is an integer in [0, 2**32)")
+    if stream == LEGACY_STREAM:
+        return np.random.default_rng(seed)
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(STREAM_TAGS[stream],)))
+
+
+def seed_label(seed: int, stream: str) -> str:
+    """The seed part of generated task names: "s<seed>" (legacy, as before) or "<stream>-s<seed>"."""
+    return f"s{seed}" if stream == LEGACY_STREAM else f"{stream}-s{seed}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +139,9 @@ class Suite:
     layout: Any
     tasks: tuple[Task, ...]
     path: str | None = None
+    generator: dict | None = dataclasses.field(default=None, compare=False)
+    """How `jepa-mpc tasks` made the file (its ``generator`` object: env, seed, n, stream, split,
+    hazards, tolerance, max_steps), so it can be regenerated; None for a hand-written suite."""
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -202,7 +252,8 @@ def parse_suite_document(d, path: str, env_ids: Sequence[str], parse_layout, par
     ctx = Ctx(path)
     if not isinstance(d, dict):
         raise ctx.err("<root>", "expected a JSON object")
-    check_keys(ctx, "", d, required=("env_id", "tasks"), allowed=("schema_version", "env_id", "layout", "tasks"))
+    check_keys(ctx, "", d, required=("env_id", "tasks"),
+               allowed=("schema_version", "env_id", "generator", "layout", "tasks"))
     if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise ctx.err("schema_version", f"unsupported version {json.dumps(d['schema_version'])} (expected {SCHEMA_VERSION})")
     if d["env_id"] not in env_ids:
@@ -211,6 +262,9 @@ def parse_suite_document(d, path: str, env_ids: Sequence[str], parse_layout, par
     if not isinstance(raw_layout, dict):
         raise ctx.err("layout", "expected an object")
     layout = parse_layout(ctx, raw_layout)
+    generator = d.get("generator")
+    if generator is not None and not isinstance(generator, dict):
+        raise ctx.err("generator", "expected an object (the `jepa-mpc tasks` options that made the file)")
     tasks = d["tasks"]
     if not isinstance(tasks, list) or not tasks:
         raise ctx.err("tasks", "expected a non-empty list of tasks")
@@ -221,7 +275,7 @@ def parse_suite_document(d, path: str, env_ids: Sequence[str], parse_layout, par
             raise Ctx(path, i).err("name", f"duplicate task name {json.dumps(task.name)}")
         names.add(task.name)
         parsed.append(task)
-    return Suite(env_id=d["env_id"], layout=layout, tasks=tuple(parsed), path=path)
+    return Suite(env_id=d["env_id"], layout=layout, tasks=tuple(parsed), path=path, generator=generator)
 
 
 # ------------------------------------------------------------------ files
@@ -249,9 +303,11 @@ def read_suite_document(path: str | os.PathLike) -> Any:
 
 
 def suite_to_dict(suite: Suite) -> dict:
+    generator = {"generator": dict(suite.generator)} if suite.generator is not None else {}
     return {
         "schema_version": SCHEMA_VERSION,
         "env_id": suite.env_id,
+        **generator,
         "layout": suite.layout.to_dict(),
         "tasks": [t.to_dict() for t in suite.tasks],
     }

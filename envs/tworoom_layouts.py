@@ -11,10 +11,14 @@ uniform ranges for the three numbers, plus `heldout` rooms drawn from their own 
 never draws a room within `min_gap` of a held-out room (distance in the unit cube of the three
 normalised ranges), so the held-out rooms lie in regions of room space no training episode saw.
 
-Two shipped suites (200 tasks each, 20 rooms x 10 tasks, 60 % of them through the door):
-``tworoom_layouts_train.json`` on rooms drawn like the training data (in distribution) and
-``tworoom_layouts_heldout.json`` on the family's held-out rooms. A task's start and goal are
-full 7-number states; both carry the same room.
+Shipped suites (200 tasks each, 20 rooms x 10 tasks, 60 % of them through the door):
+``tworoom_layouts_val.json`` / ``tworoom_layouts_test.json`` on the family's held-out rooms
+(split "heldout") and ``tworoom_layouts_indist_val.json`` / ``..._indist_test.json`` on rooms drawn
+like the training data from the suite's own seed stream (split "train": in distribution, never a
+collected room). The legacy ``tworoom_layouts_train.json`` / ``_heldout.json`` used the plain seed,
+which is collection's stream: the "train" one holds the rooms of collect seed 0's first 20
+episodes (envs/tasks/SCHEMA.md). A task's start and goal are full 7-number states; both carry the
+same room.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from .family import MujocoFamily
 from .geometry import (AGENT_RADIUS, MAX_SPEED, START_MARGIN, Layout, dataclass_from_dict, is_free, room_of,
                        sample_free_position, violates)
 from .rollout import StateCollector
-from .suites import (Suite, Task, layout_parser, max_steps_field, parse_suite_document, round4, suite_to_dict,
-                     task_name, tolerance_field, vector)
+from .suites import (DEFAULT_STREAM, Suite, Task, layout_parser, max_steps_field, parse_suite_document, round4,
+                     seed_label, suite_rng, suite_to_dict, task_name, tolerance_field, vector)
 from .tworoom_tasks import CROSSING_FRACTION, MIN_SEPARATION, POS_MARGIN
 
 ENV_ID = "jepa_mpc_envs/TwoRoomLayouts-v0"
@@ -334,16 +338,18 @@ def suite_from_dict(d, path: str = "<dict>") -> Suite:
 
 def generate_suite(seed: int, n: int, layout: LayoutFamily = LayoutFamily(), split: str = "heldout",
                    tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
-                   hazards: str = "none") -> Suite:
+                   hazards: str = "none", stream: str = DEFAULT_STREAM) -> Suite:
     """`n` tasks, `TASKS_PER_ROOM` per room: rooms are the family's held-out ones (split="heldout",
-    cycled) or fresh training-distribution rooms (split="train"); 60 % of a room's tasks cross the door."""
+    cycled) or fresh training-distribution rooms (split="train", drawn from the suite stream, so
+    never a collected episode's room); 60 % of a room's tasks cross the door. RNG:
+    `suite_rng(seed, stream)`."""
     if hazards != "none":
         raise ConfigError("TwoRoomLayouts suites have no hazards (--hazards none)")
     if split not in ("train", "heldout"):
         raise ConfigError(f"split must be 'train' or 'heldout', got {split!r}")
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
-    rng = np.random.default_rng(seed)
+    rng = suite_rng(seed, stream)
     n_rooms = -(-n // TASKS_PER_ROOM)
     if split == "heldout":
         held = layout.heldout_rooms()
@@ -362,7 +368,7 @@ def generate_suite(seed: int, n: int, layout: LayoutFamily = LayoutFamily(), spl
             if (room_of(room, s) != room_of(room, g)) == cross and np.linalg.norm(g - s) >= MIN_SEPARATION:
                 break
         rnd = [round4(v) for v in (*s, 0.0, 0.0, *params)], [round4(v) for v in (*g, 0.0, 0.0, *params)]
-        out.append(Task(name=f"rooms-{split}-s{seed}-{i:04d}", start=tuple(rnd[0]), goal=tuple(rnd[1]),
+        out.append(Task(name=f"rooms-{split}-{seed_label(seed, stream)}-{i:04d}", start=tuple(rnd[0]), goal=tuple(rnd[1]),
                                  tolerance=float(tolerance), max_steps=int(max_steps)))
     suite = Suite(env_id=ENV_ID, layout=layout, tasks=tuple(out))
     return dataclasses.replace(suite_from_dict(suite_to_dict(suite), "<generated>"), path=None)

@@ -8,6 +8,7 @@ File schema (``schema_version`` 1)::
     {
       "schema_version": 1,                       # optional; if present must be 1
       "env_id": "jepa_mpc_envs/TwoRoom-v0",      # required
+      "generator": {"seed": 0, "stream": "test", ...},   # optional: the `jepa-mpc tasks` options that made it
       "layout": {"arena_half": 1.0, "wall_axis": "x", "wall_pos": 0.0,
                  "wall_thickness": 0.04, "door_center": 0.0, "door_width": 0.3},
                                                  # optional; missing fields take defaults
@@ -66,8 +67,8 @@ from .geometry import (
     room_of,
     sample_free_position,
 )
-from .suites import (Ctx, Suite, Task, check_keys, max_steps_field, number, parse_suite_document, round4,
-                     suite_to_dict, task_name, tolerance_field, vector)
+from .suites import (DEFAULT_STREAM, Ctx, Suite, Task, check_keys, max_steps_field, number, parse_suite_document,
+                     round4, seed_label, suite_rng, suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = ["ENV_ID", "TASK_KEYS", "HAZARD_KINDS", "suite_from_dict", "generate_suite"]
 
@@ -223,8 +224,9 @@ def generate_suite(
     tolerance: float = 0.1,
     max_steps: int = 200,
     name_prefix: str | None = None,
+    stream: str = DEFAULT_STREAM,
 ) -> Suite:
-    """Generate `n` tasks from their own RNG (numpy, `seed`), independent of any data.
+    """Generate `n` tasks from their own RNG (`suite_rng(seed, stream)`), independent of any data.
 
     ceil(60 %) of the tasks need a door crossing (goal in the other room); the rest have
     the goal in the start room, at least 0.4 m away. Start and goal velocities are zero.
@@ -236,12 +238,12 @@ def generate_suite(
         raise ConfigError(f"hazards must be one of {', '.join(HAZARD_KINDS)}, got {hazards!r}")
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
-    rng = np.random.default_rng(seed)
+    rng = suite_rng(seed, stream)
     if hazards == "mixed":
         groups = [("line", n // 2), ("door", n - n // 2)]
     else:
         groups = [(hazards, n)]
-    prefix = name_prefix or f"tworoom-s{seed}"
+    prefix = name_prefix or f"tworoom-{seed_label(seed, stream)}"
     tasks = []
     for kind, count in groups:
         if count == 0:

@@ -1,6 +1,6 @@
 """`jepa-mpc eval`: MPC on a task suite, with results a paper can cite.
 
-    jepa-mpc eval --checkpoint runs/tworoom-state --suite envs/tasks/tworoom_heldout.json   # CEM, graph goal
+    jepa-mpc eval --checkpoint runs/tworoom-state --suite envs/tasks/tworoom_test.json   # CEM, graph goal
     jepa-mpc eval --checkpoint runs/tworoom-state planner:random-actions        # floor
     jepa-mpc eval --checkpoint runs/tworoom-state --dynamics oracle             # planner on true dynamics
     jepa-mpc eval --checkpoint runs/tworoom-state planner:mppi --planner.temperature 0.2 goal:latent
@@ -89,7 +89,7 @@ from jepa_mpc.paths import output_dir, output_file
 from jepa_mpc_envs.registry import get_family
 from jepa_mpc_envs.suites import shipped_suite_path
 
-DEFAULT_SUITE = shipped_suite_path("tworoom_heldout")  # installed with the package (envs/tasks/)
+DEFAULT_SUITE = shipped_suite_path("tworoom_test")  # installed with the package (envs/tasks/)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -226,8 +226,8 @@ def test_shipped_suites_load(name, n_hazards):
 
 
 def test_shipped_suites_match_generator():
-    assert load_suite(shipped_suite_path("tworoom_heldout")).tasks == generate_suite(1000, 200).tasks
-    assert load_suite(shipped_suite_path("tworoom_hazards")).tasks == generate_suite(2000, 200, hazards="mixed").tasks
+    assert load_suite(shipped_suite_path("tworoom_heldout")).tasks == generate_suite(1000, 200, stream="legacy").tasks
+    assert load_suite(shipped_suite_path("tworoom_hazards")).tasks == generate_suite(2000, 200, hazards="mixed", stream="legacy").tasks
 
 
 def test_env_runs_a_suite_task():
