@@ -52,7 +52,7 @@ class ControlConfig:
     """How to plan at each MPC step (planner, goal cost, action blocks, constraints)."""
 
     planner: Annotated[PolicyConfig, tyro.conf.arg(name="planner", prefix_name=False)] = CEMConfig()
-    """The planner with every one of its settings (`planner:cem|mppi|gradient|cem-gd|random-shooting`,
+    """The planner with every one of its settings (`planner:cem|mppi|gradient|cem-gd|random-shooting|icem`,
     then `--planner.FIELD`), or `planner:random-actions` (no planning)."""
     goal: Annotated[GoalConfig, tyro.conf.arg(name="goal", prefix_name=False)] = GraphGoal()
     """The goal cost (`goal:graph` or `goal:latent`, then `--goal.FIELD`; jepa_mpc/goals.py)."""

@@ -4,10 +4,11 @@ Two kinds (``GOALS``; on the command line the subcommand ``goal:KIND``, then ``-
 
 * ``LatentGoal(mode)``: the straight distance of each predicted latent to the goal embedding.
   Greedy: it stalls where a wall stands between the agent and the goal.
-* ``GraphGoal(source, mode, nodes, explore_episodes, avoid_hazards)`` (the default): the straight
+* ``GraphGoal(source, mode, nodes, explore_episodes, explore_start, avoid_hazards)`` (the default): the straight
   distance plus the *detour excess* of a reachability graph (jepa_mpc/goal_graph.py), which sees
   walls. ``source`` is what the graph is built from: ``data`` (the training dataset's episodes),
-  ``explore`` (reward-free exploration of each task's own room first, jepa_mpc/room_graph.py) or
+  ``explore`` (reward-free exploration of each task's own room first, from the task's start by default,
+  jepa_mpc/room_graph.py) or
   ``probe`` (the dataset's episodes mapped by a linear position read-out fitted on them).
 
 ``mode`` weights the planning blocks: ``terminal`` (the last block only), ``all`` (the mean over
@@ -257,7 +258,12 @@ class GraphGoal:
     nodes: int = 1500
     """Graph nodes (farthest-point samples of the points)."""
     explore_episodes: int = 64
-    """source=explore: exploration episodes per room (the dataset's own policy and episode length)."""
+    """source=explore: exploration episodes per task start (or per room with explore_start=reset; the
+    dataset's own policy and episode length)."""
+    explore_start: Literal["task-start", "reset"] = "task-start"
+    """source=explore: where every exploration episode starts. task-start: the task's own start state,
+    then the agent moves only by actions (honest exploration; one graph per task start). reset: resets
+    the agent to uniform free positions of the true room (a resettable simulator; one graph per room)."""
     avoid_hazards: bool = True
     """With safety on: leave nodes inside hazards (+ margin) out of the detour search, so the goal
     cost routes around hazards as it does around walls."""
@@ -266,6 +272,8 @@ class GraphGoal:
         _check_mode(self.mode, GOAL_MODES, self.kind)
         if self.source not in ("data", "explore", "probe"):
             raise ConfigError(f"--goal.source must be data, explore or probe, got {self.source!r}")
+        if self.explore_start not in ("task-start", "reset"):
+            raise ConfigError(f"--goal.explore-start must be task-start or reset, got {self.explore_start!r}")
         if self.nodes < 2 or self.explore_episodes <= 0:
             raise ConfigError(f"--goal.nodes must be >= 2 and --goal.explore-episodes > 0, got {self.nodes}, "
                               f"{self.explore_episodes}")
@@ -280,7 +288,8 @@ class GraphGoal:
             from jepa_mpc import room_graph
 
             explore = room_graph.explore_config(space.dataset.meta, self.explore_episodes, seed)
-            graphs = room_graph.RoomGraphs(space.env, space.layout, space.explore_embedder(), explore, self.nodes)
+            graphs = room_graph.RoomGraphs(space.env, space.layout, space.explore_embedder(), explore, self.nodes,
+                                           start=self.explore_start)
             return GraphGoalCost(self.mode, room_graphs=graphs, avoid_hazards=self.avoid_hazards)
         config = goal_graph.GraphConfig(num_nodes=self.nodes, seed=seed)
         episodes = space.episodes()

@@ -152,12 +152,16 @@ def test_collection_gives_every_episode_its_own_room(tmp_path):
 
 
 def test_exploration_graph_is_per_room_and_cached():
+    # start="reset": one graph per room (the default, "task-start", explores per task start:
+    # tests/test_room_graph_explore.py)
     cfg = CollectConfig(env_id=ENV_ID, num_episodes=8, episode_len=30)
-    graphs = room_graph.RoomGraphs(TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features, cfg, num_nodes=500)
+    graphs = room_graph.RoomGraphs(TWOROOM_LAYOUTS, FAMILY, TWOROOM_LAYOUTS.goal_features, cfg, num_nodes=500,
+                                   start="reset")
     held = FAMILY.heldout_rooms()
     t0, t1 = task((-0.5, 0.0), (0.5, 0.0), held[0]), task((-0.5, 0.0), (0.5, 0.0), held[1])
     g0 = graphs.graph_for(t0)
     assert graphs.graph_for(t0) is g0 and graphs.graph_for(t1) is not g0
+    assert graphs.graph_for(task((0.5, 0.5), (0.5, 0.0), held[0])) is g0  # another start, same room
     assert g0.nodes.shape == (8 * 31 // room_graph.MIN_POINTS_PER_NODE, 2)
     assert graphs.explored_steps == 2 * 8 * 30
     states = room_graph.explore_room(TWOROOM_LAYOUTS, FAMILY, tuple(held[0]), cfg)

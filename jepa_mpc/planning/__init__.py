@@ -24,11 +24,12 @@ from typing import Annotated, Any, NamedTuple, Union
 import tyro
 
 from jepa_mpc.errors import ConfigError
-from jepa_mpc.planning import cem, cem_gd, gradient, mppi, random_shooting
+from jepa_mpc.planning import cem, cem_gd, gradient, icem, mppi, random_shooting
 from jepa_mpc.planning.cem import CEMConfig
 from jepa_mpc.planning.cem_gd import CEMGDConfig
 from jepa_mpc.planning.common import BIG, batched, sanitize_costs, shift_plan
 from jepa_mpc.planning.gradient import GradientConfig
+from jepa_mpc.planning.icem import ICEMConfig
 from jepa_mpc.planning.mppi import MPPIConfig
 from jepa_mpc.planning.random_shooting import RandomShootingConfig
 
@@ -55,6 +56,7 @@ PLANNERS: dict[str, Planner] = {
         _planner(gradient, GradientConfig),
         _planner(cem_gd, CEMGDConfig),
         _planner(random_shooting, RandomShootingConfig),
+        _planner(icem, ICEMConfig),
     )
 }
 DEFAULT_PLANNER = "cem"
@@ -133,6 +135,6 @@ def plan(cost_fn: Callable, init_actions: Any, key: Any, config: Any) -> tuple[A
 
 __all__ = [
     "BIG", "PLANNERS", "DEFAULT_PLANNER", "Planner", "PlannerConfig", "CEMConfig", "MPPIConfig", "GradientConfig",
-    "CEMGDConfig", "RandomShootingConfig", "batched", "get_planner", "make_config", "model_evaluations",
+    "CEMGDConfig", "ICEMConfig", "RandomShootingConfig", "batched", "get_planner", "make_config", "model_evaluations",
     "plan", "planner_for", "sanitize_costs", "shift_plan", "validate", "with_budget",
 ]
