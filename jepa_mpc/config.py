@@ -139,6 +139,36 @@ class ModelConfig:
     inverse_hidden: int = 0  # >0: an inverse-dynamics head (z_t, z_t+1) -> a_t of this width (training only)
 
 
+OBJECTIVES = ("jepa", "gcbc")
+GOAL_SAMPLING = ("uniform", "geometric")
+
+
+@dataclasses.dataclass(frozen=True)
+class GCBCConfig:
+    """Goal-conditioned behaviour cloning (`--objective gcbc`): the offline baseline of OGBench's and
+    LeWorldModel's tables, trained on the same reward-free data as the world model (jepa_mpc/gcbc.py).
+
+    Hindsight relabelling: each example is an observation o_t and the action block a_t that followed it
+    (the run's action blocks), with as goal the observation o_{t+k} of the same episode, k >= 1 blocks
+    later (k <= the blocks left in the episode, so the goal is always reachable along the data):
+
+    * `uniform` (default): k uniform on 1..(blocks left), a uniformly drawn future observation of the
+      trajectory, as OGBench's GCBC (actor_p_trajgoal = 1, actor_geom_sample = False);
+    * `geometric`: k ~ Geometric(geom_p) truncated to 1..(blocks left) (exactly, by inverse CDF),
+      mean about 1 / geom_p blocks: nearer goals, as with a discount of 1 - geom_p.
+
+    The policy sees the goal as eval gives it: state runs the family's declared goal features of the
+    goal observation (envs/family.py `goal`, e.g. TwoRoom's (x, y); the rest is masked out), pixel runs
+    the whole goal frame through the preset's CNN, shared with the current frame. Loss: mean squared
+    error on the normalised action block (a Gaussian NLL with fixed unit variance); eval acts with
+    the predicted mean, clipped to the action bounds.
+    """
+
+    goal_sampling: str = "uniform"  # uniform | geometric (see above)
+    geom_p: float = 0.1  # geometric: success probability per block (mean k about 1 / geom_p)
+    hidden: tuple[int, ...] = (512, 512, 512)  # policy MLP widths (LayerNorm + GELU), as OGBench's GCBC
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Training of the JEPA world model (multi-step latent prediction + regulariser)."""
@@ -164,6 +194,8 @@ class TrainConfig:
     prefetch: int = 2
     action_block: int = 1  # env steps per model step: actions of k steps concatenated (model.action_dim = k * 2)
     inverse_weight: float = 0.0  # weight of the inverse-dynamics loss (needs model.inverse_hidden > 0)
+    objective: str = "jepa"  # jepa (the world model) | gcbc (goal-conditioned behaviour cloning, a policy baseline)
+    gcbc: GCBCConfig = GCBCConfig()  # objective gcbc: goal relabelling and policy widths
 
     @property
     def window(self) -> int:

@@ -9,10 +9,11 @@ Policies (all batched over episodes, `act(obs, states, key) -> (B, action_block,
 
 * `LatentPlannerPolicy`: a planner over the learned world model (cost in latent space),
 * `OraclePlannerPolicy`: the same planner on the true MuJoCo dynamics (cost on physical state),
-* `RandomActionsPolicy`: uniform random actions, no planning.
+* `RandomActionsPolicy`: uniform random actions, no planning,
+* `GCBCPolicy`: a goal-conditioned behaviour-cloning policy (`jepa-mpc train --objective gcbc`), no planning.
 
 `ControlConfig` holds the planner's full config (a tagged union over `jepa_mpc.planning.PLANNERS`,
-or `RandomActions`) and the goal cost's (`jepa_mpc.goals`); the planner policies take the goal cost
+`RandomActions` or `GCBC`) and the goal cost's (`jepa_mpc.goals`); the planner policies take the goal cost
 built from it and compose it with `jepa_mpc.costs.make_cost`.
 """
 
@@ -44,7 +45,18 @@ class RandomActions:
     kind: ClassVar[str] = "random-actions"
 
 
-PolicyConfig = Union[PlannerConfig, Annotated[RandomActions, tyro.conf.subcommand(RandomActions.kind)]]  # noqa: UP007
+@dataclasses.dataclass(frozen=True)
+class GCBC:
+    """No planning: act with the run's goal-conditioned behaviour-cloning policy (`planner:gcbc`, for a run
+    trained with `--objective gcbc`): its predicted mean action block, clipped to the bounds, every block."""
+
+    kind: ClassVar[str] = "gcbc"
+
+
+NON_PLANNERS = (RandomActions, GCBC)  # policy configs that act without a planner
+
+PolicyConfig = Union[PlannerConfig, Annotated[RandomActions, tyro.conf.subcommand(RandomActions.kind)],  # noqa: UP007
+                     Annotated[GCBC, tyro.conf.subcommand(GCBC.kind)]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +64,8 @@ class ControlConfig:
     """How to plan at each MPC step (planner, goal cost, action blocks, constraints)."""
 
     planner: Annotated[PolicyConfig, tyro.conf.arg(name="planner", prefix_name=False)] = CEMConfig()
-    """The planner with every one of its settings (`planner:cem|mppi|gradient|cem-gd|random-shooting|icem`,
-    then `--planner.FIELD`), or `planner:random-actions` (no planning)."""
+    """The planner with every one of its settings (`planner:cem|icem|mppi|gradient|cem-gd|random-shooting`,
+    then `--planner.FIELD`), or `planner:random-actions` / `planner:gcbc` (no planning)."""
     goal: Annotated[GoalConfig, tyro.conf.arg(name="goal", prefix_name=False)] = GraphGoal()
     """The goal cost (`goal:graph` or `goal:latent`, then `--goal.FIELD`; jepa_mpc/goals.py)."""
     horizon: int | None = None
@@ -97,8 +109,8 @@ class ControlConfig:
         return SafetyConfig(self.safety, self.penalty_weight, self.auglag_rounds, self.auglag_rho, self.auglag_growth)
 
     def planner_config(self) -> Any:
-        """The planner's config with this config's budget overrides (None for random actions)."""
-        if isinstance(self.planner, RandomActions):
+        """The planner's config with this config's budget overrides (None for random actions and GCBC)."""
+        if isinstance(self.planner, NON_PLANNERS):
             return None
         return with_budget(self.planner, horizon=self.horizon, samples=self.samples, iterations=self.iterations)
 
@@ -142,8 +154,8 @@ class _PlannerPolicy:
     def __init__(self, cfg: ControlConfig, action_dim: int, goal: GoalCost | None):
         """`goal`: the built goal cost (`cfg.goal.build(space, seed)`); None builds one that needs no data."""
         validate_control(cfg)
-        if isinstance(cfg.planner, RandomActions):
-            raise ConfigError("planner:random-actions does not plan (use RandomActionsPolicy)")
+        if isinstance(cfg.planner, NON_PLANNERS):
+            raise ConfigError(f"planner:{cfg.planner.kind} does not plan (use RandomActionsPolicy or GCBCPolicy)")
         self.cfg = cfg
         self.action_block = resolved_action_block(cfg)
         self.block_dim = action_dim * self.action_block
@@ -340,6 +352,32 @@ class RandomActionsPolicy:
     def act(self, obs, states, key, idx):
         rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).tolist())
         return rng.uniform(-1.0, 1.0, (len(idx), self.action_block, self.action_dim)).astype(np.float32), {"latency_s": 0.0}
+
+
+class GCBCPolicy:
+    """A trained GCBC policy (`jepa_mpc.gcbc.LoadedPolicy`) acting one block at a time: the predicted mean
+    action block for (observation, the task's goal observation), clipped to [-1, 1]; deterministic."""
+
+    def __init__(self, policy: Any, action_block: int):
+        raw_dim = policy.action_dim // action_block
+        if raw_dim * action_block != policy.action_dim:
+            raise ConfigError(f"--control.action-block {action_block} does not divide the policy's action "
+                              f"block ({policy.action_dim}) of run {policy.run_dir}")
+        self.policy = policy
+        self.action_block = action_block
+        self.goal_obs: np.ndarray | None = None
+        self._act = jax.jit(policy.act_p)
+
+    def start(self, obs, goal_obs, goal_states, key):
+        self.goal_obs = np.asarray(goal_obs)
+
+    def act(self, obs, states, key, idx):
+        n = len(idx)
+        rows = np.concatenate([np.arange(n), np.zeros(max(1 << (n - 1).bit_length(), 1) - n, int)])  # few compiles
+        t0 = time.perf_counter()
+        a = self._act(self.policy.state, jnp.asarray(np.asarray(obs)[rows]), jnp.asarray(self.goal_obs[idx][rows]))
+        a = np.asarray(jax.block_until_ready(a))[:n]
+        return a.reshape(n, self.action_block, -1).astype(np.float32), {"latency_s": time.perf_counter() - t0}
 
 
 # --------------------------------------------------------------------------- the MPC loop

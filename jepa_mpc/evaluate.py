@@ -2,6 +2,7 @@
 
     jepa-mpc eval --checkpoint runs/tworoom-state --suite envs/tasks/tworoom_test.json   # CEM, graph goal
     jepa-mpc eval --checkpoint runs/tworoom-state planner:random-actions        # floor
+    jepa-mpc eval --checkpoint runs/tworoom-gcbc planner:gcbc                   # GCBC baseline (train --objective gcbc)
     jepa-mpc eval --checkpoint runs/tworoom-state --dynamics oracle             # planner on true dynamics
     jepa-mpc eval --checkpoint runs/tworoom-state planner:mppi --planner.temperature 0.2 goal:latent
 
@@ -75,7 +76,9 @@ from jepa_mpc.atomic import append_json_line, write_json_atomic, write_text_atom
 from jepa_mpc.config import check_finite, first_difference, to_dict
 from jepa_mpc.control import (
     ControlConfig,
+    GCBC,
     EpisodeRecord,
+    GCBCPolicy,
     LatentPlannerPolicy,
     OraclePlannerPolicy,
     RandomActions,
@@ -259,6 +262,13 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
     from jepa_mpc.run import Run
 
     run = Run.open(args.checkpoint)
+    check_run_objective(run, args)
+    if isinstance(cfg.planner, GCBC):
+        from jepa_mpc.gcbc import load_gcbc_policy
+
+        policy = load_gcbc_policy(run.path)
+        return GCBCPolicy(policy, cfg.action_block), policy.obs_key, cfg.planner, {"run": args.checkpoint,
+                                                                                    "step": policy.step}
     ds, data_path = run.dataset(), run.data_path  # refused if its content changed since training
     _check_suite_matches(suite, run.dataset_meta, f"{args.checkpoint} (dataset {data_path})", cfg)
     if args.dynamics == "oracle":
@@ -286,6 +296,21 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
     goal = cfg.goal.build(goals.LatentSpace(encode, model.obs_key, ds, env, suite.layout, to_xy), cfg.seed)
     policy = LatentPlannerPolicy(model, cfg, goal, probe)
     return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
+
+
+def check_run_objective(run, args: EvalArgs) -> None:
+    """ConfigError (one line, naming the run and the fix) when the run's training objective does not fit the
+    planner: planner:gcbc needs a `--objective gcbc` run; a GCBC run has no world model to plan with."""
+    objective = run.config.objective
+    if isinstance(args.control.planner, GCBC):
+        if objective != "gcbc":
+            raise ConfigError(f"--checkpoint {run.path}: run was trained with --objective {objective} (a world "
+                              "model), planner:gcbc needs a run trained with --objective gcbc (or choose a planner)")
+        if args.dynamics != "model":
+            raise ConfigError(f"--dynamics {args.dynamics}: planner:gcbc acts without dynamics; leave the flag out")
+    elif objective == "gcbc" and args.dynamics == "model":
+        raise ConfigError(f"--checkpoint {run.path}: run is a GCBC policy (--objective gcbc), it has no world model "
+                          f"for planner:{args.planner}; evaluate it with planner:gcbc")
 
 
 # ------------------------------------------------------------------- results folder
@@ -476,11 +501,15 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
 
     Each finished batch of episodes is appended to batches.jsonl; a rerun of the same eval continues at
     the first batch not recorded there and ends with the results an uninterrupted run writes."""
+    from jepa_mpc.run import Run
+
     check_finite(args)
     if args.episodes < 0 or args.batch <= 0 or args.video < 0:
         raise ConfigError("--episodes and --video must be >= 0 and --batch > 0")
     if args.planner != "random-actions" and args.dynamics == "model" and not Path(args.checkpoint).is_dir():
         raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory (train one with `jepa-mpc train`)")
+    if args.planner != "random-actions" and Run.exists(args.checkpoint):
+        check_run_objective(Run.open(args.checkpoint), args)  # before anything is written
     out = results_folder(args)
     suite = _load_suite(args.suite)
     family = get_family(suite.env_id)
@@ -493,7 +522,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     check_results_folder(out, identity, args.overwrite)
     done = [] if args.overwrite else read_batch_records(out / RECORDS_FILE, [[t.name for t in b] for b in batches])
     policy, obs_type, planner_cfg, ckpt = build_policy(args, suite, frame_skip)
-    label = f"{args.planner}" + ("" if args.planner == "random-actions" else f" ({args.dynamics})")
+    label = f"{args.planner}" + ("" if args.planner in ("random-actions", "gcbc") else f" ({args.dynamics})")
     start_results_folder(out, identity, args.overwrite)
 
     finished = sum(len(b) for b in batches[: len(done)])
@@ -536,7 +565,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
         "frame_skip": frame_skip,
         "action_block": settings["action_block"],
         "planner_config": to_dict(planner_cfg) if planner_cfg is not None else None,
-        "goal_config": to_dict(args.control.goal) if planner_cfg is not None else None,
+        "goal_config": to_dict(args.control.goal) if planner_cfg is not None and args.planner != "gcbc" else None,
         "summary": summary,
         "episodes": [{k: e[k] for k in EPISODE_FIELDS} for e in episodes],
     }

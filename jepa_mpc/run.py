@@ -193,6 +193,9 @@ class Run:
 
     def load_world_model(self, step: int | None = None):
         """The world model of the latest (or given) checkpoint, verified (CheckpointError names the file)."""
+        if self.config.objective != "jepa":
+            raise ConfigError(f"{self.path}: run was trained with --objective {self.config.objective}, it has no "
+                              "world model (evaluate it with `jepa-mpc eval planner:gcbc`)")
         return load_world_model(self.path, step)
 
     @property

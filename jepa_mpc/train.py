@@ -13,6 +13,10 @@ env id are recorded in config.json and checked). Batches are a function of the s
 the step's PRNG key is fold_in(key(seed), step), so a resumed run ends exactly where an uninterrupted
 one would. Only finite parameters are ever checkpointed: a step whose loss or updated parameters are
 NaN/inf stops the run (TrainingDiverged) and keeps the last finite state.
+
+The loop is shared by every training objective (`TrainConfig.objective`): an `Objective` supplies the
+model, the loss, the batches and the held-out check; "jepa" is the world model above, "gcbc" the
+goal-conditioned behaviour-cloning baseline (jepa_mpc/gcbc.py).
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from flax import nnx
 
 from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
 from jepa_mpc.cli import parse
-from jepa_mpc.config import TRAIN_PRESETS, TrainConfig, check_finite, to_dict
+from jepa_mpc import gcbc
+from jepa_mpc.config import OBJECTIVES, TRAIN_PRESETS, TrainConfig, check_finite, to_dict
 from jepa_mpc.diagnostics import build_eval_data, evaluate
 from jepa_mpc.errors import ConfigError, UserError
 from jepa_mpc.model.checkpoint import CONFIG_FILE, STATS_FILE, check_norm_stats, checkpoint_manager, restore_checkpoint
@@ -142,8 +147,12 @@ def validate_train_config(cfg: TrainConfig) -> None:
     """ConfigError (one line, naming the flag) for a config that cannot train: NaN/inf anywhere, a
     learning rate, clip or weight out of range, non-positive counts."""
     check_finite(cfg)
+    if cfg.objective not in OBJECTIVES:
+        raise ConfigError(f"--objective {cfg.objective!r}: expected one of {', '.join(OBJECTIVES)}")
     validate_model_config(cfg.model)
     check_regularizer(cfg.reg)
+    if cfg.objective == "gcbc":
+        gcbc.validate_gcbc_config(cfg)
     positive = {"steps": cfg.steps, "batch_size": cfg.batch_size, "rollout_steps": cfg.rollout_steps,
                 "log_every": cfg.log_every, "eval_every": cfg.eval_every, "ckpt_every": cfg.ckpt_every,
                 "keep_checkpoints": cfg.keep_checkpoints, "action_block": cfg.action_block,
@@ -162,6 +171,34 @@ def validate_train_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
     if cfg.inverse_weight > 0 and cfg.model.inverse_hidden < 1:
         raise ConfigError(f"--inverse-weight {cfg.inverse_weight} needs >= 0 and, when > 0, --model.inverse-hidden > 0")
+
+
+# ---------------------------------------------------------------- objectives
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What a training objective plugs into the shared loop (`train`); the rest (optimiser, checkpoints,
+    resume, metrics, NaN guard, dataset checks) is the same for all."""
+
+    init_model: Callable[[TrainConfig, dict], nnx.Module]  # (cfg, norm stats) -> the model to train
+    loss: Callable  # (model, EMA target model | None, batch, key, cfg) -> (loss, metrics dict)
+    make_sampler: Callable  # (blocked dataset, cfg, training episode ids) -> sampler with .iterate(start, n)
+    heldout_check: Callable  # (ds, train ids, held-out ids, cfg) -> ((graphdef, state) -> metrics dict)
+    extra_stats: Callable[[Any, TrainConfig], dict] = lambda ds, cfg: {}  # saved with the norm stats
+
+
+def _jepa_heldout(ds, train_ids, heldout_ids, cfg: TrainConfig) -> Callable:
+    eval_data = build_eval_data(ds, train_ids, heldout_ids, cfg.model.obs_key, cfg.window, seed=cfg.seed)
+    return lambda graphdef, state: evaluate(graphdef, state, eval_data, cfg.model.history)
+
+
+OBJECTIVE_IMPLS: dict[str, Objective] = {
+    "jepa": Objective(lambda cfg, stats: init_world_model(cfg.model, seed=cfg.seed, stats=stats), compute_loss,
+                      lambda ds, cfg, episodes: make_sampler(ds, cfg, episodes), _jepa_heldout),
+    "gcbc": Objective(lambda cfg, stats: gcbc.init_gcbc_policy(cfg, stats), gcbc.gcbc_loss, gcbc.GoalSampler,
+                      gcbc.heldout_check, gcbc.gcbc_stats),
+}
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -185,10 +222,11 @@ class Trainer:
 
 def init_train_state(cfg: TrainConfig, stats: dict) -> tuple[Trainer, dict]:
     """(Trainer, train_state) where train_state = {params, opt_state, target, step, key} (a pytree)."""
-    model = init_world_model(cfg.model, seed=cfg.seed, stats=stats)
+    objective = OBJECTIVE_IMPLS[cfg.objective]
+    model = objective.init_model(cfg, stats)
     graphdef, params, rest = split_model(model)
     optimizer = make_optimizer(cfg)
-    ema = cfg.reg.kind == "ema"
+    ema = cfg.objective == "jepa" and cfg.reg.kind == "ema"  # an EMA target encoder is a JEPA regulariser
     state = {
         "params": params,
         "opt_state": optimizer.init(params),
@@ -203,7 +241,7 @@ def init_train_state(cfg: TrainConfig, stats: dict) -> tuple[Trainer, dict]:
         def loss_fn(params):
             m = nnx.merge(graphdef, params, rest)
             tm = nnx.merge(graphdef, ts["target"], rest) if ema else None
-            return compute_loss(m, tm, batch, key, cfg)
+            return objective.loss(m, tm, batch, key, cfg)
 
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(ts["params"])
         updates, opt_state = optimizer.update(grads, ts["opt_state"], ts["params"])
@@ -348,7 +386,8 @@ def train(
     tensorboard: bool = True,
     batch_hook: Callable[[int, dict], dict] | None = None,
 ) -> TrainResult:
-    """Train (or resume) a world model in `run_dir`; returns the final state and metrics.
+    """Train (or resume) a world model (or, with `cfg.objective` gcbc, a GCBC policy) in `run_dir`; returns
+    the final state and metrics.
 
     `dataset` (an in-memory Dataset) replaces opening `data_path`; `batch_hook(step, batch)` may
     rewrite batches (tests use it to inject NaNs).
@@ -375,9 +414,11 @@ def train(
         stats = ds.stats(train_ids)
         if cfg.model.obs_key == "pixels":
             stats["pixel_mean"] = mean_frame(ds.arrays["pixels"], ds.episode_lengths, train_ids)
+        stats.update(OBJECTIVE_IMPLS[cfg.objective].extra_stats(ds, cfg))
         check_norm_stats(stats, f"{ds.path or 'dataset'} (normalisation stats of its training episodes)")
-    sampler = make_sampler(ds, cfg, train_ids)
-    eval_data = build_eval_data(ds, train_ids, heldout_ids, cfg.model.obs_key, cfg.window, seed=cfg.seed)
+    objective = OBJECTIVE_IMPLS[cfg.objective]
+    sampler = objective.make_sampler(ds, cfg, train_ids)
+    heldout_check = objective.heldout_check(ds, train_ids, heldout_ids, cfg)
 
     trainer, ts = init_train_state(cfg, stats)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -413,7 +454,7 @@ def train(
     last_eval: dict = {}
 
     def run_eval(step: int, state: dict) -> dict:
-        d = evaluate(trainer.graphdef_full, trainer.full_state(state["params"]), eval_data, cfg.model.history)
+        d = heldout_check(trainer.graphdef_full, trainer.full_state(state["params"]))
         log.write(step, "eval", d)
         return d
 
@@ -512,7 +553,10 @@ def train_main(argv: Sequence[str]) -> None:
     result = train(args.config, args.run, args.data, progress=not args.quiet)
     e = result.last_eval
     print(f"trained {result.step} steps -> {args.run} ({result.steps_per_s:.1f} steps/s)")
-    if e:
+    if e and args.config.objective == "gcbc":
+        print(f"held-out: action MSE {e['heldout_action_mse']:.4f} (mean action: {e['heldout_mean_action_mse']:.4f}, "
+              "normalised units)")
+    elif e:
         print(
             f"held-out: R^2 {e['r2_state']:.4f} (pos {e['r2_position']:.4f}), pred/copy-last "
             f"{e['pred_copy_ratio']:.4f}, effective rank {e['effective_rank']:.1f}/{e['latent_dim']}"

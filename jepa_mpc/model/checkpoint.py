@@ -29,7 +29,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from jepa_mpc.atomic import write_json_atomic
-from jepa_mpc.config import ModelConfig, RegularizerConfig, TrainConfig
+from jepa_mpc.config import GCBCConfig, ModelConfig, RegularizerConfig, TrainConfig
 from jepa_mpc.errors import CheckpointError, ConfigError
 from jepa_mpc.model.world_model import WorldModel, init_world_model, obs_shape, split_model
 
@@ -55,7 +55,8 @@ def train_config_from_dict(d: dict, where: str = CONFIG_FILE) -> TrainConfig:
     d = dict(d)
     model = _build(ModelConfig, d.pop("model", {}), f"{where} [model]")
     reg = _build(RegularizerConfig, d.pop("reg", {}), f"{where} [reg]")
-    return dataclasses.replace(_build(TrainConfig, d, where), model=model, reg=reg)
+    gcbc = _build(GCBCConfig, d.pop("gcbc", {}), f"{where} [gcbc]")
+    return dataclasses.replace(_build(TrainConfig, d, where), model=model, reg=reg, gcbc=gcbc)
 
 
 def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, dict]:
