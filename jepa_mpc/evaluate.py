@@ -36,6 +36,15 @@ results.json (schema_version 1)::
      "args": {...every flag...}, "identity": digest of identity.json,
      "suite": {"path", "sha256", "env_id", "tasks"},
      "checkpoint": {"run", "step"} | null, "dataset": path,
+     "provenance": {"git_commit", "git_dirty" (tracked files differ from the commit; null outside git),
+                    "dataset": {"path", "digest" (content SHA-256 the run recorded)} | null,
+                    "checkpoint": {"run", "step", "digest" (SHA-256 over the files of checkpoints/<step>,
+                                   jepa_mpc.provenance.directory_sha256), "config_sha256" (of config.json),
+                                   "train_config", "train_commit", "train_dirty" (the last training
+                                   session's; null for runs that predate the record), "trained_by"} | null,
+                    "probe": {"path", "sha256"} | null (when the planner read latents through a probe),
+                    "suite_sha256"}: the inputs by content, taken before the first episode (random
+                    actions: dataset, checkpoint and probe null; oracle dynamics: checkpoint null),
      "frame_skip": physics steps per env step (the run's data's, else the family's default),
      "action_block": env steps per plan block (the run's, else --control.action-block or the family's),
      "planner_config": {"kind": planner, ...every field, budget overrides applied} | null,
@@ -334,7 +343,7 @@ def results_folder(args: EvalArgs) -> Path:
 
 
 def _file_sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return provenance.file_sha256(path)
 
 
 def checkpoint_identity(run_dir: str) -> dict:
@@ -345,6 +354,37 @@ def checkpoint_identity(run_dir: str) -> dict:
     steps = [int(p.name) for p in ckpts.iterdir() if p.name.isdigit()] if ckpts.is_dir() else []
     return {"step": max(steps, default=None), "config_sha256": _file_sha256(run / "config.json"),
             "norm_stats_sha256": _file_sha256(run / "norm_stats.json")}
+
+
+def provenance_record(args: EvalArgs, suite_sha256: str, policy) -> dict:
+    """results.json's "provenance": the code (git commit, dirty tree) and, by content, every input the
+    eval read: the run's dataset, the checkpoint the policy loaded (its files, config, training config
+    and the code that trained it) and the probe it planned with. Parts an eval does not use are None
+    (random actions use no run; oracle dynamics use the run's dataset only). Taken before the first
+    episode, so it names the files as the policy read them. Not part of the eval's identity."""
+    from jepa_mpc.run import Run
+
+    record = {**provenance.git_state(), "dataset": None, "checkpoint": None, "probe": None,
+              "suite_sha256": suite_sha256}
+    if args.planner == "random-actions":
+        return record
+    run = Run.open(args.checkpoint)
+    record["dataset"] = {"path": run.data_path or None, "digest": run.dataset_digest}
+    model = getattr(policy, "model", None)
+    if model is not None:  # a learned model: the checkpoint step it restored
+        trained_by = run.trained_by
+        record["checkpoint"] = {
+            "run": str(args.checkpoint), "step": int(model.step),
+            "digest": provenance.directory_sha256(run.path / "checkpoints" / str(model.step)),
+            "config_sha256": provenance.file_sha256(run.path / "config.json"),
+            "train_config": run.record.get("train"),
+            "train_commit": trained_by[-1].get("git_commit") if trained_by else None,
+            "train_dirty": trained_by[-1].get("git_dirty") if trained_by else None,
+            "trained_by": trained_by,
+        }
+    if getattr(policy, "probe", None) is not None:
+        record["probe"] = {"path": str(run.probe_path), "sha256": provenance.file_sha256(run.probe_path)}
+    return json.loads(json.dumps(record, allow_nan=False))
 
 
 def eval_identity(args: EvalArgs, suite_sha256: str, run_settings: dict) -> dict:
@@ -522,6 +562,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     check_results_folder(out, identity, args.overwrite)
     done = [] if args.overwrite else read_batch_records(out / RECORDS_FILE, [[t.name for t in b] for b in batches])
     policy, obs_type, planner_cfg, ckpt = build_policy(args, suite, frame_skip)
+    inputs = provenance_record(args, suite_sha256, policy)
     label = f"{args.planner}" + ("" if args.planner in ("random-actions", "gcbc") else f" ({args.dynamics})")
     start_results_folder(out, identity, args.overwrite)
 
@@ -562,6 +603,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
             "tasks": len(tasks),
         },
         "checkpoint": ckpt,
+        "provenance": inputs,
         "frame_skip": frame_skip,
         "action_block": settings["action_block"],
         "planner_config": to_dict(planner_cfg) if planner_cfg is not None else None,

@@ -2,12 +2,13 @@
 
 A run directory (written by `jepa-mpc train`, layout in `jepa_mpc.model.checkpoint`) holds the
 TrainConfig, the normalisation stats, Orbax checkpoints, a record of the dataset it was trained on
-(path, content digest, env id and the dataset's meta.json) and, after `jepa-mpc probe`, its probe.
+(path, content digest, env id and the dataset's meta.json), of the code that trained it (git commit
+and dirty flag) and, after `jepa-mpc probe`, its probe.
 `Run` is the one way every verb reads a run, so a resumed, inspected, probed or evaluated run is
 always checked against what made it:
 
     run = Run.open("runs/tworoom-state")       # ConfigError if it is not a run directory
-    run.config, run.action_block, run.frame_skip, run.dataset_meta, run.env_id
+    run.config, run.action_block, run.frame_skip, run.dataset_meta, run.env_id, run.trained_by
     model = run.load_world_model()              # latest checkpoint, verified (CheckpointError)
     ds = run.dataset()                          # its dataset, refused if its content changed
     ds = run.training_view(ds)                  # action blocks of the run, checked against the model
@@ -130,6 +131,13 @@ class Run:
     def dataset_meta(self) -> dict:
         """The training dataset's meta.json as it was at training time (env_id, frame_skip, layout, ...)."""
         return dict(self.record.get("dataset_meta") or {})
+
+    @property
+    def trained_by(self) -> list[dict]:
+        """The code that trained the run: [{"git_commit", "git_dirty", "from_step"}], one entry per training
+        session whose git state differed from the one before ([] for runs written before it was recorded)."""
+        sessions = self.record.get("trained_by")
+        return [s for s in sessions if isinstance(s, dict)] if isinstance(sessions, list) else []
 
     @property
     def env_id(self) -> str | None:

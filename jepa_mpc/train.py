@@ -40,6 +40,7 @@ import tyro
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from jepa_mpc import provenance
 from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
 from jepa_mpc.cli import parse
 from jepa_mpc import gcbc
@@ -377,6 +378,19 @@ class TrainResult:
     steps_per_s: float
 
 
+def training_sessions(earlier: list[dict], start: int, total: int) -> list[dict]:
+    """The run's record of the code that trained it: `earlier` sessions plus this one ({"git_commit",
+    "git_dirty", "from_step"}) when it trains steps (start < total) with code in another git state than
+    the last recorded session's. Re-opening a finished run, or resuming it with the same code, keeps the
+    record (and so config.json's digest) as it was."""
+    if start >= total:
+        return list(earlier)
+    state = provenance.git_state()
+    if earlier and {k: earlier[-1].get(k) for k in state} == state:
+        return list(earlier)
+    return [*earlier, {**state, "from_step": int(start)}]
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path,
@@ -434,7 +448,8 @@ def train(
         ts = {**restored["train"], "params": restored["params"]}
     record = {"train": to_dict(cfg), "data": str(data_path),
               "dataset": dataset_identity(ds, str(data_path) if dataset is None else None),
-              "dataset_meta": getattr(ds, "meta", {})}
+              "dataset_meta": getattr(ds, "meta", {}),
+              "trained_by": training_sessions(run.trained_by if run is not None else [], start, cfg.steps)}
     write_json_atomic(run_dir / CONFIG_FILE, json.loads(json.dumps(record, default=str)))
     write_json_atomic(run_dir / STATS_FILE, {k: np.asarray(v).tolist() for k, v in stats.items()})
 

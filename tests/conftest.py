@@ -27,3 +27,27 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, needle: str) -> str
 def cli():
     """The `run_cli` function, as a fixture."""
     return run_cli
+
+
+# ---------------------------------------------------------------- a tiny trained world model
+
+TINY_RUN_STEPS = 30
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """(dataset dir, run dir) of a tiny TwoRoom-state world model: 20 episodes of 20 reward-free steps
+    collected, trained TINY_RUN_STEPS steps in blocks of 5 actions. Enough to exercise the learned-model
+    path (encode, rollout, plan, probe, explore), not to plan well. Read-only: copy it to change it."""
+    from jepa_mpc.config import CollectConfig, ModelConfig, RegularizerConfig, TrainConfig
+    from jepa_mpc.data.collect import collect
+    from jepa_mpc.train import train
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    data, run = root / "data", root / "run"
+    collect(CollectConfig(out=str(data), num_episodes=20, episode_len=20, chunk_episodes=20), progress=False)
+    model = ModelConfig(latent_dim=8, encoder_hidden=(32,), projector_hidden=32, predictor_hidden=32, action_dim=10)
+    cfg = TrainConfig(model=model, reg=RegularizerConfig(num_projections=16), action_block=5, steps=TINY_RUN_STEPS,
+                      batch_size=16, rollout_steps=2, warmup_steps=5, log_every=10, eval_every=1000, ckpt_every=1000)
+    train(cfg, run, str(data), progress=False, tensorboard=False)
+    return data, run

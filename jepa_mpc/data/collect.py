@@ -29,7 +29,7 @@ import tyro
 import numpy as np
 
 from jepa_mpc.config import COLLECT_POLICIES, CollectConfig, check_finite, first_difference
-from jepa_mpc.provenance import git_commit, package_versions
+from jepa_mpc.provenance import git_commit, git_dirty, package_versions
 from jepa_mpc.data import store
 from jepa_mpc.data.policies import make_actions
 from jepa_mpc.errors import ConfigError, DatasetError
@@ -181,6 +181,7 @@ def make_meta(cfg: CollectConfig, layout, model) -> dict:
         "config": saved_flags(cfg),
         "versions": package_versions(),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -3,7 +3,9 @@
 Run directory layout (written by `jepa_mpc.train`; read through `jepa_mpc.run.Run`):
 
     run/config.json        {"train": the exact TrainConfig, "data": dataset path, "dataset": {"path",
-                           "digest" (content SHA-256), "env_id"}, "dataset_meta": its meta.json}
+                           "digest" (content SHA-256), "env_id"}, "dataset_meta": its meta.json,
+                           "trained_by": [{"git_commit", "git_dirty", "from_step"}] (the code that
+                           trained it: a session whose git state differs from the last one's adds one)}
     run/norm_stats.json    dataset normalisation stats (state/action mean and std; always finite)
     run/checkpoints/<step>/  Orbax: items "params" (model Params) and "train" (opt state, EMA
                             target, step, PRNG key data)

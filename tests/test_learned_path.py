@@ -1,0 +1,149 @@
+"""The learned-model evaluation path on a tiny world model trained on synthetic data (fast).
+
+One session-scoped run (`tiny_run` in conftest.py: TwoRoom state, 20 x 20-step episodes, 30 steps)
+drives LatentPlannerPolicy, eval with a hazard task (the run's probe loaded, constraints counted),
+`goal:graph --goal.source explore` through the learned encoder, and results.json's provenance block.
+The model is far too small to plan well: these tests check shapes, bounds, counts and digests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from jepa_mpc import provenance
+from jepa_mpc.control import ControlConfig, LatentPlannerPolicy, RandomActions, run_mpc
+from jepa_mpc.data.store import Dataset
+from jepa_mpc.evaluate import EvalArgs, evaluate
+from jepa_mpc.goals import GraphGoal, LatentGoal
+from jepa_mpc.model import load_world_model
+from jepa_mpc.probe import ProbeConfig, load_or_train_probe
+from jepa_mpc_envs.registry import TWOROOM
+from jepa_mpc_envs.suites import Task
+from jepa_mpc_envs.tworoom import Layout, TwoRoomEnv
+
+from conftest import TINY_RUN_STEPS
+
+# A small budget: each policy below compiles once and plans a few times with 16 samples x 2 iterations.
+BUDGET = dict(samples=16, iterations=2, horizon=3)
+HAZARD_TASK = {"name": "hazard-line", "start": [-0.8, 0.0], "goal": [-0.2, 0.0], "max_steps": 15,
+               "hazards": [{"type": "circle", "center": [-0.5, 0.0], "radius": 0.12}]}
+FREE_TASKS = [
+    {"name": "open-room", "start": [0.4, -0.6], "goal": [0.6, 0.5], "max_steps": 15},
+    {"name": "cross-door", "start": [-0.6, 0.6], "goal": [0.6, -0.6], "max_steps": 15},
+    {"name": "left-room", "start": [-0.3, -0.7], "goal": [-0.7, 0.4], "max_steps": 15},
+]
+
+
+def _write_suite(path, tasks):
+    path.write_text(json.dumps({"schema_version": 1, "env_id": TWOROOM.env_id, "tasks": tasks}))
+    return path
+
+
+def _eval(run, suite, out, **control):
+    return evaluate(EvalArgs(checkpoint=str(run), suite=str(suite), out=str(out), batch=4,
+                             control=ControlConfig(**{**BUDGET, **control})))
+
+
+@pytest.fixture(scope="module")
+def hazard_eval(tiny_run, tmp_path_factory):
+    """(run, probe sha256, suite, result, results folder) of a constrained eval on a suite with a hazard
+    task, in a copy of the tiny run that holds a probe fitted beforehand (linear: fast)."""
+    root = tmp_path_factory.mktemp("hazard-eval")
+    run = root / "run"
+    shutil.copytree(tiny_run[1], run)
+    assert not (run / "probe.npz").exists()
+    load_or_train_probe(load_world_model(run), cfg=ProbeConfig(kind="linear"))  # what eval calls: fits, saves
+    probe_sha = provenance.file_sha256(run / "probe.npz")
+    suite = _write_suite(root / "hazards.json", [HAZARD_TASK, *FREE_TASKS])
+    result, out = _eval(run, suite, root / "out", goal=LatentGoal(), safety="constrained")
+    return run, probe_sha, suite, result, out
+
+
+def test_latent_planner_policy_returns_blocks_inside_bounds(tiny_run):
+    model = load_world_model(tiny_run[1])
+    assert model.step == TINY_RUN_STEPS
+    cfg = ControlConfig(goal=LatentGoal(), action_block=model.action_block, **BUDGET)
+    policy = LatentPlannerPolicy(model, cfg, None)
+    tasks = [Task(t["name"], tuple(t["start"]), tuple(t["goal"]), max_steps=t["max_steps"])
+             for t in [HAZARD_TASK, *FREE_TASKS]]
+    states = np.array([[*t.start, 0.0, 0.0] for t in tasks], np.float32)
+    goals = np.array([[*t.goal, 0.0, 0.0] for t in tasks], np.float32)
+    policy.start(states, goals, goals, jax.random.key(0))
+    block, info = policy.act(states, states, jax.random.key(1), np.arange(len(tasks)))
+    assert block.shape == (len(tasks), model.action_block, 2)
+    assert np.isfinite(block).all() and np.abs(block).max() <= 1.0
+    assert info["final_cost"].shape == (len(tasks),) and np.isfinite(info["final_cost"]).all()
+    assert not info["infeasible"].any()  # no probe, no constraints: every plan is feasible
+
+    # ... and as the MPC loop drives it: episodes in lockstep in the real simulator, blocks executed
+    records = run_mpc([TwoRoomEnv(Layout()) for _ in tasks], tasks, policy, jax.random.key(2), family=TWOROOM)
+    assert [r.task for r in records] == [t.name for t in tasks]
+    for r in records:
+        assert 1 <= r.steps <= 15 and 1 <= r.plans <= 3 and np.isfinite(r.final_distance)
+        assert r.infeasible_plans == 0 and np.abs(np.asarray(r.path)).max() <= 1.0
+
+
+def test_eval_with_a_hazard_loads_the_probe_and_counts_consistently(hazard_eval):
+    run, probe_sha, _, result, _ = hazard_eval
+    assert provenance.file_sha256(run / "probe.npz") == probe_sha  # loaded (its step matches), not refitted
+    assert result["provenance"]["probe"] == {"path": str(run / "probe.npz"), "sha256": probe_sha}
+    s, eps = result["summary"], result["episodes"]
+    assert s["episodes"] == len(eps) == 4 and [e["task"] for e in eps][0] == "hazard-line"
+    assert s["infeasible_plans"] == sum(e["infeasible_plans"] for e in eps)
+    assert s["episodes_with_infeasible_plans"] == sum(e["infeasible_plans"] > 0 for e in eps)
+    assert s["violation_free_rate"] == pytest.approx(np.mean([e["violation_steps"] == 0 for e in eps]))
+    for e in eps:
+        assert 0 <= e["infeasible_plans"] <= e["plans"] and 0 <= e["violation_steps"] <= e["steps"] <= 15
+        assert e["violation_free"] == (e["violation_steps"] == 0)
+        if e["task"] != "hazard-line":  # no hazard, no speed limit, no keep-in box: nothing to violate
+            assert e["violation_steps"] == 0
+
+
+def test_explore_goal_graph_with_the_learned_encoder(tiny_run, tmp_path):
+    suite = _write_suite(tmp_path / "free.json", FREE_TASKS)  # no hazard: no probe is needed (or written)
+    result, out = _eval(tiny_run[1], suite, tmp_path / "explore",
+                        goal=GraphGoal(source="explore", explore_episodes=4, nodes=16))
+    steps = result["summary"]["exploration_env_steps"]
+    assert steps > 0
+    records = [json.loads(line) for line in (out / "batches.jsonl").read_text().splitlines()]
+    assert steps == sum(r["exploration_env_steps"] for r in records)
+    assert result["goal_config"]["source"] == "explore" and result["summary"]["episodes"] == len(FREE_TASKS)
+    assert result["provenance"]["probe"] is None and not (tiny_run[1] / "probe.npz").exists()
+
+
+def test_results_json_provenance_names_every_input_by_content(tiny_run, hazard_eval, tmp_path):
+    data = tiny_run[0]
+    run, probe_sha, suite, result, out = hazard_eval
+    saved = json.loads((out / "results.json").read_text())
+    prov = saved["provenance"]
+    assert prov == result["provenance"]
+    assert set(prov) == {"git_commit", "git_dirty", "dataset", "checkpoint", "probe", "suite_sha256"}
+    assert prov["git_commit"] == saved["git_commit"] == provenance.git_commit()
+    assert prov["git_dirty"] in (True, False)  # tests run from a checkout
+    assert prov["suite_sha256"] == saved["suite"]["sha256"] == provenance.file_sha256(suite)
+    assert prov["dataset"] == {"path": str(data), "digest": Dataset.open(data).digest}
+    assert prov["probe"] == {"path": str(run / "probe.npz"), "sha256": probe_sha}
+
+    record = json.loads((run / "config.json").read_text())
+    ckpt = prov["checkpoint"]
+    assert ckpt["run"] == str(run) and ckpt["step"] == TINY_RUN_STEPS == saved["checkpoint"]["step"]
+    assert ckpt["digest"] == provenance.directory_sha256(run / "checkpoints" / str(TINY_RUN_STEPS))
+    assert ckpt["digest"] == provenance.directory_sha256(tiny_run[1] / "checkpoints" / str(TINY_RUN_STEPS))
+    assert ckpt["config_sha256"] == provenance.file_sha256(run / "config.json")
+    assert ckpt["train_config"] == record["train"] and ckpt["train_config"]["steps"] == TINY_RUN_STEPS
+    # train recorded the code that trained the run, and eval read it back
+    assert record["trained_by"] == ckpt["trained_by"] == [{**provenance.git_state(), "from_step": 0}]
+    assert ckpt["train_commit"] == provenance.git_commit() and ckpt["train_dirty"] == prov["git_dirty"]
+    assert "provenance" not in json.loads((out / "identity.json").read_text())["identity"]
+
+    # random actions use no run: the code and the suite only
+    rnd, _ = evaluate(EvalArgs(checkpoint=str(run), suite=str(suite), out=str(tmp_path / "random"),
+                               control=ControlConfig(planner=RandomActions())))
+    nothing = dict.fromkeys(("dataset", "checkpoint", "probe"))
+    assert {k: rnd["provenance"][k] for k in nothing} == nothing
+    assert rnd["provenance"]["suite_sha256"] == prov["suite_sha256"]
