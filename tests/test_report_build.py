@@ -279,3 +279,14 @@ def test_combined_report_and_plain_results_folder(tmp_path, capsys):
     assert text.startswith("# Combined report: toy, toy2, demo")
     assert "| model | cem | 300x30 | toy2 | 9,000 | 91.0 [" in text
     assert not (a / "report.md").exists()  # --out: the inputs are left as they were
+
+
+def test_plots_draw_every_success_at_100_percent(tmp_path):
+    """100 of 100 has a Wilson upper bound of 0.9999999999999999 < 1: error bars must not go negative."""
+    evals = [(eval_job(f"eval-cem-{s}x10-s0", axes("model", "cem", f"{s}x10", 0), 10 * s, "train-s0"),
+              results_json("cem", s, 10, 100, 0, episodes=100)) for s in (30, 90)]
+    evals.append((eval_job("eval-random-s0", axes("random", None, None, 0), None, None),
+                  results_json(None, 0, 0, 0, 0, episodes=100)))  # 0 of 100: the lower bound side
+    folder = write_experiment(tmp_path / "full", "full", evals)
+    write_report(folder)
+    assert (folder / "plots" / "tworoom-state-test-success-vs-evals.png").read_bytes().startswith(b"\x89PNG")

@@ -57,6 +57,12 @@ def _draw_baselines(ax, section: Section, policies: bool = False) -> None:
                    label=" ".join([c["agent"]] + extra) + f" ({100 * c.rate:.1f} %)")
 
 
+def _error_bars(points: Sequence[tuple[float, float, float]]) -> list[list[float]]:
+    """matplotlib's [below, above] error bars in percent from (rate, low, high); at 0 % or 100 % success
+    the Wilson bound equals the rate up to rounding (100 of 100: high 0.9999999999999999), so clamp at 0."""
+    return [[max(0.0, 100 * (r - lo)) for r, lo, _ in points], [max(0.0, 100 * (hi - r)) for r, _, hi in points]]
+
+
 def _line_plot(section: Section, cells: Sequence[Cell], series_axes: Sequence[str], x: Callable, xlabel: str,
                title: str):
     fig = _figure()
@@ -64,7 +70,7 @@ def _line_plot(section: Section, cells: Sequence[Cell], series_axes: Sequence[st
     for label, points in _lines(cells, series_axes, x).items():
         xs = [p[0] for p in points]
         ys = [100 * p[1] for p in points]
-        err = [[100 * (p[1] - p[2]) for p in points], [100 * (p[3] - p[1]) for p in points]]
+        err = _error_bars([(p[1], p[2], p[3]) for p in points])
         ax.errorbar(xs, ys, yerr=err, marker="o", markersize=4, capsize=3, linewidth=1.4, label=label)
     _draw_baselines(ax, section, policies=all(c["agent"] == "model" for c in cells))
     ax.set_xscale("log")
@@ -82,7 +88,7 @@ def _bar_plot(section: Section, cells: Sequence[Cell], bar_axes: Sequence[str], 
     ran = [c for c in cells if c.rate is not None]
     labels = [_label(c, bar_axes) for c in ran]
     ys = [100 * c.rate for c in ran]
-    err = [[100 * (c.rate - c.ci95[0]) for c in ran], [100 * (c.ci95[1] - c.rate) for c in ran]]
+    err = _error_bars([(c.rate, *c.ci95) for c in ran])
     colours = [AGENT_COLOURS.get(c["agent"], "C0") for c in ran]
     ax.bar(range(len(ran)), ys, yerr=err, capsize=3, color=colours, alpha=0.85)
     ax.set_xticks(range(len(ran)), labels, rotation=30 if len(ran) > 4 else 0, ha="right" if len(ran) > 4 else "center")
