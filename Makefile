@@ -28,7 +28,7 @@ setup: sysdeps $(VENV)/.installed
 demo: setup
 	$(PY) -m jepa_mpc.cli demo
 
-# The TwoRoom-state planner table (every planner at 300 / 900 / 9k model evaluations per plan) and its plots.
+# The TwoRoom-state planner table (every planner at 300 and 900 model evaluations per plan, CEM also at 9,000) and its plots.
 bench-quick: setup
 	$(PY) -m jepa_mpc.cli experiment run experiments/bench_quick.toml
 
