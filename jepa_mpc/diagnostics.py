@@ -226,6 +226,11 @@ class InspectArgs:
 def inspect_main(args: InspectArgs) -> None:
     from jepa_mpc.run import Run, split_episodes
 
+    out = None
+    if args.out:  # a bad --out fails before the work, not after it
+        from jepa_mpc.paths import output_file
+
+        out = output_file(args.out, "--out")
     run = Run.open(args.run)
     wm = run.load_world_model()
     cfg = wm.config
@@ -236,14 +241,12 @@ def inspect_main(args: InspectArgs) -> None:
     d = evaluate(wm.graphdef, wm.state, data, cfg.model.history, jax.random.key(args.seed))
     print(f"run {Path(args.run)} @ step {wm.step} ({cfg.model.obs_key}, reg={cfg.reg.kind}), data {data_path}")
     print(format_report(d))
-    if args.out:
+    if out is not None:
         import math
 
         from jepa_mpc.atomic import write_json_atomic
-        from jepa_mpc.paths import output_file
 
         values = {k: v.item() if isinstance(v, np.generic) else v for k, v in d.items()}  # NaN -> null: strict JSON
         values = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
-        out = output_file(args.out, "--out")
         out.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out, values)

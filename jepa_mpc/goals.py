@@ -38,6 +38,7 @@ import tyro
 from jepa_mpc import costs as cost_lib
 from jepa_mpc import goal_graph
 from jepa_mpc.errors import ConfigError
+from jepa_mpc.room_graph import EXPLORE_STARTS
 
 GOAL_MODES = ("terminal", "all", "mixed")
 
@@ -272,8 +273,8 @@ class GraphGoal:
         _check_mode(self.mode, GOAL_MODES, self.kind)
         if self.source not in ("data", "explore", "probe"):
             raise ConfigError(f"--goal.source must be data, explore or probe, got {self.source!r}")
-        if self.explore_start not in ("task-start", "reset"):
-            raise ConfigError(f"--goal.explore-start must be task-start or reset, got {self.explore_start!r}")
+        if self.explore_start not in EXPLORE_STARTS:
+            raise ConfigError(f"--goal.explore-start must be {' or '.join(EXPLORE_STARTS)}, got {self.explore_start!r}")
         if self.nodes < 2 or self.explore_episodes <= 0:
             raise ConfigError(f"--goal.nodes must be >= 2 and --goal.explore-episodes > 0, got {self.nodes}, "
                               f"{self.explore_episodes}")

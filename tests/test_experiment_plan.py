@@ -143,6 +143,7 @@ def test_probe_inspect_and_gcbc_jobs(tmp_path):
     assert inspect.argv[-2:] == ("--out", str(tmp_path / "results/h/models/train-tworoom-hazards-state-600-default-s0/inspect.json"))
     gcbc_train = by["train-tworoom-hazards-state-600-gcbc-s0"]
     assert "--objective" in gcbc_train.argv and gcbc_train.argv[gcbc_train.argv.index("--objective") + 1] == "gcbc"
+    assert gcbc_train.done_paths[-1].endswith("/checkpoints/" + str(gcbc_train.cost.split()[0]))  # resolved steps
     gcbc_eval = by["eval-tworoom-hazards-state-600-gcbc-s0-validation"]
     assert gcbc_eval.argv[-1] == "planner:gcbc" and gcbc_eval.deps == (gcbc_train.id,)
     assert gcbc_eval.axes["agent"] == "gcbc" and gcbc_eval.model_evaluations is None

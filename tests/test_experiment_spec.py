@@ -61,6 +61,7 @@ BAD = {
     "family-goal": (_family(goals=["nope"]), 'families[0].goals[0]: no goal named "nope"'),
     "oracle-goal": (_top(baselines={"oracle": {"goal": "nope"}}), 'baselines.oracle.goal: expected one of graph'),
     "baseline-key": (_top(baselines={"gcbs": True}), "baselines.gcbs: unknown key"),
+    "gcbc-objective": (_top(baselines={"gcbc": {"objective": "jepa"}}), "baselines.gcbc.objective: is gcbc by definition"),
     "control-value": (_top(control={"safety": "maybe"}), "control: --control.safety must be one of"),
     "control-axis": (_top(control={"planner": "cem"}), "control.planner: unknown field of ControlConfig"),
     "name-chars": (_family(name="my fam"), "families[0].name: expected a name of letters"),

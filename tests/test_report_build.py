@@ -275,6 +275,7 @@ def test_combined_report_and_plain_results_folder(tmp_path, capsys):
     assert (demo_rows["cem-model"]["agent"], demo_rows["cem-model"]["model_evaluations"]) == ("model", "3000")
     assert (demo_rows["cem-oracle"]["agent"], demo_rows["cem-oracle"]["model_evaluations"]) == ("oracle", "256")
     assert demo_rows["random-actions-model"]["agent"] == "random"
+    assert demo_rows["cem-model"]["obs"] == "state"  # from results.json's provenance.checkpoint.train_config
     text = (tmp_path / "all" / "report.md").read_text()
     assert text.startswith("# Combined report: toy, toy2, demo")
     assert "| model | cem | 300x30 | toy2 | 9,000 | 91.0 [" in text

@@ -291,26 +291,19 @@ def _baselines(g, exp, fam, obs, seed, split, suite, info, run: Job, control, ac
 
 
 def _gcbc_jobs(g, exp, fam, obs, data, seed, preset, collect: Job, suites, roots: Roots, home: Path) -> None:
-    """GCBC: `train --objective gcbc` on the same data, then `eval planner:gcbc` (built by another part;
-    its flags are checked when it runs)."""
-    train_flags = flags(exp.baselines.gcbc_train)
-    done: tuple[str, ...] = ()  # without a TrainConfig.objective here: done when the runner's record says so
-    payload = {"kind": "train-gcbc", "dataset": collect.digest, "preset": preset, "seed": seed, "flags": train_flags}
-    if "objective" in {f.name for f in dataclasses.fields(_train_config_cls())}:
-        cfg = _wrap("baselines.gcbc", exp.source, resolve_train, preset, tuple(train_flags + ["--objective", "gcbc"]))
-        cfg = dataclasses.replace(cfg, seed=seed)
-        payload = {"kind": "train", "dataset": collect.digest, "preset": preset, "config": to_dict(cfg)}
-    digest = digest_of(payload)
+    """GCBC: `train --objective gcbc` on the same data (baselines.gcbc's train flags), then `eval planner:gcbc`."""
+    gcbc_flags = flags(exp.baselines.gcbc_train) + ["--objective", "gcbc"]  # resolved and run in this order
+    cfg = _wrap("baselines.gcbc", exp.source, resolve_train, preset, tuple(gcbc_flags))
+    cfg = dataclasses.replace(cfg, seed=seed)
+    digest = digest_of({"kind": "train", "dataset": collect.digest, "preset": preset, "config": to_dict(cfg)})
     out = roots.run(digest)
-    if "config" in payload:
-        done = (str(out / "config.json"), str(out / "checkpoints" / str(payload["config"]["steps"])))
     run = g.add(Job(id=f"train-{fam.name}-{obs}-{size_label(data)}-gcbc-s{seed}", kind="train", digest=digest,
                     deps=(collect.id,), out=str(out),
-                    argv=("train", "--preset", preset, "--data", collect.out, "--run", str(out), "--objective", "gcbc",
-                          *train_flags, "--seed", str(seed)),
-                    done_paths=done, axes={"family": fam.name, "env_id": fam.env, "obs": obs, "data": data,
-                                           "model": "gcbc", "seed": seed},
-                    cost=f"{payload['config']['steps']} steps" if "config" in payload else "", in_store=True))
+                    argv=("train", "--preset", preset, "--data", collect.out, "--run", str(out), *gcbc_flags,
+                          "--seed", str(seed)),
+                    done_paths=(str(out / "config.json"), str(out / "checkpoints" / str(cfg.steps))),
+                    axes={"family": fam.name, "env_id": fam.env, "obs": obs, "data": data, "model": "gcbc", "seed": seed},
+                    cost=f"{cfg.steps} steps", in_store=True))
     for split, (suite, info) in suites.items():
         sha, _, n_tasks, _, _ = info
         job_id = f"eval-{fam.name}-{obs}-{size_label(data)}-gcbc-s{seed}-{split}"
@@ -344,12 +337,6 @@ def select(jobs: list[Job], patterns: tuple[str, ...]) -> set[str]:
                 chosen.add(dep)
                 todo.append(dep)
     return chosen
-
-
-def _train_config_cls() -> type:
-    from jepa_mpc.config import TrainConfig
-
-    return TrainConfig
 
 
 def plan_document(exp: Experiment, jobs: list[Job], source_sha256: str, git_commit: str | None, created: str) -> dict:

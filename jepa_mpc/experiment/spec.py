@@ -528,7 +528,9 @@ def read_baselines(r: Reader, d: Any, goals: tuple[GoalSpec, ...]) -> Baselines:
     gcbc_d = d.get("gcbc", False)
     gcbc_train: tuple = ()
     if isinstance(gcbc_d, dict):
-        for k, v in gcbc_d.items():  # train --objective gcbc flags (checked by that verb)
+        for k, v in gcbc_d.items():  # train --objective gcbc flags (resolved when the job graph is built)
+            if k == "objective":
+                raise r.error("baselines.gcbc.objective", "is gcbc by definition; leave it out")
             if not isinstance(v, (bool, int, float, str)):
                 raise r.error(f"baselines.gcbc.{k}", f"expected a number, string or bool, got {show(v)}")
         gcbc_train, gcbc = tuple(sorted(gcbc_d.items())), True

@@ -310,7 +310,7 @@ def axes_from_results(result: dict, path: Path) -> dict[str, Any]:
         agent = "oracle" if args.get("dynamics") == "oracle" else "model"
     prov = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
     ckpt = prov.get("checkpoint") if isinstance(prov.get("checkpoint"), dict) else {}
-    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    config = ckpt.get("train_config") if isinstance(ckpt.get("train_config"), dict) else {}  # evaluate.provenance_record
     model_cfg = config.get("model") if isinstance(config.get("model"), dict) else {}
     reg = config.get("reg") if isinstance(config.get("reg"), dict) else {}
     run = (result.get("checkpoint") or {}).get("run") if isinstance(result.get("checkpoint"), dict) else None
