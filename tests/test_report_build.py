@@ -291,3 +291,20 @@ def test_plots_draw_every_success_at_100_percent(tmp_path):
     folder = write_experiment(tmp_path / "full", "full", evals)
     write_report(folder)
     assert (folder / "plots" / "tworoom-state-test-success-vs-evals.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_results_of_other_inputs_are_reported_stale_not_as_current(tmp_path):
+    """An eval folder the runner recorded under another digest (the experiment file changed, the eval not yet
+    redone) must not show its old numbers under the new plan."""
+    job = eval_job("eval-cem-300x30-s0", axes("model", "cem", "300x30", 0), 9000, "train-s0")
+    current = eval_job("eval-random-s0", axes("random", None, None, 0), None, None)
+    folder = write_experiment(tmp_path / "exp", "exp", [(job, results_json("cem", 300, 30, 45, 0)),
+                                                        (current, results_json(None, 0, 0, 1, 0))])
+    (folder / "jobs").mkdir()
+    (folder / "jobs" / f"{job['id']}.json").write_text(json.dumps({"id": job["id"], "digest": "9" * 64}))
+    write_report(folder)
+    assert [r["job_id"] for r in read_csv(folder / "results.csv")] == ["eval-random-s0"]
+    assert "`eval-cem-300x30-s0` (stale:" in (folder / "report.md").read_text()
+    (folder / "jobs" / f"{job['id']}.json").write_text(json.dumps({"id": job["id"], "digest": job["digest"]}))
+    write_report(folder)
+    assert {r["job_id"]: r["successes"] for r in read_csv(folder / "results.csv")}["eval-cem-300x30-s0"] == "45"

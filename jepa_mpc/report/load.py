@@ -206,7 +206,10 @@ def load_experiment(folder: Path) -> Experiment:
         path = folder / "evals" / job["id"] / RESULTS_FILE
         base = dict(job_id=job["id"], experiment=plan.get("name") or folder.name, axes=dict(axes),
                     model_evaluations=evals, train_job=train)
-        if path.exists():
+        if path.exists() and _recorded_digest(folder, job["id"]) not in (None, job.get("digest")):
+            rows.append(Row(ran=False, state="stale", error="its results.json is of other inputs (the runner's "
+                            f"record jobs/{job['id']}.json has another digest): rerun the experiment", **base))
+        elif path.exists():
             result = read_results(path)
             if evals is None and axes.get("agent") in ("model", "oracle"):
                 base["model_evaluations"] = planner_evaluations(result.get("planner_config"))
@@ -224,6 +227,16 @@ def load_experiment(folder: Path) -> Experiment:
         rows=tuple(rows), models=_read_models(folder, by_id), order={k: tuple(v) for k, v in order.items()},
         ignored=ignored,
     )
+
+
+def _recorded_digest(folder: Path, job_id: str) -> str | None:
+    """The digest of the inputs the eval folder's results were made from, per the runner's record
+    (jobs/<id>.json); None without a readable record (e.g. a folder assembled by hand)."""
+    try:
+        record = json.loads((folder / "jobs" / f"{job_id}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record.get("digest") if isinstance(record, dict) else None
 
 
 def _job_evals(job: dict, plan_path: Path, i: int) -> int | None:
