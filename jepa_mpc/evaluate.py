@@ -342,18 +342,14 @@ def results_folder(args: EvalArgs) -> Path:
     return out
 
 
-def _file_sha256(path: Path) -> str | None:
-    return provenance.file_sha256(path)
-
-
 def checkpoint_identity(run_dir: str) -> dict:
     """A training run by content: its latest checkpoint step and the digests of its config (which names
     its dataset) and normalisation stats. Missing parts are None (build_policy then names them)."""
     run = Path(run_dir)
     ckpts = run / "checkpoints"
     steps = [int(p.name) for p in ckpts.iterdir() if p.name.isdigit()] if ckpts.is_dir() else []
-    return {"step": max(steps, default=None), "config_sha256": _file_sha256(run / "config.json"),
-            "norm_stats_sha256": _file_sha256(run / "norm_stats.json")}
+    return {"step": max(steps, default=None), "config_sha256": provenance.file_sha256(run / "config.json"),
+            "norm_stats_sha256": provenance.file_sha256(run / "norm_stats.json")}
 
 
 def provenance_record(args: EvalArgs, suite_sha256: str, policy) -> dict:

@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from jepa_mpc import provenance
 from jepa_mpc.config import CollectConfig, to_dict
 from jepa_mpc.errors import ConfigError, UserError
 from jepa_mpc.experiment.resolve import flags, prefixed, resolve_eval, resolve_train
@@ -79,10 +80,6 @@ def digest_of(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def file_sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def size_label(n: int) -> str:
     """50000 -> "50k", 2500 -> "2500", 1000000 -> "1000k"."""
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
@@ -94,7 +91,7 @@ def suite_info(path: str) -> tuple[str, str, int, float, bool]:
 
     suite = load_suite(path)
     steps = sum(t.max_steps for t in suite.tasks) / max(len(suite.tasks), 1)
-    return file_sha256(path), suite.env_id, len(suite.tasks), steps, any(t.hazards for t in suite.tasks)
+    return provenance.file_sha256(path), suite.env_id, len(suite.tasks), steps, any(t.hazards for t in suite.tasks)
 
 
 def _wrap(where: str, source: str, fn, *args):
