@@ -63,12 +63,9 @@ def read_record(home: Path, job: Job) -> dict | None:
 
 def is_done(job: Job, home: Path) -> bool:
     record = read_record(home, job)
-    same = record is not None and record.get("digest") == job.digest
-    if not job.done_paths:  # no artifact to look at: the record says
-        return same and record.get("state") == "done"
-    if not all(Path(p).exists() for p in job.done_paths):
+    if not artifacts_exist(job):
         return False
-    return same if job.kind in RESULT_KINDS else True
+    return record is not None and record.get("digest") == job.digest if job.kind in RESULT_KINDS else True
 
 
 def command(job: Job, home: Path) -> tuple[list[str], str | None]:
@@ -177,7 +174,7 @@ class Runner:
         fh = log.open("a")
         fh.write(f"$ jepa-mpc {' '.join(argv)}\n")
         fh.flush()
-        if job.kind in RESULT_KINDS or not job.done_paths:
+        if job.kind in RESULT_KINDS:
             self.write_record(job, "running")
         # its own session: a Ctrl-C at the terminal reaches the runner only, which passes one signal on
         # (a second one would make `train` give up without its checkpoint)
@@ -213,7 +210,7 @@ class Runner:
         self.unlock(job_id)
         job, st = self.jobs[job_id], self.states[job_id]
         st.wall_s = round(time.perf_counter() - t0, 3)
-        if rc == 0 and is_done_after_run(job, self.home):
+        if rc == 0 and artifacts_exist(job):
             st.state = "done"
             self.write_record(job, "done", st.wall_s)
             if job.kind == "train":
@@ -332,7 +329,8 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def is_done_after_run(job: Job, home: Path) -> bool:
+def artifacts_exist(job: Job) -> bool:
+    """Every file the job leaves when it has finished exists (every job kind names them: `done_paths`)."""
     return all(Path(p).exists() for p in job.done_paths)
 
 
