@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jepa_mpc.control import ControlConfig, OraclePlannerPolicy, RandomActions, RandomActionsPolicy, mujoco_block_simulator, run_mpc
+from jepa_mpc.errors import ConfigError
 from jepa_mpc.evaluate import EvalArgs, evaluate, wilson_interval
 from jepa_mpc.goals import LatentGoal
 from jepa_mpc_envs.registry import TWOROOM
@@ -79,3 +81,36 @@ def test_cli_bad_input_is_one_line_exit_2(argv, needle):
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_episode_chunk_fits_cpu_cache_and_spans_the_batch_elsewhere():
+    from jepa_mpc.control import CPU_CHUNK_ROWS, episode_chunk
+
+    assert episode_chunk(300, backend="cpu") == 8  # 2400 sample rows <= CPU_CHUNK_ROWS
+    assert episode_chunk(30, backend="cpu") == 64
+    assert episode_chunk(10 * CPU_CHUNK_ROWS, backend="cpu") == 1  # never below one episode
+    for samples in (1, 7, 300, 1500):
+        chunk = episode_chunk(samples, backend="cpu")
+        assert chunk & (chunk - 1) == 0 and (chunk == 1 or chunk * samples <= CPU_CHUNK_ROWS)
+    assert episode_chunk(300, backend="gpu") == 0  # all episodes in one vmap
+    assert episode_chunk(300, requested=3, backend="cpu") == 3
+
+
+def test_map_episodes_in_slices_equals_one_vmap():
+    from jepa_mpc.control import map_episodes
+
+    def one(x, tree):
+        return {"y": jnp.tanh(x @ tree["w"]) + tree["b"], "s": x.sum()}
+
+    x = jnp.arange(7 * 3, dtype=jnp.float32).reshape(7, 3) / 10
+    tree = {"w": jnp.ones((7, 3, 2)), "b": jnp.arange(7.0)[:, None] * jnp.ones((7, 2))}
+    whole = map_episodes(one, 0, x, tree)
+    for chunk in (1, 2, 4, 8):  # 7 episodes: slices plus a remainder
+        sliced = map_episodes(one, chunk, x, tree)
+        np.testing.assert_allclose(sliced["y"], whole["y"], rtol=1e-6)
+        np.testing.assert_allclose(sliced["s"], whole["s"], rtol=1e-6)
+
+
+def test_eval_refuses_a_negative_plan_chunk(tmp_path):
+    with pytest.raises(ConfigError, match="--plan-chunk"):
+        evaluate(EvalArgs(checkpoint=str(tmp_path), out=str(tmp_path / "out"), plan_chunk=-1))

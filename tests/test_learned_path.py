@@ -90,6 +90,23 @@ def test_latent_planner_policy_returns_blocks_inside_bounds(tiny_run):
         assert r.infeasible_plans == 0 and np.abs(np.asarray(r.path)).max() <= 1.0
 
 
+def test_sliced_batched_plan_equals_planning_all_episodes_at_once(tiny_run):
+    """plan_chunk is a speed setting: 4 episodes planned in slices of 1 and 2 give the plans of one vmap."""
+    model = load_world_model(tiny_run[1])
+    cfg = ControlConfig(goal=LatentGoal(), action_block=model.action_block, **BUDGET)
+    rng = np.random.default_rng(0)
+    states = np.concatenate([rng.uniform(-0.8, 0.8, (4, 2)), np.zeros((4, 2))], 1).astype(np.float32)
+    goals = states[::-1].copy()
+    blocks = {}
+    for chunk in (4, 2, 1):
+        policy = LatentPlannerPolicy(model, cfg, None, chunk=chunk)
+        assert policy.chunk == chunk
+        policy.start(states, goals, goals, jax.random.key(0))
+        blocks[chunk], _ = policy.act(states, states, jax.random.key(1), np.arange(4))
+    np.testing.assert_allclose(blocks[2], blocks[4], atol=1e-5)
+    np.testing.assert_allclose(blocks[1], blocks[4], atol=1e-5)
+
+
 def test_eval_with_a_hazard_loads_the_probe_and_counts_consistently(hazard_eval):
     run, probe_sha, _, result, _ = hazard_eval
     assert provenance.file_sha256(run / "probe.npz") == probe_sha  # loaded (its step matches), not refitted

@@ -253,7 +253,7 @@ def _eval_job(g, exp: Experiment, fam, obs, data, model, seed, split, suite, inf
     episodes = min(exp.episodes or n_tasks, n_tasks)
     plans = episodes * math.ceil(mean_steps / action_block)
     payload = {"kind": "eval", "run": run.digest, "suite_sha256": sha, "seed": seed,
-               "args": {k: v for k, v in to_dict(args).items() if k not in ("checkpoint", "suite", "out", "overwrite", "seed")}}
+               "args": {k: v for k, v in to_dict(args).items() if k not in ("checkpoint", "suite", "out", "overwrite", "seed", "plan_chunk")}}
     payload["args"]["control"]["seed"] = seed
     if job_id is None:
         job_id = (f"eval-{fam.name}-{obs}-{size_label(data)}-{model}-s{seed}-{planner_name}-{budget.label}-{goal.name}"
