@@ -7,8 +7,8 @@
 Writes into the folder (or --out): results.csv (one tidy row per eval with results), report.md
 (header with commits / dirty trees / the reproducing command, one table per family · obs · split with
 Wilson 95 % intervals pooled over seeds and per-seed values, random and oracle beside the learned
-model, world-model collapse metrics, the smallest budget within 2 points of CEM 300 x 30, jobs not
-run), models.csv (when models/*/train.json or inspect.json exist) and plots/*.png, plots/*.svg. Every
+model, world-model collapse metrics, the smallest budget within 2 points of CEM 300 x 30, held-out ÷
+in-distribution success ratios (suites X_indist_<split>.json beside X_<split>.json), jobs not run), models.csv (when models/*/train.json or inspect.json exist) and plots/*.png, plots/*.svg. Every
 file is written atomically; plots of an earlier build that this one does not draw are removed.
 The same input files give byte-identical outputs.
 """
@@ -24,6 +24,7 @@ import tyro
 
 from jepa_mpc.atomic import write_text_atomic
 from jepa_mpc.report.efficiency import smallest_matching_budgets
+from jepa_mpc.report.generalisation import generalisation_pairs
 from jepa_mpc.report.load import Experiment, ReportError, load_folder
 from jepa_mpc.report.pool import merge_orders, pool, sections
 from jepa_mpc.report.tables import model_records, models_csv, report_markdown, results_csv
@@ -53,6 +54,7 @@ def build_report(folders: Sequence[Path], out: Path) -> dict:
     cells = pool(rows, by_experiment=combined)
     secs = sections(cells, order)
     answers = smallest_matching_budgets(secs)
+    pairs = generalisation_pairs([c for s in secs for c in s.cells])
     table_order = {id(c): i for i, c in enumerate(c for s in secs for c in s.cells)}
     rank = {id(r): table_order.get(id(c), len(table_order)) for c in cells for r in c.rows}
     ordered_rows = sorted(rows, key=lambda r: (rank[id(r)], r.axes["seed"] is None, r.axes["seed"] or 0, r.job_id))
@@ -71,12 +73,12 @@ def build_report(folders: Sequence[Path], out: Path) -> dict:
     figures = _draw(secs, out / PLOTS_DIR)
     written += [p for paths in figures for p in paths]
     shown = [[f"{PLOTS_DIR}/{p.name}" for p in paths if p.suffix == ".png"] for paths in figures]
-    text = report_markdown(experiments, ordered_rows, secs, records, answers, shown, out, order)
+    text = report_markdown(experiments, ordered_rows, secs, records, answers, shown, out, order, pairs)
     write_text_atomic(out / REPORT_FILE, text)
     written.append(out / REPORT_FILE)
     _remove_stale_plots(out / PLOTS_DIR, set(written))
     return {"out": str(out), "evals": sum(r.ran for r in rows), "not_run": sum(not r.ran for r in rows),
-            "files": [str(p) for p in written], "answers": answers}
+            "files": [str(p) for p in written], "answers": answers, "generalisation": pairs}
 
 
 def _draw(secs, folder: Path) -> list[list[Path]]:

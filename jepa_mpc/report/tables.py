@@ -227,6 +227,28 @@ def efficiency_table(answers: Sequence[dict]) -> list[str]:
     return lines
 
 
+def generalisation_table(pairs: Sequence[dict]) -> list[str]:
+    lines = ["", "## Held-out ÷ in-distribution", "",
+             "Each setting on a held-out suite beside the same setting on its in-distribution counterpart "
+             "(`X_indist_<split>.json`), seeds pooled; ratio of the success rates with a 95 % interval (Katz log "
+             "method).", "", "| family | obs | agent | setting | held-out success % [95 % CI] "
+             "| in-distribution success % [95 % CI] | held-out ÷ in-distribution [95 % CI] |", "|" + "---|" * 7]
+    for p in pairs:
+        setting = ", ".join(f"{k} {_text(p[k])}" for k in ("planner", "budget", "model", "data", "goal")
+                            if p[k] is not None)
+        if p["experiment"]:
+            setting += f" ({p['experiment']})"
+        cols = []
+        for k, n in (p["held_out"], p["indist"]):
+            lo, hi = wilson(k, n)
+            cols.append(f"{pct(k / n)} [{pct(lo)}, {pct(hi)}] ({k}/{n})")
+        ratio = "–" if p["ratio"] is None else \
+            f"{p['ratio']:.2f} [{p['ratio_ci95'][0]:.2f}, {p['ratio_ci95'][1]:.2f}]"
+        lines.append(f"| {_text(p['family'])} | {_text(p['obs'])} | {_text(p['agent'])} | {setting or '–'} "
+                     f"| {cols[0]} | {cols[1]} | {ratio} |")
+    return lines
+
+
 def display_path(folder: Path) -> str:
     """The folder as `results/...` when it lies under a `results` folder, else its name (the same text
     whatever the working directory, so a rebuild gives the same bytes)."""
@@ -292,12 +314,14 @@ def not_run_list(rows: Sequence[Row]) -> list[str]:
 
 def report_markdown(experiments: Sequence[Experiment], rows: Sequence[Row], sections: Sequence[Section],
                     model_recs: Sequence[dict], answers: Sequence[dict], figures: Sequence[Sequence[str]],
-                    out: Path, order: dict[str, Sequence]) -> str:
+                    out: Path, order: dict[str, Sequence], pairs: Sequence[dict] = ()) -> str:
     """The whole report.md; figures[i]: the plot files (relative to out) drawn for sections[i]."""
     combined = len(experiments) > 1
     lines = header(experiments, rows, out)
     if answers:
         lines += efficiency_table(answers)
+    if pairs:
+        lines += generalisation_table(pairs)
     for section, drawn in zip(sections, figures, strict=True):
         lines += section_table(section, combined)
         if drawn:
