@@ -433,12 +433,30 @@ class EpisodeRecord:
         return self.violation_steps == 0
 
 
+TIME_PARTS = ("reset", "start", "act", "simulate")
+
+
 def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.Array,
-            on_plan: Callable[[dict], None] | None = None, *, family: TaskFamily) -> list[EpisodeRecord]:
+            on_plan: Callable[[dict], None] | None = None, *, family: TaskFamily,
+            time_s: dict[str, float] | None = None) -> list[EpisodeRecord]:
     """Run one episode per (env, task) pair in lockstep until each succeeds or runs out of steps.
-    `family` (the envs' TaskFamily) declares which state fields are the recorded path and the speed."""
+    `family` (the envs' TaskFamily) declares which state fields are the recorded path and the speed.
+    `time_s` (optional) accumulates wall seconds per part (TIME_PARTS): env resets and goal renders,
+    `policy.start` (goal encoding, goal-graph detours), `policy.act` (encoding, planning, transfers) and
+    stepping the simulator with the episodes' bookkeeping."""
     if len(envs) != len(tasks):
         raise ValueError("one env per task")
+    time_s = {} if time_s is None else time_s
+    for part in TIME_PARTS:
+        time_s.setdefault(part, 0.0)
+    clock = time.perf_counter()
+
+    def lap(part: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        time_s[part] += now - clock
+        clock = now
+
     records = [EpisodeRecord(task=t.name) for t in tasks]
     obs, goal_obs, goal_states, states = [], [], [], []
     for env, task, rec in zip(envs, tasks, records):
@@ -458,12 +476,15 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
     planner_limit = float(getattr(policy, "speed_limit", 0.0) or 0.0)
     speed_limits = [min([v for v in (getattr(t, "speed_limit", None), planner_limit) if v] or [0.0])
                     for t in tasks]  # the task's limit, or the planner's own if lower (0: none)
+    lap("reset")
     policy.start(obs, np.stack(goal_obs), np.stack(goal_states), sub)
+    lap("start")
     live = np.array([not r.success for r in records])
     while live.any():
         key, sub = jax.random.split(key)
         idx = np.flatnonzero(live)
         blocks, plan_info = policy.act(obs[idx], states[idx], sub, idx)
+        lap("act")
         if on_plan is not None:
             on_plan({**plan_info, "live": len(idx)})
         for j, i in enumerate(idx):
@@ -487,6 +508,7 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
                     rec.success = bool(info["success"])
                     live[i] = False
                     break
+        lap("simulate")
     return records
 
 

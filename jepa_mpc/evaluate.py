@@ -16,7 +16,8 @@ Writes a results folder (success is the environment's physical predicate):
     batches.jsonl   one strict-JSON line per finished batch of episodes, appended and flushed as it ends:
                     {"batch": i, "episodes": [results.json episode entries (+ "path", "states",
                     "planned_paths" for the first --video episodes)], "plan_calls": [[latency_s, live], ...],
-                    "wall_s", "exploration_env_steps"}
+                    "wall_s", "time_s": {"reset", "start", "act", "simulate"} (seconds per part of
+                    `run_mpc`), "exploration_env_steps"}
     results.json    (schema below) and summary.md: written atomically when the eval completes
     episodes.mp4    with --video N: the first N episodes
 
@@ -53,7 +54,9 @@ results.json (schema_version 1)::
                  "violation_free_rate", "violation_free_ci95", "infeasible_plans",
                  "episodes_with_infeasible_plans", "mean_steps_success",
                  "plan_latency_ms": {"calls", "p50", "p95", "per_episode_p50"},
-                 "wall_time_s"},
+                 "wall_time_s", "time_breakdown_s": {"plan", "act_other", "simulate", "reset", "start",
+                 "other", "episodes_per_s"} (see `time_breakdown`; null for an eval resumed from
+                 records that predate it)},
      "episodes": [{"task", "success", "steps", "violation_steps", "violation_free",
                    "final_distance" (null when undefined), "plans", "infeasible_plans"}]}
 
@@ -180,6 +183,22 @@ def summarize(records: list[EpisodeRecord], latencies: list[float], batch_sizes:
     }
 
 
+def time_breakdown(batches: list[dict]) -> dict | None:
+    """Where an eval's wall time went, summed over its batches (None when a batch predates the record):
+    {"plan" (the jitted plan calls), "act_other" (encoding, transfers, warm starts: the rest of
+    policy.act), "simulate" (MuJoCo steps and bookkeeping), "reset" (env resets, goal renders),
+    "start" (goal encoding, goal-graph set-up), "other" (env construction, the rest), "episodes_per_s"}."""
+    if not batches or any("time_s" not in b for b in batches):
+        return None
+    total = {part: sum(b["time_s"].get(part, 0.0) for b in batches) for part in ("reset", "start", "act", "simulate")}
+    plan = sum(c[0] for b in batches for c in b["plan_calls"])
+    wall = sum(b["wall_s"] for b in batches)
+    episodes = sum(len(b["episodes"]) for b in batches)
+    out = {"plan": plan, "act_other": max(0.0, total["act"] - plan), "simulate": total["simulate"],
+           "reset": total["reset"], "start": total["start"], "other": max(0.0, wall - sum(total.values()))}
+    return {**out, "episodes_per_s": episodes / wall if wall > 0 else None}
+
+
 def summary_markdown(label: str, s: dict) -> str:
     lo, hi = s["success_ci95"]
     vlo, vhi = s["violation_free_ci95"]
@@ -191,7 +210,18 @@ def summary_markdown(label: str, s: dict) -> str:
         f"| {label} | {s['episodes']} | {100 * s['success_rate']:.1f} % | [{100 * lo:.1f}, {100 * hi:.1f}] "
         f"| {100 * s['violation_free_rate']:.1f} % [{100 * vlo:.1f}, {100 * vhi:.1f}] "
         f"| {fmt(lat['p50'])} | {fmt(lat['p95'])} | {fmt(lat['per_episode_p50'])} |\n"
-    )
+    ) + time_markdown(s.get("time_breakdown_s"))
+
+
+def time_markdown(t: dict | None) -> str:
+    """One line: where the wall time went (see `time_breakdown`), '' when not recorded."""
+    if not t:
+        return ""
+    parts = ("plan", "act_other", "simulate", "reset", "start", "other")
+    wall = sum(t[p] for p in parts)
+    shares = ", ".join(f"{p.replace('_', ' ')} {t[p]:.1f} s ({100 * t[p] / wall:.0f} %)" for p in parts if wall > 0)
+    rate = t.get("episodes_per_s")
+    return f"\nTime: {shares}; {rate:.2f} episodes/s.\n" if rate else f"\nTime: {shares}.\n"
 
 
 # ---------------------------------------------------------------------------- provenance
@@ -520,7 +550,8 @@ def run_batch(index: int, tasks, make_env, policy, args: EvalArgs, family, bar=N
         if bar is not None:
             bar.set_postfix(live=info["live"], plan_ms=f"{1e3 * info['latency_s']:.0f}")
 
-    recs = run_mpc(envs, tasks, policy, batch_key(args.seed, index), on_plan=on_plan, family=family)
+    time_s: dict[str, float] = {}
+    recs = run_mpc(envs, tasks, policy, batch_key(args.seed, index), on_plan=on_plan, family=family, time_s=time_s)
     for env in envs:
         env.close()
     first = index * args.batch
@@ -529,6 +560,7 @@ def run_batch(index: int, tasks, make_env, policy, args: EvalArgs, family, bar=N
         "episodes": [episode_record(r, trajectory=first + j < args.video) for j, r in enumerate(recs)],
         "plan_calls": plan_calls,
         "wall_s": time.perf_counter() - t0,
+        "time_s": time_s,
         "exploration_env_steps": (room_graphs.explored_steps if room_graphs is not None else 0) - explored,
     }
 
@@ -586,6 +618,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     records = [episode_from_record(e) for e in episodes]
     calls = [c for b in done for c in b["plan_calls"]]
     summary = summarize(records, [c[0] for c in calls], [c[1] for c in calls], sum(b["wall_s"] for b in done))
+    summary["time_breakdown_s"] = time_breakdown(done)
     if getattr(policy, "room_graphs", None) is not None:  # reward-free steps spent exploring the rooms first
         summary["exploration_env_steps"] = sum(b.get("exploration_env_steps", 0) for b in done)
     result = {

@@ -61,6 +61,12 @@ def test_results_json_schema(tmp_path):
     ep = saved["episodes"][0]
     assert set(ep) >= {"task", "success", "steps", "violation_steps", "violation_free", "final_distance", "plans"}
     assert (out / "summary.md").read_text().startswith("| run |")
+    t = s["time_breakdown_s"]  # where the wall time went: parts >= 0 that add up to it
+    parts = ("plan", "act_other", "simulate", "reset", "start", "other")
+    assert all(t[p] >= 0 for p in parts) and t["plan"] == 0.0  # random actions do not plan
+    assert sum(t[p] for p in parts) == pytest.approx(s["wall_time_s"], rel=1e-6, abs=1e-6)
+    assert t["simulate"] > 0 and t["episodes_per_s"] == pytest.approx(3 / s["wall_time_s"])
+    assert "episodes/s" in (out / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(
