@@ -1,4 +1,5 @@
-"""Safety benchmark: unconstrained / penalty / constrained MPC on the TwoRoom hazard suite.
+"""Safety benchmark: unconstrained / penalty / constrained MPC on a TwoRoom hazard suite (validation split
+by default; --suite envs/tasks/tworoom_hazards_test.json to report, tworoom_hazards.json for the legacy suite).
 
     .venv/bin/python experiments/safety_benchmark.py --episodes 40          # quick
     .venv/bin/python experiments/safety_benchmark.py --stride 5 --offset 2  # 40 tasks, half line, half door
@@ -27,7 +28,8 @@ from jepa_mpc_envs.suites import save_suite
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="runs/tworoom-state", help="a trained run (make demo trains this one)")
-    ap.add_argument("--suite", default="envs/tasks/tworoom_hazards.json")
+    ap.add_argument("--suite", default="envs/tasks/tworoom_hazards_val.json",
+                    help="tune on the validation split (default); report tworoom_hazards_test.json once")
     ap.add_argument("--episodes", type=int, default=0, help="first N tasks (0: all)")
     ap.add_argument("--planner", default="cem", choices=sorted(PLANNERS), help="at its default settings")
     ap.add_argument("--modes", default="none,penalty,constrained")

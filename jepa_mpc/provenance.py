@@ -1,7 +1,8 @@
 """Provenance saved with every artifact: the code's git state, the package versions, file digests.
 
     git_commit()          the commit of the checkout this package runs from (None outside git)
-    git_dirty()           whether its tracked files differ from that commit (untracked files ignored)
+    git_dirty()           whether its tracked code differs from that commit (untracked files, *.md and
+                          results/ ignored)
     git_state()           {"git_commit", "git_dirty"}: what dataset meta, run config and results record
     file_sha256(path)     SHA-256 of one file's bytes
     directory_sha256(dir) SHA-256 over every file below `dir` (relative path and bytes, sorted by path)
@@ -37,12 +38,17 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
     return (out or "").strip() or None
 
 
+# Tracked paths whose edits cannot change a result: documentation and the result files themselves.
+NOT_CODE = (":(top,exclude)*.md", ":(top,exclude)results")
+
+
 def git_dirty(cwd: str | Path | None = None) -> bool | None:
     """True if tracked files of the checkout (of `cwd`) differ from its commit (staged or not),
-    False if they do not, None outside git. Untracked files are ignored: they are not the code."""
+    False if they do not, None outside git. Untracked files are ignored (they are not the code), and so
+    are Markdown files and results/ (NOT_CODE): a README edit does not make a figure unreproducible."""
     if git_commit(cwd) is None:
         return None
-    out = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    out = _git(["status", "--porcelain", "--untracked-files=no", "--", ":(top)", *NOT_CODE], cwd)
     return None if out is None else bool(out.strip())
 
 

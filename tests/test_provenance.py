@@ -36,6 +36,17 @@ def test_git_state_of_a_temporary_repository(tmp_path):
 
     (repo / "notes.txt").write_text("untracked\n")  # untracked files are not the code
     assert provenance.git_dirty(repo) is False
+    for doc in ("README.md", "results/x/report.md", "results/x/results.csv"):  # nor documentation and results
+        (repo / doc).parent.mkdir(parents=True, exist_ok=True)
+        (repo / doc).write_text("first\n")
+        _git(repo, "add", doc)
+    _git(repo, "commit", "-qm", "docs")
+    head = _git(repo, "rev-parse", "HEAD")
+    for doc in ("README.md", "results/x/report.md", "results/x/results.csv"):
+        (repo / doc).write_text("edited\n")
+    assert provenance.git_state(repo) == {"git_commit": head, "git_dirty": False}
+    (repo / "results").mkdir(exist_ok=True)
+    assert provenance.git_dirty(repo / "results" / "x") is False  # asked from inside an excluded folder
     (repo / "code.py").write_text("x = 2\n")  # a tracked file modified
     assert provenance.git_state(repo) == {"git_commit": head, "git_dirty": True}
     (repo / "sub").mkdir()
