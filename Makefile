@@ -6,7 +6,7 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 
-.PHONY: demo test test-slow setup sysdeps clean bench-quick
+.PHONY: demo test test-slow setup peers sysdeps clean bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ sysdeps:
 	fi
 
 setup: sysdeps $(VENV)/.installed
+
+# The optional `peers` extra (stable-worldmodel, CPU torch) for `jepa-mpc bench plan --peer stable-worldmodel`.
+# Without a CPU torch wheel on pip's find-links path, point pip at PyTorch's CPU wheel index:
+# make peers PEERS_PIP_ARGS='--extra-index-url <that index>'
+peers: setup
+	$(PY) -m pip install -q -e '.[dev,peers]' $(PEERS_PIP_ARGS)
 
 demo: setup
 	$(PY) -m jepa_mpc.cli demo

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jepa_mpc import bench_peer
 from jepa_mpc.atomic import write_json_atomic
 from jepa_mpc.costs import goal_distance, latent_cost_fn, make_cost
 from jepa_mpc.errors import ConfigError
@@ -67,6 +68,9 @@ class BenchPlanArgs:
     seed: int = 0
     json_out: str | None = None
     """Also write the results as JSON here (atomically)."""
+    peer: str | None = None
+    """Also time another library's CEM on the same problem and budget, interleaved with ours, at every
+    episode count: stable-worldmodel (needs the `peers` extra: make peers). See jepa_mpc/bench_peer.py."""
 
 
 ROLLOUTS = ("scan", "unrolled", "vmap")
@@ -198,6 +202,9 @@ def bench(args: BenchPlanArgs) -> dict:
     if args.repeats <= 0 or any(e <= 0 for e in args.episodes):
         raise ConfigError("--repeats and --episodes must be positive")
     options = _compiler_options(args.compiler_options)
+    if args.peer is not None:
+        bench_peer.check_peer(args.peer)
+        cem_solver = bench_peer.load_cem_solver()
     act = ACTIVATIONS[args.activation]
     key = jax.random.PRNGKey(args.seed)
     k_model, k_z, k_goal, k_plan, k_mm = jax.random.split(key, 5)
@@ -215,15 +222,14 @@ def bench(args: BenchPlanArgs) -> dict:
     mm_fn = jax.jit(lambda a: a @ a).lower(mm).compile(options)
     fns["matmul"] = lambda: mm_fn(mm)
 
+    overrides = {} if args.iterations is None else {"iterations": args.iterations}
     for name in dict.fromkeys(args.planners + args.batch_planners):
-        overrides = {} if args.iterations is None else {"iterations": args.iterations}
         config = make_config(name, horizon=args.horizon, **overrides)
         counts = args.episodes if name in args.batch_planners else (1,)
         if name not in args.planners:
             counts = tuple(e for e in counts if e > 1)
         for n_ep in counts:
-            z0 = jax.random.normal(k_z, (n_ep, args.latent_dim))
-            goal = jax.random.normal(k_goal, (n_ep, args.latent_dim))
+            z0, goal = _problem(k_z, k_goal, n_ep, args.latent_dim)
             init = jnp.zeros((n_ep, args.horizon, args.action_dim))
             keys = jax.random.split(k_plan, n_ep)
 
@@ -238,6 +244,16 @@ def bench(args: BenchPlanArgs) -> dict:
                 "gflop": n_ep * _forward_equivalents(config) * args.horizon * flops_step / 1e9,
             }
 
+    if args.peer is not None:
+        cem_config = make_config("cem", horizon=args.horizon, **overrides)
+        problems = {n: _problem(k_z, k_goal, n, args.latent_dim) for n in args.episodes}
+        peer_fns = bench_peer.plan_fns(cem_solver, params, args.activation, cem_config, problems, args.seed)
+        for n_ep, fn in peer_fns.items():
+            label = f"{bench_peer.PEER_LABEL} x{n_ep}"
+            fns[label] = fn
+            rows[label] = {"planner": bench_peer.PEER_LABEL, "episodes": n_ep,
+                           "gflop": n_ep * _forward_equivalents(cem_config) * args.horizon * flops_step / 1e9}
+
     timings = time_round_robin(fns, args.repeats)
     peak = 2 * 1024**3 / timings["matmul"]["min_s"] / 1e9
     peak_cpu = 2 * 1024**3 / timings["matmul"]["cpu_min_s"] / 1e9
@@ -248,29 +264,61 @@ def bench(args: BenchPlanArgs) -> dict:
         row["gflops"] = row["gflop"] / t["min_s"]
         row["efficiency"] = row["gflops"] / peak
         row["cpu_efficiency"] = (row["gflop"] / t["cpu_min_s"]) / peak_cpu
-    return {
+    result = {
         "args": dataclasses.asdict(args), "matmul_gflops": peak, "matmul": timings["matmul"],
         "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax": jax.__version__,
         "devices": [str(d) for d in jax.devices()], "rows": rows,
     }
+    if args.peer is not None:
+        cost_of = jax.jit(jax.vmap(lambda z0, goal, a: batched_goal_cost(params, z0, goal, act)(a[None])[0]))
+        result["peer"] = {**bench_peer.peer_versions(), "compare": {
+            n_ep: _compare_with_peer(fns, rows, n_ep, problems[n_ep], cost_of, cem_config) for n_ep in args.episodes}}
+    return result
+
+
+def _problem(k_z, k_goal, episodes: int, latent_dim: int):
+    """(z0, goal), each (episodes, latent_dim): the same planning problems for every planner."""
+    return jax.random.normal(k_z, (episodes, latent_dim)), jax.random.normal(k_goal, (episodes, latent_dim))
+
+
+def _compare_with_peer(fns: dict, rows: dict, n_ep: int, problem, cost_of, config) -> dict:
+    """Time ratio ours/peer (min over rounds) and the mean goal cost of the zero plan and of both
+    plans (clipped to the config's action bounds)."""
+    z0, goal = problem
+    low, high = config.action_low, config.action_high
+    mean_cost = lambda actions: float(jnp.mean(cost_of(z0, goal, jnp.clip(actions, low, high))))
+    peer = f"{bench_peer.PEER_LABEL} x{n_ep}"
+    peer_actions = jnp.asarray(fns[peer]())
+    compare = {"initial_cost": mean_cost(jnp.zeros_like(peer_actions)),
+               "peer_final_cost": mean_cost(peer_actions),
+               "ours_over_peer": None, "ours_final_cost": None}
+    ours = f"cem x{n_ep}"
+    if ours in rows:
+        compare["ours_over_peer"] = rows[ours]["min_s"] / rows[peer]["min_s"]
+        compare["ours_final_cost"] = mean_cost(fns[ours]()[0])
+        rows[peer]["ours_over_peer"] = compare["ours_over_peer"]
+    return compare
 
 
 def format_report(result: dict) -> str:
     args = result["args"]
+    w = max([22] + [len(label) + 2 for label in result["rows"]])
     lines = [
         f"bench plan: model {args['latent_dim']}+{args['action_dim']} -> {args['hidden']} -> "
         f"{args['hidden']} -> {args['latent_dim']} ({args['activation']}), horizon {args['horizon']}, "
         f"rollout={args['rollout']}, {args['repeats']} rounds, device {result['devices'][0]}",
         f"XLA_FLAGS={result['xla_flags']!r} compiler_options={list(args['compiler_options'])}",
         f"fp32 1024^2 matmul: {result['matmul_gflops']:.0f} GFLOP/s (best of {args['repeats']})",
-        f"{'planner':<22}{'GFLOP':>8}{'min ms':>9}{'median ms':>11}{'ms/episode':>12}{'GFLOP/s':>9}{'eff %':>7}{'cpu eff %':>10}",
+        f"{'planner':<{w}}{'GFLOP':>8}{'min ms':>9}{'median ms':>11}{'ms/episode':>12}{'GFLOP/s':>9}{'eff %':>7}{'cpu eff %':>10}",
     ]
     for label, row in result["rows"].items():
         lines.append(
-            f"{label:<22}{row['gflop']:>8.2f}{1e3 * row['min_s']:>9.1f}{1e3 * row['median_s']:>11.1f}"
+            f"{label:<{w}}{row['gflop']:>8.2f}{1e3 * row['min_s']:>9.1f}{1e3 * row['median_s']:>11.1f}"
             f"{row['per_episode_ms']:>12.1f}{row['gflops']:>9.0f}{100 * row['efficiency']:>7.0f}"
             f"{100 * row['cpu_efficiency']:>10.0f}"
         )
+    if "peer" in result:
+        lines += bench_peer.format_lines(result["peer"])
     return "\n".join(lines)
 
 
