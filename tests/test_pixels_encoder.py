@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -56,3 +57,23 @@ def test_pixel_run_saves_mean_frame_and_loads_it(tmp_path):
     assert 0.0 < saved.min() and saved.max() < 1.0  # a blend of background and agent colours
     loaded = load_world_model(run)
     np.testing.assert_allclose(nnx.merge(loaded.graphdef, loaded.state).encoder.pixel_mean[...], saved)
+
+
+def test_conv4x4s2_equals_xla_strided_conv_with_its_gradients():
+    """The encoder's convolution is nnx.Conv's 4x4 stride-2 SAME conv; only its input gradient is
+    computed another way (space-to-depth, a stride-1 conv): values and both gradients agree."""
+    from jepa_mpc.model.conv import conv4x4s2
+
+    def reference(h, k):
+        return jax.lax.conv_general_dilated(h, k, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    for size, c, o in ((16, 3, 8), (8, 5, 4)):
+        h = jax.random.normal(keys[0], (2, size, size, c))
+        k = jax.random.normal(keys[1], (4, 4, c, o))
+        g = jax.random.normal(keys[2], (2, size // 2, size // 2, o))
+        out, vjp = jax.vjp(conv4x4s2, h, k)
+        ref_out, ref_vjp = jax.vjp(reference, h, k)
+        np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
+        for got, want in zip(vjp(g), ref_vjp(g)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
