@@ -1,6 +1,7 @@
 """`jepa-mpc` command line: one verb per pipeline stage.
 
-    jepa-mpc collect | tasks | train | inspect | probe | eval | bench collect | bench plan | demo | experiment run
+    jepa-mpc collect | tasks | train | inspect | probe | eval | bench collect | bench plan | bench train | demo |
+    experiment run
 
 Each verb is a function taking a frozen dataclass of arguments (parsed by tyro).
 Bad input ends with one line on stderr and exit code 2.
@@ -30,6 +31,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "eval": ("jepa_mpc.evaluate", "eval_main", "EvalArgs"),
     "bench collect": ("jepa_mpc.data.collect", "bench_collect_main", "BenchCollectArgs"),
     "bench plan": ("jepa_mpc.bench_plan", "bench_plan_main", "BenchPlanArgs"),
+    "bench train": ("jepa_mpc.bench_train", "bench_train_main", "BenchTrainArgs"),
     "demo": ("jepa_mpc.demo", "demo_main", "DemoArgs"),
     "experiment run": ("jepa_mpc.experiment.main", "experiment_run_main", "ExperimentRunArgs"),
     "report": ("jepa_mpc.report", "report_main", "ReportArgs"),
