@@ -34,6 +34,7 @@ import numpy as np
 
 from jepa_mpc import bench_peer
 from jepa_mpc.atomic import write_json_atomic
+from jepa_mpc.control import episode_chunk, map_episodes
 from jepa_mpc.costs import goal_distance, latent_cost_fn, make_cost
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.planning import PLANNERS, batched, get_planner, make_config, model_evaluations, plan
@@ -57,6 +58,9 @@ class BenchPlanArgs:
     "vmap" (per-sequence lax.scan rollout through latent_cost_fn, vmapped by the planner)."""
     episodes: tuple[int, ...] = (1, 8, 32)
     """Episodes planned at once (vmap over episodes); >1 only for the planners in batch_planners."""
+    plan_chunk: int = 0
+    """Episodes vmapped together, slices run one after another, as `eval --plan-chunk` (0: auto, 8 at 300
+    samples on CPU; -1: one vmap over all episodes)."""
     batch_planners: tuple[str, ...] = ("cem",)
     repeats: int = 10
     """Timed rounds after compilation."""
@@ -236,11 +240,13 @@ def bench(args: BenchPlanArgs) -> dict:
             def one(z0, goal, init, key, config=config):
                 return plan(make_cost_fn(z0, goal), init, key, config)
 
-            fn = jax.jit(jax.vmap(one)).lower(z0, goal, init, keys).compile(options)
+            chunk = 0 if args.plan_chunk < 0 else episode_chunk(config.samples, args.plan_chunk)
+            batched_plan = lambda *xs, one=one, chunk=chunk: map_episodes(one, chunk, *xs)  # noqa: E731
+            fn = jax.jit(batched_plan).lower(z0, goal, init, keys).compile(options)
             label = f"{name} x{n_ep}"
             fns[label] = lambda fn=fn, a=(z0, goal, init, keys): fn(*a)
             rows[label] = {
-                "planner": name, "episodes": n_ep,
+                "planner": name, "episodes": n_ep, "chunk": chunk if n_ep > 1 else None,
                 "gflop": n_ep * _forward_equivalents(config) * args.horizon * flops_step / 1e9,
             }
 
