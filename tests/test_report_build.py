@@ -308,3 +308,22 @@ def test_results_of_other_inputs_are_reported_stale_not_as_current(tmp_path):
     (folder / "jobs" / f"{job['id']}.json").write_text(json.dumps({"id": job["id"], "digest": job["digest"]}))
     write_report(folder)
     assert {r["job_id"]: r["successes"] for r in read_csv(folder / "results.csv")}["eval-cem-300x30-s0"] == "45"
+
+
+def test_violation_free_column_sits_under_its_header(tmp_path):
+    """Tables of suites with violations get a violation-free column (with its interval) in its place."""
+    evals = []
+    for seed, (wins, free) in enumerate([(45, 0.96), (44, 1.0)]):
+        result = results_json("cem", 300, 30, wins, seed)
+        result["summary"]["violation_free_rate"] = free
+        evals.append((eval_job(f"eval-cem-s{seed}", axes("model", "cem", "300x30", seed), 9000, f"train-s{seed}"),
+                      result))
+    folder = write_experiment(tmp_path / "hz", "hz", evals)
+    write_report(folder)
+    lines = (folder / "report.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| agent |"))
+    row = next(line for line in lines if line.startswith("| model | cem |"))
+    cols = dict(zip([h.strip() for h in header.strip("|").split("|")], [v.strip() for v in row.strip("|").split("|")]))
+    lo, hi = wilson_interval(98, 100)
+    assert cols["violation-free % [95 % CI]"] == f"98.0 [{100 * lo:.1f}, {100 * hi:.1f}]"
+    assert cols["episodes"] == "100" and cols["success % [95 % CI]"].startswith("89.0 [")

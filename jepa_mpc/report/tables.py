@@ -126,6 +126,14 @@ def success_text(cell: Cell) -> str:
     return f"{pct(cell.rate)} [{pct(lo)}, {pct(hi)}]"
 
 
+def violation_free_text(cell: Cell) -> str:
+    if cell.violation_free_rate is None:
+        return "–"
+    free = sum(r.violation_free for r in cell.ran)
+    lo, hi = wilson(free, cell.episodes)
+    return f"{pct(cell.violation_free_rate)} [{pct(lo)}, {pct(hi)}]"
+
+
 def per_seed_text(cell: Cell) -> str:
     return " · ".join(f"s{seed}: {'not run' if rate is None else pct(rate)}" for seed, rate in cell.per_seed())
 
@@ -150,14 +158,14 @@ def section_table(section: Section, combined: bool) -> list[str]:
     header += ["model evals / plan", "success % [95 % CI]", "per seed", "episodes", "ms / plan / episode"]
     violations = any(c.violation_free_rate is not None and c.violation_free_rate < 1 for c in cells)
     if violations:
-        header.insert(-2, "violation-free %")
+        header.insert(-1, "violation-free % [95 % CI]")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for c in cells:
         row = [c["agent"], _text(c["planner"]), _text(c["budget"])] + [_text(c[a]) for a in shown]
         row += [c.experiment] if combined else []
         row += [_int(c.model_evaluations), success_text(c), per_seed_text(c), _int(c.episodes)]
         if violations:
-            row.append(pct(c.violation_free_rate))
+            row.append(violation_free_text(c))
         row.append(_ms(c.plan_ms))
         lines.append("| " + " | ".join(row) + " |")
     fixed = [f"{a} {_text(main[0][a])}" for a in ("model", "data", "goal") if a not in shown and main[0][a] is not None]
