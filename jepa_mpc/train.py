@@ -480,60 +480,45 @@ def train(
     t0, n_timed = time.perf_counter(), 0
     steps_per_s = 0.0
     step = start
-
-    def finish(step_i: int, before: dict, after: dict, metrics: dict) -> None:
-        """Check one dispatched step (waits for its metrics), then log / checkpoint / evaluate it."""
-        nonlocal step, t0, n_timed, steps_per_s, last_metrics, last_eval
-        loss = float(metrics["loss"])
-        params_finite = bool(metrics.pop("params_finite"))
-        if not (math.isfinite(loss) and params_finite):
-            # `before` (the state this step started from) is finite: every kept state passed this check
-            if mngr.latest_step() != step_i:
-                save(step_i, before)
-            what = f"non-finite loss ({loss})" if not math.isfinite(loss) else "non-finite parameters"
-            raise TrainingDiverged(
-                f"{what} at step {step_i + 1} of {run_dir}; last good checkpoint "
-                f"kept: {run_dir / 'checkpoints' / str(step_i)} (lower --lr or check the dataset)"
-            )
-        step = step_i + 1
-        n_timed += 1
-        if step == start + 1:
-            t0, n_timed = time.perf_counter(), 0  # exclude compilation
-        elif n_timed:
-            steps_per_s = n_timed / (time.perf_counter() - t0)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            last_metrics = {k: float(v) for k, v in metrics.items()}
-            last_metrics["steps_per_s"] = steps_per_s
-            last_metrics["lr"] = float(schedule(step))
-            log.write(step, "train", last_metrics)
-            bar.set_postfix(loss=f"{loss:.4f}", sps=f"{steps_per_s:.1f}")
-        bar.update(1)
-        if step % cfg.ckpt_every == 0 and step != cfg.steps:
-            save(step, after)
-        if step % cfg.eval_every == 0 and step != cfg.steps:
-            last_eval = run_eval(step, after)
-
     try:
         with _StopFlag() as stop:
             it = sampler.iterate(start, cfg.steps - start) if start < cfg.steps else iter(())
-            # Each step is checked while the next one runs: step i + 1 is dispatched (asynchronously) before
-            # step i's loss is read, so the host never waits on the device between steps.
-            pending = None  # (step index, state before, state after, metrics) dispatched, not yet checked
             for step_i, batch in it:
                 if batch_hook is not None:
                     batch = batch_hook(step_i, batch)
                 new_ts, metrics = trainer.step_fn(ts, batch)
-                if pending is not None:
-                    finish(*pending)
-                pending, ts = (step_i, ts, new_ts, metrics), new_ts
-                if stop.signum is not None:  # the step in flight is finished, saved, and the run stops
-                    finish(*pending)
-                    pending = None
+                loss = float(metrics["loss"])
+                params_finite = bool(metrics.pop("params_finite"))
+                if not (math.isfinite(loss) and params_finite):
+                    # `ts` (before this update) is finite: every kept state passed this check
+                    if mngr.latest_step() != step_i:
+                        save(step_i, ts)
+                    what = f"non-finite loss ({loss})" if not math.isfinite(loss) else "non-finite parameters"
+                    raise TrainingDiverged(
+                        f"{what} at step {step_i + 1} of {run_dir}; last good checkpoint "
+                        f"kept: {run_dir / 'checkpoints' / str(step_i)} (lower --lr or check the dataset)"
+                    )
+                ts, step = new_ts, step_i + 1
+                n_timed += 1
+                if step == start + 1:
+                    t0, n_timed = time.perf_counter(), 0  # exclude compilation
+                elif n_timed:
+                    steps_per_s = n_timed / (time.perf_counter() - t0)
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    last_metrics = {k: float(v) for k, v in metrics.items()}
+                    last_metrics["steps_per_s"] = steps_per_s
+                    last_metrics["lr"] = float(schedule(step))
+                    log.write(step, "train", last_metrics)
+                    bar.set_postfix(loss=f"{loss:.4f}", sps=f"{steps_per_s:.1f}")
+                bar.update(1)
+                if step % cfg.ckpt_every == 0 and step != cfg.steps:
+                    save(step, ts)
+                if step % cfg.eval_every == 0 and step != cfg.steps:
+                    last_eval = run_eval(step, ts)
+                if stop.signum is not None:
                     if mngr.latest_step() != step:  # (a checkpoint step is saved already)
                         save(step, ts)
                     raise KeyboardInterrupt(f"stopped by signal {stop.signum} at step {step}; checkpoint saved")
-            if pending is not None:
-                finish(*pending)
         if step == cfg.steps:
             if mngr.latest_step() != step:
                 save(step, ts)
