@@ -38,6 +38,7 @@ from jepa_mpc.control import episode_chunk, map_episodes
 from jepa_mpc.costs import goal_distance, latent_cost_fn, make_cost
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.planning import PLANNERS, batched, get_planner, make_config, model_evaluations, plan
+from jepa_mpc.planning.sharding import sample_sharding, shard_samples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,9 @@ class BenchPlanArgs:
     seed: int = 0
     json_out: str | None = None
     """Also write the results as JSON here (atomically)."""
+    shard_samples: bool = False
+    """Split each plan's sample axis across the process's devices (on CPU start with
+    XLA_FLAGS=--xla_force_host_platform_device_count=<cores>; see jepa_mpc/planning/sharding.py)."""
     peer: str | None = None
     """Also time another library's CEM on the same problem and budget, interleaved with ours, at every
     episode count: stable-worldmodel (needs the `peers` extra: make peers). See jepa_mpc/bench_peer.py."""
@@ -215,11 +219,11 @@ def bench(args: BenchPlanArgs) -> dict:
     params = init_reference_model(k_model, args.latent_dim, args.action_dim, args.hidden)
     flops_step = step_flops(args.latent_dim, args.action_dim, args.hidden)
 
-    def make_cost_fn(z0, goal):
+    def make_cost_fn(z0, goal, sharding=None):
         if args.rollout != "vmap":
-            return batched_goal_cost(params, z0, goal, act, args.rollout)
+            return shard_samples(batched_goal_cost(params, z0, goal, act, args.rollout), sharding)
         cost = make_cost({"goal": (goal_distance(), 1.0)})
-        return latent_cost_fn(scan_rollout(params, act), z0, {"goal": goal}, cost)
+        return shard_samples(latent_cost_fn(scan_rollout(params, act), z0, {"goal": goal}, cost), sharding)
 
     fns, rows = {}, {}
     mm = jax.random.normal(k_mm, (1024, 1024), jnp.float32)
@@ -237,8 +241,10 @@ def bench(args: BenchPlanArgs) -> dict:
             init = jnp.zeros((n_ep, args.horizon, args.action_dim))
             keys = jax.random.split(k_plan, n_ep)
 
-            def one(z0, goal, init, key, config=config):
-                return plan(make_cost_fn(z0, goal), init, key, config)
+            sharding = sample_sharding(config.samples) if args.shard_samples else None
+
+            def one(z0, goal, init, key, config=config, sharding=sharding):
+                return plan(make_cost_fn(z0, goal, sharding), init, key, config)
 
             chunk = 0 if args.plan_chunk < 0 else episode_chunk(config.samples, args.plan_chunk)
             batched_plan = lambda *xs, one=one, chunk=chunk: map_episodes(one, chunk, *xs)  # noqa: E731
@@ -247,6 +253,7 @@ def bench(args: BenchPlanArgs) -> dict:
             fns[label] = lambda fn=fn, a=(z0, goal, init, keys): fn(*a)
             rows[label] = {
                 "planner": name, "episodes": n_ep, "chunk": chunk if n_ep > 1 else None,
+                "sample_devices": len(sharding.mesh.devices.flat) if sharding is not None else 1,
                 "gflop": n_ep * _forward_equivalents(config) * args.horizon * flops_step / 1e9,
             }
 
@@ -313,7 +320,8 @@ def format_report(result: dict) -> str:
         f"bench plan: model {args['latent_dim']}+{args['action_dim']} -> {args['hidden']} -> "
         f"{args['hidden']} -> {args['latent_dim']} ({args['activation']}), horizon {args['horizon']}, "
         f"rollout={args['rollout']}, {args['repeats']} rounds, device {result['devices'][0]}",
-        f"XLA_FLAGS={result['xla_flags']!r} compiler_options={list(args['compiler_options'])}",
+        f"XLA_FLAGS={result['xla_flags']!r} compiler_options={list(args['compiler_options'])}, "
+        f"{len(result['devices'])} device(s)" + (", sample axis split across them" if args.get("shard_samples") else ""),
         f"fp32 1024^2 matmul: {result['matmul_gflops']:.0f} GFLOP/s (best of {args['repeats']})",
         f"{'planner':<{w}}{'GFLOP':>8}{'min ms':>9}{'median ms':>11}{'ms/episode':>12}{'GFLOP/s':>9}{'eff %':>7}{'cpu eff %':>10}",
     ]
