@@ -34,7 +34,7 @@ from jepa_mpc import safety as safety_lib
 from jepa_mpc.config import check_finite
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.goals import GoalConfig, GoalCost, GraphGoal
-from jepa_mpc.planning import CEMConfig, PlannerConfig, planner_for, shift_plan, with_budget
+from jepa_mpc.planning import CEMConfig, PlannerConfig, planner_for, with_budget
 from jepa_mpc_envs.family import TaskFamily
 
 
@@ -190,12 +190,17 @@ class _PlannerPolicy:
         ctx = self.goal.episode_ctx(goals, hz if self.cfg.safety != "none" else None, self.margin)
         return {**ctx, **{k: jnp.asarray(v) for k, v in hz.items()}}
 
-    def _plan(self, start: jax.Array, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Plan for the live episodes `idx` only, padded to a power of two (few compiles)."""
+    def _padded_size(self, n: int) -> int:
+        """Rows a call for n live episodes is padded to: the next power of two (few shapes, few compiles)."""
+        return min(1 << (n - 1).bit_length(), len(self.plans))
+
+    def _plan(self, start: np.ndarray, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Plan for the live episodes `idx` (their start rows first in `start`), padded to `_padded_size`."""
         n = len(idx)
-        size = min(1 << (n - 1).bit_length(), len(self.plans))
+        size = self._padded_size(n)
         rows = np.concatenate([idx, np.full(size - n, idx[0])])  # pad with copies of a live episode
-        start = jnp.concatenate([start, jnp.repeat(start[:1], size - n, axis=0)])
+        start = np.asarray(start)[:n]
+        start = jnp.asarray(np.concatenate([start, np.repeat(start[:1], size - n, axis=0)]))
         t0 = time.perf_counter()
         actions, info = self._plan_batch(
             start, {k: v[rows] for k, v in self.ctx.items()}, jnp.asarray(self.plans[rows]),
@@ -203,7 +208,7 @@ class _PlannerPolicy:
         )
         actions = np.asarray(jax.block_until_ready(actions))[:n]
         latency = time.perf_counter() - t0
-        self.plans[idx] = np.asarray(jax.vmap(shift_plan)(jnp.asarray(actions)))
+        self.plans[idx] = np.concatenate([actions[:, 1:], actions[:, -1:]], axis=1)  # shift_plan, fill "repeat"
         block = actions[:, 0].reshape(n, self.action_block, -1)
         return block, {
             "latency_s": latency,
@@ -301,7 +306,10 @@ class LatentPlannerPolicy(_PlannerPolicy):
         self._reset_plans(len(obs))
 
     def act(self, obs, states, key, idx):
-        return self._plan(self.encode(obs), key, idx)
+        # encoded at the padded size, so the encoder compiles once per size, not once per live count
+        size = self._padded_size(len(idx))
+        padded = np.concatenate([obs, np.repeat(obs[:1], size - len(obs), axis=0)])
+        return self._plan(np.asarray(self.encode(padded)), key, idx)
 
 
 class OraclePlannerPolicy(_PlannerPolicy):
