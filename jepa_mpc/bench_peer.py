@@ -54,9 +54,9 @@ def check_peer(name: str) -> None:
 
 def load_cem_solver() -> type:
     """stable-worldmodel's CEMSolver class (imported without the package's __init__, see above)."""
-    for module in ("torch", "stable_worldmodel"):
-        if importlib.util.find_spec(module) is None:
-            raise ConfigError(f"--peer stable-worldmodel: {module} is not installed; {INSTALL_HINT}")
+    missing = [m for m in ("torch", "stable_worldmodel") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"--peer stable-worldmodel: {' and '.join(missing)} not installed; {INSTALL_HINT}")
     stub = None
     if "stable_worldmodel" not in sys.modules:
         stub = types.ModuleType("stable_worldmodel")

@@ -117,7 +117,7 @@ def _args(out, **kw) -> EvalArgs:
 
 def _comparable(result: dict) -> dict:
     """results.json without the fields that measure time or name the folder."""
-    summary = {k: v for k, v in result["summary"].items() if k not in ("wall_time_s", "plan_latency_ms")}
+    summary = {k: v for k, v in result["summary"].items() if k not in ("wall_time_s", "plan_latency_ms", "time_breakdown_s")}
     args = {k: v for k, v in result["args"].items() if k != "out"}
     return {**{k: v for k, v in result.items() if k not in ("created", "summary", "args")}, "summary": summary,
             "args": args}
