@@ -148,6 +148,11 @@ class Policy(Protocol):
         ...
 
 
+def pad_rows(x: np.ndarray, size: int) -> np.ndarray:
+    """x (n, ...) padded to `size` rows with copies of its first row (unchanged when it has `size` already)."""
+    return np.concatenate([x, np.repeat(x[:1], size - len(x), axis=0)]) if len(x) < size else x
+
+
 class _PlannerPolicy:
     """Shared machinery: a jitted batched plan over episodes, warm starts, the goal cost's ctx per goal."""
 
@@ -195,12 +200,12 @@ class _PlannerPolicy:
         return min(1 << (n - 1).bit_length(), len(self.plans))
 
     def _plan(self, start: np.ndarray, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Plan for the live episodes `idx` (their start rows first in `start`), padded to `_padded_size`."""
+        """Plan for the live episodes `idx` (their start rows first in `start`, which may already be
+        padded by `pad_rows`), padded to `_padded_size`."""
         n = len(idx)
         size = self._padded_size(n)
         rows = np.concatenate([idx, np.full(size - n, idx[0])])  # pad with copies of a live episode
-        start = np.asarray(start)[:n]
-        start = jnp.asarray(np.concatenate([start, np.repeat(start[:1], size - n, axis=0)]))
+        start = jnp.asarray(pad_rows(np.asarray(start), size))
         t0 = time.perf_counter()
         actions, info = self._plan_batch(
             start, {k: v[rows] for k, v in self.ctx.items()}, jnp.asarray(self.plans[rows]),
@@ -307,8 +312,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
 
     def act(self, obs, states, key, idx):
         # encoded at the padded size, so the encoder compiles once per size, not once per live count
-        size = self._padded_size(len(idx))
-        padded = np.concatenate([obs, np.repeat(obs[:1], size - len(obs), axis=0)])
+        padded = pad_rows(obs, self._padded_size(len(idx)))
         return self._plan(np.asarray(self.encode(padded)), key, idx)
 
 

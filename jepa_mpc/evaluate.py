@@ -95,6 +95,7 @@ from jepa_mpc.control import (
     OraclePlannerPolicy,
     RandomActions,
     RandomActionsPolicy,
+    TIME_PARTS,
     mujoco_block_simulator,
     run_mpc,
     validate_control,
@@ -190,7 +191,7 @@ def time_breakdown(batches: list[dict]) -> dict | None:
     "start" (goal encoding, goal-graph set-up), "other" (env construction, the rest), "episodes_per_s"}."""
     if not batches or any("time_s" not in b for b in batches):
         return None
-    total = {part: sum(b["time_s"].get(part, 0.0) for b in batches) for part in ("reset", "start", "act", "simulate")}
+    total = {part: sum(b["time_s"].get(part, 0.0) for b in batches) for part in TIME_PARTS}
     plan = sum(c[0] for b in batches for c in b["plan_calls"])
     wall = sum(b["wall_s"] for b in batches)
     episodes = sum(len(b["episodes"]) for b in batches)

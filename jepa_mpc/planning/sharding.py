@@ -21,9 +21,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jepa_mpc.planning.common import batched
 
-HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
-
-
 def sample_sharding(samples: int, devices: list | None = None) -> NamedSharding | None:
     """A sharding of (samples, ...) arrays over `devices` (default: all of the default backend's) along
     the sample axis, or None when there is one device or `samples` does not divide among them."""

@@ -55,8 +55,12 @@ class Cell:
         return wilson(self.successes, self.episodes) if self.episodes else None
 
     @property
+    def violation_free(self) -> int:
+        return sum(r.violation_free for r in self.ran)
+
+    @property
     def violation_free_rate(self) -> float | None:
-        return sum(r.violation_free for r in self.ran) / self.episodes if self.episodes else None
+        return self.violation_free / self.episodes if self.episodes else None
 
     @property
     def plan_ms(self) -> float | None:

@@ -129,8 +129,7 @@ def success_text(cell: Cell) -> str:
 def violation_free_text(cell: Cell) -> str:
     if cell.violation_free_rate is None:
         return "–"
-    free = sum(r.violation_free for r in cell.ran)
-    lo, hi = wilson(free, cell.episodes)
+    lo, hi = wilson(cell.violation_free, cell.episodes)
     return f"{pct(cell.violation_free_rate)} [{pct(lo)}, {pct(hi)}]"
 
 
