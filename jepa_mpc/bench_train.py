@@ -39,6 +39,9 @@ class BenchTrainArgs:
     repeats: int = 5
     """Timed rounds after compilation."""
     seed: int = 0
+    devices: int = 0
+    """Split each batch over the first N devices, as `jepa-mpc train --devices` (0: all; on CPU, more
+    than one only with XLA_FLAGS=--xla_force_host_platform_device_count=N)."""
     json_out: str | None = None
     """Also write the results as JSON here (atomically)."""
 
@@ -57,8 +60,10 @@ def _check(args: BenchTrainArgs) -> None:
         raise ConfigError("--steps and --repeats must be positive")
 
 
-def preset_step(name: str, seed: int):
-    """(step_fn, train state, one batch) of preset `name` on synthetic data."""
+def preset_step(name: str, seed: int, devices: int = 1):
+    """(step_fn, train state, one batch) of preset `name` on synthetic data; the batch split over the first
+    `devices` devices (0: all) as `train` splits it."""
+    from jepa_mpc import parallel
     from jepa_mpc.model.encoders import mean_frame
     from jepa_mpc.model.fake_data import make_fake_dataset
     from jepa_mpc.train import init_train_state, make_sampler
@@ -70,11 +75,14 @@ def preset_step(name: str, seed: int):
     stats = ds.stats(episodes)
     if pixels:
         stats["pixel_mean"] = mean_frame(ds.arrays["pixels"], ds.episode_lengths, episodes)
-    trainer, ts = init_train_state(cfg, stats)
+    mesh = parallel.data_mesh(devices)
+    trainer, ts = init_train_state(cfg, stats, mesh)
     sampler = make_sampler(ds, cfg, episodes)
     _, batch = next(iter(sampler.iterate(0, 1)))
-    batch = jax.device_put(batch)
-    return trainer.step_fn, ts, batch
+    if mesh.devices.size == 1:
+        return trainer.step_fn, ts, jax.device_put(batch)
+    parallel.check_batch_divides(cfg.batch_size, mesh)
+    return trainer.step_fn, parallel.replicate(ts, mesh), parallel.global_batch(batch, mesh, cfg.batch_size)
 
 
 def step_flops(step_fn, ts, batch) -> float | None:
@@ -95,8 +103,10 @@ def bench(args: BenchTrainArgs) -> dict:
     fns = {"matmul": lambda: mm_fn(mm)}
     rows = {}
     for name in args.presets:
-        step_fn, ts, batch = preset_step(name, args.seed)
-        flops = step_flops(step_fn, ts, batch)
+        step_fn, ts, batch = preset_step(name, args.seed, args.devices)
+        # the model's FLOPs per step: XLA's analysis of a split step counts one device's share
+        flops = step_flops(*(preset_step(name, args.seed, 1) if len(batch["action"].sharding.device_set) > 1
+                             else (step_fn, ts, batch)))
 
         def run_async(step_fn=step_fn, ts=ts, batch=batch):
             state = ts
@@ -128,13 +138,15 @@ def bench(args: BenchTrainArgs) -> dict:
         row["efficiency"] = None if gflop is None else row["gflops"] / peak
     return {"args": dataclasses.asdict(args), "matmul_gflops": peak, "matmul": timings["matmul"],
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax": jax.__version__,
-            "devices": [str(d) for d in jax.devices()], "rows": rows,
+            "devices": [str(d) for d in jax.devices()], "train_devices": args.devices or len(jax.devices()),
+            "rows": rows,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def format_report(result: dict) -> str:
     args = result["args"]
-    lines = [f"bench train: {args['steps']} steps per call, {args['repeats']} rounds, device {result['devices'][0]}",
+    lines = [f"bench train: {args['steps']} steps per call, {args['repeats']} rounds, device {result['devices'][0]}"
+             f" (batch split over {result.get('train_devices', 1)})",
              f"fp32 1024^2 matmul: {result['matmul_gflops']:.0f} GFLOP/s (best of {args['repeats']})",
              f"{'preset':<24}{'mode':<7}{'batch':>6}{'GFLOP/step':>12}{'steps/s':>9}{'median':>8}{'GFLOP/s':>9}{'eff %':>7}"]
     for row in result["rows"].values():

@@ -171,7 +171,7 @@ class GoalSampler(WindowSampler):
         return ep, t, k
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
-        ep, t, k = self.relabel(step)
+        ep, t, k = (x[self.rows] for x in self.relabel(step))
         obs = self.ds.arrays[self.obs_key]
         return {"obs": obs[ep, t], "action": self.ds.arrays["action"][ep, t], "goal": obs[ep, t + k],
                 "goal_offset": k}

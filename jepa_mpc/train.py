@@ -40,7 +40,7 @@ import tyro
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from jepa_mpc import provenance
+from jepa_mpc import parallel, provenance
 from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
 from jepa_mpc.cli import parse
 from jepa_mpc import gcbc
@@ -215,14 +215,18 @@ class Trainer:
     rest: nnx.State  # non-trainable model state (normalisation stats)
     graphdef_full: nnx.GraphDef  # graphdef of the whole model (for nnx.split(model) states)
     optimizer: optax.GradientTransformation
-    step_fn: Callable  # (train_state, batch) -> (train_state, metrics), jitted
+    step_fn: Callable  # (train_state, batch) -> (train_state, metrics), jitted (split over `mesh` when given)
+    grads_fn: Callable  # (train_state, batch) -> ((loss, metrics), grads), not jitted: the step's gradient
 
     def full_state(self, params: nnx.State) -> nnx.State:
         return nnx.split(nnx.merge(self.graphdef, params, self.rest))[1]
 
 
-def init_train_state(cfg: TrainConfig, stats: dict) -> tuple[Trainer, dict]:
-    """(Trainer, train_state) where train_state = {params, opt_state, target, step, key} (a pytree)."""
+def init_train_state(cfg: TrainConfig, stats: dict, mesh: jax.sharding.Mesh | None = None) -> tuple[Trainer, dict]:
+    """(Trainer, train_state) where train_state = {params, opt_state, target, step, key} (a pytree).
+
+    With a `mesh` of several devices (`jepa_mpc.parallel.data_mesh`) the step is jitted for batches split
+    along it and a replicated state (`parallel.replicate`); it is the same computation on the global batch."""
     objective = OBJECTIVE_IMPLS[cfg.objective]
     model = objective.init_model(cfg, stats)
     graphdef, params, rest = split_model(model)
@@ -236,7 +240,7 @@ def init_train_state(cfg: TrainConfig, stats: dict) -> tuple[Trainer, dict]:
         "key": jax.random.key_data(jax.random.key(cfg.seed)),
     }
 
-    def train_step(ts: dict, batch: dict) -> tuple[dict, dict]:
+    def loss_and_grads(ts: dict, batch: dict) -> tuple[tuple[jax.Array, dict], nnx.State]:
         key = jax.random.fold_in(jax.random.wrap_key_data(ts["key"]), ts["step"])
 
         def loss_fn(params):
@@ -244,7 +248,10 @@ def init_train_state(cfg: TrainConfig, stats: dict) -> tuple[Trainer, dict]:
             tm = nnx.merge(graphdef, ts["target"], rest) if ema else None
             return objective.loss(m, tm, batch, key, cfg)
 
-        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(ts["params"])
+        return jax.value_and_grad(loss_fn, has_aux=True)(ts["params"])
+
+    def train_step(ts: dict, batch: dict) -> tuple[dict, dict]:
+        (_, metrics), grads = loss_and_grads(ts, batch)
         updates, opt_state = optimizer.update(grads, ts["opt_state"], ts["params"])
         params = optax.apply_updates(ts["params"], updates)
         target = ts["target"]
@@ -256,7 +263,12 @@ def init_train_state(cfg: TrainConfig, stats: dict) -> tuple[Trainer, dict]:
         new = {**ts, "params": params, "opt_state": opt_state, "target": target, "step": ts["step"] + 1}
         return new, metrics
 
-    trainer = Trainer(cfg, graphdef, rest, nnx.split(model)[0], optimizer, jax.jit(train_step))
+    if mesh is None or mesh.devices.size == 1:
+        step_fn = jax.jit(train_step)
+    else:
+        whole, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+        step_fn = jax.jit(train_step, in_shardings=(whole, split), out_shardings=(whole, whole))
+    trainer = Trainer(cfg, graphdef, rest, nnx.split(model)[0], optimizer, step_fn, loss_and_grads)
     return trainer, state
 
 
@@ -342,6 +354,13 @@ def _num(v: Any) -> Any:
     return v if math.isfinite(v) else str(v)
 
 
+class NullLog:
+    """The metrics log of a process that writes none (every process but the first of a --distributed run)."""
+
+    def write(self, step: int, split: str, values: dict) -> None: ...
+    def close(self) -> None: ...
+
+
 class _StopFlag:
     """SIGINT/SIGTERM -> checkpoint at the next step boundary, then KeyboardInterrupt."""
 
@@ -399,16 +418,24 @@ def train(
     progress: bool = True,
     tensorboard: bool = True,
     batch_hook: Callable[[int, dict], dict] | None = None,
+    devices: int = 0,
 ) -> TrainResult:
     """Train (or resume) a world model (or, with `cfg.objective` gcbc, a GCBC policy) in `run_dir`; returns
     the final state and metrics.
 
     `dataset` (an in-memory Dataset) replaces opening `data_path`; `batch_hook(step, batch)` may
-    rewrite batches (tests use it to inject NaNs).
+    rewrite batches (tests use it to inject NaNs). `devices`: split each batch over the first `devices`
+    devices (0: all; `jepa_mpc.parallel`), in a `--distributed` run over every process's devices, where
+    each process reads only its rows of each batch and only process 0 writes logs.
     """
     from tqdm import tqdm
 
     validate_train_config(cfg)
+    mesh = parallel.data_mesh(devices)
+    split = mesh.devices.size > 1
+    if split:
+        parallel.check_batch_divides(cfg.batch_size, mesh)
+    primary, multi = parallel.is_primary(), jax.process_count() > 1
     run_dir = Path(run_dir)
     run = Run.open(run_dir) if Run.exists(run_dir) else None  # resuming: checked against what made it
     if run is not None:
@@ -432,9 +459,12 @@ def train(
         stats.update(objective.extra_stats(ds, cfg))
         check_norm_stats(stats, f"{ds.path or 'dataset'} (normalisation stats of its training episodes)")
     sampler = objective.make_sampler(ds, cfg, train_ids)
+    sampler.rows = parallel.process_rows(cfg.batch_size)  # this process's rows of every batch
     heldout_check = objective.heldout_check(ds, train_ids, heldout_ids, cfg)
 
-    trainer, ts = init_train_state(cfg, stats)
+    trainer, ts = init_train_state(cfg, stats, mesh)
+    if split:
+        ts = parallel.replicate(ts, mesh)  # before a restore: the checkpoint is read back with this sharding
     run_dir.mkdir(parents=True, exist_ok=True)
     mngr = checkpoint_manager(run_dir, cfg.keep_checkpoints)
     start = mngr.latest_step() or 0
@@ -452,8 +482,9 @@ def train(
     sessions = training_sessions(run.trained_by if run is not None else [], start, cfg.steps)
     if sessions:  # a finished run from before the record is re-written as it was
         record["trained_by"] = sessions
-    write_json_atomic(run_dir / CONFIG_FILE, json.loads(json.dumps(record, default=str)))
-    write_json_atomic(run_dir / STATS_FILE, {k: np.asarray(v).tolist() for k, v in stats.items()})
+    if primary:
+        write_json_atomic(run_dir / CONFIG_FILE, json.loads(json.dumps(record, default=str)))
+        write_json_atomic(run_dir / STATS_FILE, {k: np.asarray(v).tolist() for k, v in stats.items()})
 
     def save(step: int, state: dict) -> None:
         mngr.save(
@@ -466,17 +497,20 @@ def train(
         )
         mngr.wait_until_finished()
 
-    log = MetricsLog(run_dir, start, tensorboard)
+    log = MetricsLog(run_dir, start, tensorboard) if primary else NullLog()
     last_metrics: dict = {}
     last_eval: dict = {}
 
     def run_eval(step: int, state: dict) -> dict:
-        d = heldout_check(trainer.graphdef_full, trainer.full_state(state["params"]))
+        if not primary:
+            return {}
+        params = parallel.host_copy(state["params"]) if split else state["params"]  # checked on one device
+        d = heldout_check(trainer.graphdef_full, trainer.full_state(params))
         log.write(step, "eval", d)
         return d
 
     schedule = lr_schedule(cfg)
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and primary), desc="train", dynamic_ncols=True)
     t0, n_timed = time.perf_counter(), 0
     steps_per_s = 0.0
     step = start
@@ -486,6 +520,8 @@ def train(
             for step_i, batch in it:
                 if batch_hook is not None:
                     batch = batch_hook(step_i, batch)
+                if split:
+                    batch = parallel.global_batch(batch, mesh, cfg.batch_size)
                 new_ts, metrics = trainer.step_fn(ts, batch)
                 loss = float(metrics["loss"])
                 params_finite = bool(metrics.pop("params_finite"))
@@ -515,7 +551,10 @@ def train(
                     save(step, ts)
                 if step % cfg.eval_every == 0 and step != cfg.steps:
                     last_eval = run_eval(step, ts)
-                if stop.signum is not None:
+                stopping = stop.signum is not None
+                if multi:  # every process stops at the same step (a scheduler signals them all)
+                    stopping = step % cfg.log_every == 0 and parallel.any_process(stopping)
+                if stopping:
                     if mngr.latest_step() != step:  # (a checkpoint step is saved already)
                         save(step, ts)
                     raise KeyboardInterrupt(f"stopped by signal {stop.signum} at step {step}; checkpoint saved")
@@ -542,6 +581,8 @@ class TrainArgs:
     config: Annotated[TrainConfig, tyro.conf.arg(name="")] = TrainConfig()  # overrides of the preset's fields
     preset: str = "tworoom-state"  # a key of jepa_mpc.config.TRAIN_PRESETS (tworoom-state, tworoom-pixels, pusht-state, ...)
     quiet: bool = False  # no progress bar
+    devices: int = 0  # split each batch over the first N devices (0: all; with --distributed, every process's)
+    distributed: bool = False  # join a multi-process run ($JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES, $JAX_PROCESS_ID or a cluster JAX detects)
 
 
 def parse_train_cli(argv: Sequence[str]) -> TrainArgs:
@@ -568,7 +609,11 @@ def parse_train_cli(argv: Sequence[str]) -> TrainArgs:
 def train_main(argv: Sequence[str]) -> None:
     args = parse_train_cli(argv)
     output_dir(args.run, "--run")
-    result = train(args.config, args.run, args.data, progress=not args.quiet)
+    if args.distributed:
+        parallel.init_distributed()
+    result = train(args.config, args.run, args.data, progress=not args.quiet, devices=args.devices)
+    if not parallel.is_primary():
+        return
     e = result.last_eval
     print(f"trained {result.step} steps -> {args.run} ({result.steps_per_s:.1f} steps/s)")
     if e and args.config.objective == "gcbc":

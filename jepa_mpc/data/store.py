@@ -464,6 +464,7 @@ class WindowSampler:
         self.keys = tuple(keys)
         self.prefetch = max(1, int(prefetch))
         self.episodes = np.arange(ds.num_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
+        self.rows = slice(None)  # the rows of each batch this sampler reads (a process's share: parallel.process_rows)
         # valid window starts s satisfy s + window - 1 <= length  (states 0..length)
         counts = np.maximum(ds.episode_lengths[self.episodes] - self.window + 2, 0)
         self._cum = np.cumsum(counts)
@@ -483,7 +484,7 @@ class WindowSampler:
         return self.episodes[pos], start
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
-        ep, start = self.indices(step)
+        ep, start = (x[self.rows] for x in self.indices(step))
         out = {}
         for key in self.keys:
             width = self.window - 1 if key in TRANSITION_KEYS else self.window
