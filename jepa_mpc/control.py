@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tyro
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jepa_mpc import costs as cost_lib
 from jepa_mpc import safety as safety_lib
@@ -195,9 +196,13 @@ class _PlannerPolicy:
         ctx = self.goal.episode_ctx(goals, hz if self.cfg.safety != "none" else None, self.margin)
         return {**ctx, **{k: jnp.asarray(v) for k, v in hz.items()}}
 
+    devices: int = 1  # devices the episodes of a plan call are split over (a subclass's mesh)
+
     def _padded_size(self, n: int) -> int:
-        """Rows a call for n live episodes is padded to: the next power of two (few shapes, few compiles)."""
-        return min(1 << (n - 1).bit_length(), len(self.plans))
+        """Rows a call for n live episodes is padded to: the next power of two (few shapes, few compiles),
+        then to a multiple of the devices the episodes are split over."""
+        size = min(1 << (n - 1).bit_length(), len(self.plans))
+        return -(-size // self.devices) * self.devices
 
     def _plan(self, start: np.ndarray, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
         """Plan for the live episodes `idx` (their start rows first in `start`, which may already be
@@ -248,20 +253,46 @@ def episode_chunk(samples: int, requested: int = 0, backend: str | None = None) 
     return 1 << (fit.bit_length() - 1)
 
 
-def map_episodes(fn: Callable[..., Any], chunk: int, *xs: Any) -> Any:
-    """vmap `fn` over the leading (episode) axis of `xs`, `chunk` episodes at a time (0: all at once)."""
+EPISODE_AXIS = "episodes"
+
+
+def map_episodes(fn: Callable[..., Any], chunk: int, *xs: Any, mesh: Mesh | None = None) -> Any:
+    """vmap `fn` over the leading (episode) axis of `xs`, `chunk` episodes at a time (0: all at once).
+
+    With a `mesh` of several devices (`episode_mesh`) the episodes are first split over its devices
+    (`jax.shard_map`), each device planning its share in slices of `chunk`; the leading axis must divide
+    among them. Each episode's plan is the same computation either way."""
+    if mesh is not None and mesh.devices.size > 1:
+        spec = PartitionSpec(EPISODE_AXIS)
+        # check_vma off: the planners' loops start from constants shared by all devices, which the
+        # type check would have each cast to per-device values first; the computation is the same
+        return jax.shard_map(lambda *local: map_episodes(fn, chunk, *local), mesh=mesh, in_specs=spec,
+                             out_specs=spec, check_vma=False)(*xs)
     if chunk <= 0:
         return jax.vmap(fn)(*xs)
     return jax.lax.map(lambda args: fn(*args), xs, batch_size=chunk)
+
+
+
+def episode_mesh(devices: int = 0) -> Mesh | None:
+    """A mesh over the first `devices` local devices (0: all) to split a plan call's episodes over, or None
+    with one device. On CPU several exist only with XLA_FLAGS=--xla_force_host_platform_device_count=N."""
+    available = jax.local_devices()
+    if devices < 0 or devices > len(available):
+        raise ConfigError(f"--devices {devices}: expected 0 (all) to {len(available)}, the {jax.default_backend()} "
+                          f"devices visible")
+    chosen = available[: devices or len(available)]
+    return Mesh(np.array(chosen), (EPISODE_AXIS,)) if len(chosen) > 1 else None
 
 
 class LatentPlannerPolicy(_PlannerPolicy):
     """Plan in the learned latent space: encode obs and goal, roll the predictor, cost on latents."""
 
     def __init__(self, model: Any, cfg: ControlConfig, goal: GoalCost | None, probe: Any = None,
-                 chunk: int = 0):
+                 chunk: int = 0, devices: int = 1):
         """`goal`: the goal cost built on this model's latents (`jepa_mpc.goals.LatentSpace`); `chunk`:
-        episodes per vmapped slice of a batched plan (`episode_chunk`; 0: chosen for the backend)."""
+        episodes per vmapped slice of a batched plan (`episode_chunk`; 0: chosen for the backend);
+        `devices`: split each plan call's episodes over the first N local devices (0: all; `episode_mesh`)."""
         raw_dim = model.action_dim // resolved_action_block(cfg)
         if raw_dim * cfg.action_block != model.action_dim:
             raise ConfigError(
@@ -279,6 +310,8 @@ class LatentPlannerPolicy(_PlannerPolicy):
         safety_cfg, margin, points, per_metre = self.safety, self.margin, cfg.interp_points, cfg.safety_motion
         probe_arrays = probe.arrays() if probe is not None else None
         self.chunk = chunk = episode_chunk(pcfg.samples, chunk)
+        mesh = episode_mesh(devices)
+        self.devices = 1 if mesh is None else mesh.devices.size
         from jepa_mpc.probe import apply_probe
 
         @jax.jit
@@ -299,9 +332,12 @@ class LatentPlannerPolicy(_PlannerPolicy):
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
 
-            return map_episodes(one, chunk, z0, ctx, init, keys)
+            return map_episodes(one, chunk, z0, ctx, init, keys, mesh=mesh)
 
-        self._plan_batch = lambda *args: plan_batch(model.state, probe_arrays, *args)
+        params = model.state
+        if mesh is not None:  # every device plans with the whole model
+            params, probe_arrays = jax.device_put((params, probe_arrays), NamedSharding(mesh, PartitionSpec()))
+        self._plan_batch = lambda *args: plan_batch(params, probe_arrays, *args)
 
     def encode(self, obs: np.ndarray) -> jax.Array:
         return self._encode(self.model.state, jnp.asarray(obs))

@@ -130,6 +130,9 @@ class EvalArgs:
     plan_chunk: int = 0
     """Episodes vmapped together inside a plan call, slices run one after another (0: auto, 8 at 300 samples
     on CPU so activations stay in cache, the whole batch on GPU). Speed only: not part of the eval's identity."""
+    devices: int = 0
+    """Split each plan call's episodes over the first N local devices (0: all; on CPU there is one unless
+    XLA_FLAGS=--xla_force_host_platform_device_count=N). Model planning only. Speed only, like --plan-chunk."""
     control: ControlConfig = ControlConfig()
     """The planner (`planner:NAME --planner.FIELD ...`), the goal cost (`goal:KIND --goal.FIELD ...`) and
     the rest of the MPC settings (`--control.FIELD`)."""
@@ -337,7 +340,7 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         arrays = probe.arrays()
         to_xy = lambda nodes: np.asarray(jax.jit(apply_probe)(arrays, jnp.asarray(nodes)))[:, :2]  # noqa: E731
     goal = cfg.goal.build(goals.LatentSpace(encode, model.obs_key, ds, env, suite.layout, to_xy), cfg.seed)
-    policy = LatentPlannerPolicy(model, cfg, goal, probe, chunk=args.plan_chunk)
+    policy = LatentPlannerPolicy(model, cfg, goal, probe, chunk=args.plan_chunk, devices=args.devices)
     return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
 
 
@@ -362,7 +365,7 @@ RESULTS_FILE, SUMMARY_FILE, VIDEO_FILE = "results.json", "summary.md", "episodes
 RECORDS_FILE, IDENTITY_FILE = "batches.jsonl", "identity.json"
 # Flags left out of the eval's identity: where and how to write, how to slice the work, and the two inputs
 # that enter by content.
-NOT_IDENTITY_FLAGS = ("out", "overwrite", "suite", "checkpoint", "plan_chunk")
+NOT_IDENTITY_FLAGS = ("out", "overwrite", "suite", "checkpoint", "plan_chunk", "devices")
 EPISODE_FIELDS = ("task", "success", "steps", "violation_steps", "violation_free", "final_distance", "plans",
                   "infeasible_plans")
 
@@ -577,8 +580,8 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     from jepa_mpc.run import Run
 
     check_finite(args)
-    if args.episodes < 0 or args.batch <= 0 or args.video < 0 or args.plan_chunk < 0:
-        raise ConfigError("--episodes, --video and --plan-chunk must be >= 0 and --batch > 0")
+    if args.episodes < 0 or args.batch <= 0 or args.video < 0 or args.plan_chunk < 0 or args.devices < 0:
+        raise ConfigError("--episodes, --video, --plan-chunk and --devices must be >= 0 and --batch > 0")
     if args.planner != "random-actions" and args.dynamics == "model" and not Path(args.checkpoint).is_dir():
         raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory (train one with `jepa-mpc train`)")
     if args.planner != "random-actions" and Run.exists(args.checkpoint):

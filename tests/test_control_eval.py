@@ -120,3 +120,13 @@ def test_map_episodes_in_slices_equals_one_vmap():
 def test_eval_refuses_a_negative_plan_chunk(tmp_path):
     with pytest.raises(ConfigError, match="--plan-chunk"):
         evaluate(EvalArgs(checkpoint=str(tmp_path), out=str(tmp_path / "out"), plan_chunk=-1))
+    with pytest.raises(ConfigError, match="--devices"):
+        evaluate(EvalArgs(checkpoint=str(tmp_path), out=str(tmp_path / "out"), devices=-1))
+
+
+def test_episode_mesh_refuses_more_devices_than_visible():
+    from jepa_mpc.control import episode_mesh
+
+    assert episode_mesh(0) is None and episode_mesh(1) is None  # one CPU device in this process
+    with pytest.raises(ConfigError, match="--devices 5: expected 0"):
+        episode_mesh(5)

@@ -107,6 +107,40 @@ def test_sliced_batched_plan_equals_planning_all_episodes_at_once(tiny_run):
     np.testing.assert_allclose(blocks[1], blocks[4], atol=1e-5)
 
 
+EPISODES_ON_TWO_DEVICES = r"""
+import json, sys, jax, numpy as np
+from jepa_mpc.control import ControlConfig, LatentPlannerPolicy
+from jepa_mpc.goals import LatentGoal
+from jepa_mpc.model import load_world_model
+model = load_world_model(sys.argv[1])
+cfg = ControlConfig(goal=LatentGoal(), action_block=model.action_block, samples=16, iterations=2, horizon=3)
+rng = np.random.default_rng(0)
+states = np.concatenate([rng.uniform(-0.8, 0.8, (3, 2)), np.zeros((3, 2))], 1).astype(np.float32)
+blocks = {}
+for devices in (1, 2):
+    policy = LatentPlannerPolicy(model, cfg, None, chunk=1, devices=devices)
+    policy.start(states, states[::-1].copy(), states[::-1].copy(), jax.random.key(0))
+    blocks[devices], _ = policy.act(states, states, jax.random.key(1), np.arange(3))
+print(json.dumps({"devices": policy.devices, "shape": list(blocks[2].shape),
+                  "max_diff": float(np.abs(blocks[2] - blocks[1]).max())}))
+"""
+
+
+def test_episodes_split_over_two_devices_get_the_plans_of_one(tiny_run):
+    """eval --devices: a plan call's episodes (3, padded to 4) split over 2 host devices plan as on one."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", EPISODES_ON_TWO_DEVICES, str(tiny_run[1])], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 2 and out["shape"][0] == 3
+    assert out["max_diff"] < 1e-5, out
+
+
 def test_eval_with_a_hazard_loads_the_probe_and_counts_consistently(hazard_eval):
     run, probe_sha, _, result, _ = hazard_eval
     assert provenance.file_sha256(run / "probe.npz") == probe_sha  # loaded (its step matches), not refitted
