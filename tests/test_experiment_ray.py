@@ -127,6 +127,23 @@ def test_ray_stop_sends_sigterm_and_the_job_checkpoints(on_ray, tmp_path):
     assert not executor.started and __import__("ray").is_initialized()
 
 
+def test_a_task_that_cannot_run_fails_in_one_log_line(ray_address, tmp_path):
+    """A node that does not see the runner's folders: the job fails with the task's reason in its log."""
+    from jepa_mpc.experiment.execute import last_error_line
+    from jepa_mpc.experiment.ray_executor import TASK_FAILED_RC, RayExecutor
+
+    executor = RayExecutor()
+    executor.cwd = str(tmp_path / "not-shared")
+    handle = executor.start(["tasks", "--help"], tmp_path / "logs/job.log")
+    deadline = time.monotonic() + 120
+    while (rc := executor.poll(handle)) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    line = last_error_line(tmp_path / "logs/job.log")
+    assert rc == TASK_FAILED_RC and line.startswith("jepa-mpc: error: ray task failed: FileNotFoundError: ")
+    assert "not-shared does not exist on node" in line and "same path" in line
+
+
 def test_missing_ray_is_a_one_line_error(tmp_path):
     shadow = tmp_path / "shadow/ray"
     shadow.mkdir(parents=True)
@@ -144,3 +161,16 @@ def test_unknown_executor_is_a_one_line_error(tmp_path, cli):
     (tmp_path / "tiny.toml").write_text(TINY)
     line = assert_one_line_error(cli("experiment", "run", tmp_path / "tiny.toml", "--executor", "slurm"), "slurm")
     assert "--executor" in line
+
+
+def test_a_task_hears_its_cancel_where_sigint_is_ignored():
+    """ray.cancel interrupts a task as SIGINT would; workers of a Ray started from a background job
+    inherit an ignored SIGINT, so the task puts Python's handler back first (run without Ray)."""
+    code = ("import signal, _thread, time\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "from jepa_mpc.experiment.ray_executor import listen_for_cancel\n"
+            "listen_for_cancel()\n"
+            "_thread.interrupt_main()\n"
+            "time.sleep(30)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr, proc.stderr[-2000:]

@@ -18,8 +18,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +49,7 @@ def run_job(argv: Sequence[str], log: str, cwd: str) -> int:
 
     `ray.cancel` (without force) raises KeyboardInterrupt here (TaskCancelledError once the task is
     cancelled): the subprocess gets SIGTERM and the task ends after it has."""
+    listen_for_cancel()
     for path, what in ((Path(cwd), "the runner's working directory"), (Path(log).parent, "the job's log folder")):
         if not path.is_dir():
             raise FileNotFoundError(f"{what} {path} does not exist on node {os.uname().nodename}: the store and results "
@@ -61,6 +64,14 @@ def run_job(argv: Sequence[str], log: str, cwd: str) -> int:
         except BaseException:  # KeyboardInterrupt / TaskCancelledError (ray.cancel), SystemExit (worker shutdown)
             terminate(proc)
             raise
+
+
+def listen_for_cancel() -> None:
+    """Let `ray.cancel` reach this task. It interrupts the worker's main thread as SIGINT would
+    (_thread.interrupt_main), which does nothing where SIGINT is ignored: in the workers of a Ray started
+    from a background job (`cmd &`), which inherit its ignored SIGINT. Python's own handler is put back."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclasses.dataclass
@@ -109,6 +120,7 @@ class RayExecutor:
         try:
             return int(self.ray.get(handle.ref))
         except self.ray.exceptions.RayError as err:  # the runner reports the log's last error line
+            handle.log.parent.mkdir(parents=True, exist_ok=True)
             with handle.log.open("a") as fh:
                 fh.write(f"jepa-mpc: error: ray task failed: {describe_failure(err)}\n")
             return TASK_FAILED_RC
