@@ -91,8 +91,9 @@ def test_ray_rerun_runs_no_job(on_ray, ray_address):
     assert starts(on_ray) == before
 
 
-@pytest.mark.slow  # a second full pipeline
 def test_ray_executor_gives_the_local_result_files(on_ray, tmp_path):
+    """The same experiment run by the local executor: the same digests and result files (measured times,
+    creation stamps and the paths of the two folders aside). A second pipeline, ~35-45 s here."""
     proc = experiment(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     plans = [json.loads((root / "results/tiny/plan.json").read_text())["jobs"] for root in (tmp_path, on_ray)]
