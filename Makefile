@@ -6,7 +6,7 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 
-.PHONY: demo test test-slow setup peers sysdeps clean bench-quick
+.PHONY: demo test test-slow setup peers cluster sysdeps clean bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ setup: sysdeps $(VENV)/.installed
 # make peers PEERS_PIP_ARGS='--extra-index-url <that index>'
 peers: setup
 	$(PY) -m pip install -q -e '.[dev,peers]' $(PEERS_PIP_ARGS)
+
+# The optional `cluster` extra (Ray) for `jepa-mpc experiment run FILE --executor ray --address HEAD:6379`.
+cluster: setup
+	$(PY) -m pip install -q -e '.[dev,cluster]'
 
 demo: setup
 	$(PY) -m jepa_mpc.cli demo

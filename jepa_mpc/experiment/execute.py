@@ -1,4 +1,5 @@
-"""Running a job graph: each job a `python -m jepa_mpc.cli VERB ...` subprocess, in dependency order.
+"""Running a job graph: each job a `python -m jepa_mpc.cli VERB ...` subprocess, in dependency order,
+started by an executor (jepa_mpc.experiment.executor: here, or as Ray tasks on a cluster).
 
 A job is done when its artifacts exist (collect: meta.json and every chunk; train: config.json and the
 checkpoint at the configured steps; probe: probe.npz; inspect: inspect.json; eval: results.json) and,
@@ -23,13 +24,12 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from jepa_mpc.atomic import write_json_atomic
+from jepa_mpc.experiment.executor import Executor, LocalExecutor
 from jepa_mpc.experiment.plan import Job
 
 STOP_AFTER_ENV = "JEPA_MPC_EXPERIMENT_STOP_AFTER"
@@ -121,12 +121,13 @@ def train_summary(run_dir: Path, wall_s: float | None) -> dict | None:
 
 
 class Runner:
-    """Executes `jobs` (in dependency order) with at most `max_jobs` subprocesses at once."""
+    """Executes `jobs` (in dependency order) with at most `max_jobs` of them running at once."""
 
     def __init__(self, jobs: list[Job], home: Path, max_jobs: int = 1, progress: bool = True,
-                 echo: Callable[[str], None] | None = None, selected: set[str] | None = None):
+                 echo: Callable[[str], None] | None = None, selected: set[str] | None = None,
+                 executor: Executor | None = None):
         """`selected`: the ids to run (closed under dependencies; default all); the others only appear
-        in status.json (done or pending)."""
+        in status.json (done or pending). `executor`: where the jobs run (default: subprocesses here)."""
         self.jobs = {j.id: j for j in jobs}
         self.order = [j.id for j in jobs]
         self.selected = set(self.order) if selected is None else set(selected)
@@ -135,7 +136,8 @@ class Runner:
         self.progress = progress
         self.states = {j.id: JobState() for j in jobs}
         self.echo = echo or (lambda line: print(line, flush=True))
-        self.running: dict[str, tuple[subprocess.Popen, float, object]] = {}
+        self.executor = executor or LocalExecutor()
+        self.running: dict[str, tuple[object, float]] = {}  # id -> (the executor's handle, start time)
         stop = os.environ.get(STOP_AFTER_ENV, "")
         self.stop_after = int(stop) if stop.isdigit() else None
         self.finished_here = 0
@@ -171,16 +173,11 @@ class Runner:
             self.echo(f"{job.id}: {note}")
         log = log_path(self.home, job)
         log.parent.mkdir(parents=True, exist_ok=True)
-        fh = log.open("a")
-        fh.write(f"$ jepa-mpc {' '.join(argv)}\n")
-        fh.flush()
+        with log.open("a") as fh:
+            fh.write(f"$ jepa-mpc {' '.join(argv)}\n")
         if job.kind in RESULT_KINDS:
             self.write_record(job, "running")
-        # its own session: a Ctrl-C at the terminal reaches the runner only, which passes one signal on
-        # (a second one would make `train` give up without its checkpoint)
-        proc = subprocess.Popen([sys.executable, "-m", "jepa_mpc.cli", *argv], stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        self.running[job.id] = (proc, time.perf_counter(), fh)
+        self.running[job.id] = (self.executor.start(argv, log), time.perf_counter())
         self.states[job.id].state = "running"
         if not self.progress:
             self.echo(f"[{self.count('done') + 1}/{len(self.selected)}] {job.id}: started")
@@ -205,8 +202,7 @@ class Runner:
             os.close(fd)
 
     def finish(self, job_id: str, rc: int) -> None:
-        proc, t0, fh = self.running.pop(job_id)
-        fh.close()
+        _, t0 = self.running.pop(job_id)
         self.unlock(job_id)
         job, st = self.jobs[job_id], self.states[job_id]
         st.wall_s = round(time.perf_counter() - t0, 3)
@@ -264,8 +260,8 @@ class Runner:
         previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill RUNNER`: stop the jobs cleanly too
         try:
             while True:
-                for i, (proc, _, _) in list(self.running.items()):
-                    rc = proc.poll()
+                for i, (handle, _) in list(self.running.items()):
+                    rc = self.executor.poll(handle)
                     if rc is not None:
                         self.finish(i, rc)
                         bar.update(1)
@@ -310,16 +306,8 @@ class Runner:
     def stop_running(self) -> None:
         """Stop the running jobs with SIGTERM (train checkpoints first; collect chunks and eval batches
         are written atomically, so a rerun resumes after the last finished one), mark them pending."""
-        for proc, _, _ in self.running.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # SIGINT may be ignored (inherited by a background job)
-        for i, (proc, _, fh) in list(self.running.items()):
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            fh.close()
+        self.executor.stop([handle for handle, _ in self.running.values()])
+        for i in self.running:
             self.states[i].state = "pending"
         self.running.clear()
         self.write_status()

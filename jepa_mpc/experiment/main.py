@@ -12,8 +12,9 @@ from typing import Annotated
 import tyro
 
 from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
-from jepa_mpc.errors import UserError
+from jepa_mpc.errors import ConfigError, UserError
 from jepa_mpc.experiment.execute import Runner, is_done
+from jepa_mpc.experiment.executor import EXECUTORS, Executor, ExecutorName, LocalExecutor
 from jepa_mpc.experiment.plan import Job, Roots, expand, plan_document, select
 from jepa_mpc.experiment.spec import load_experiment
 
@@ -27,7 +28,18 @@ class ExperimentRunArgs:
     dry_run: bool = False
     """Print the job graph (cached or to run, model evaluations per plan) and run nothing."""
     jobs: int = 1
-    """Jobs run at once (independent ones only)."""
+    """Jobs run at once (independent ones only), here or on the Ray cluster."""
+    executor: ExecutorName = "local"
+    """Where the jobs run: `local` (subprocesses of this command) or `ray` (Ray tasks on the cluster at
+    --address; needs the `cluster` extra: pip install -e '.[cluster]'). With `ray`, the store and results
+    folders (and this working directory) must be on a filesystem every node sees at the same absolute path."""
+    address: str = ""
+    """--executor ray: the Ray cluster's address (HEAD_IP:6379, or `auto` for the one `ray start` began on
+    this machine); empty: start a Ray instance on this machine for the run (or use RAY_ADDRESS)."""
+    ray_cpus_per_job: float = 1.0
+    """--executor ray: CPUs Ray reserves for each job (a node runs at most its CPUs / this jobs at once)."""
+    ray_gpus_per_job: float = 0.0
+    """--executor ray: GPUs Ray reserves for each job (and makes visible to it through CUDA_VISIBLE_DEVICES)."""
     only: tuple[str, ...] = ()
     """Run only the jobs whose id matches one of these globs (and what they depend on), e.g.
     --only '*-tworoom-*' 'eval-*-cem-*'."""
@@ -67,6 +79,17 @@ def dry_run_text(name: str, source: str, jobs: list[Job], home: Path) -> str:
     return "\n".join(lines)
 
 
+def make_executor(name: str, address: str = "", cpus_per_job: float = 1.0, gpus_per_job: float = 0.0) -> Executor:
+    """The executor called `name` (EXECUTORS); `address`, `cpus_per_job`, `gpus_per_job`: Ray's (ray_executor)."""
+    if name == "local":
+        return LocalExecutor()
+    if name == "ray":
+        from jepa_mpc.experiment.ray_executor import RayExecutor
+
+        return RayExecutor(address=address, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job)
+    raise ConfigError(f"--executor: unknown executor {name!r}; expected one of: {', '.join(EXECUTORS)}")
+
+
 def experiment_run_main(args: ExperimentRunArgs) -> None:
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
@@ -80,6 +103,7 @@ def experiment_run_main(args: ExperimentRunArgs) -> None:
         return
     from jepa_mpc.provenance import git_commit
 
+    executor = make_executor(args.executor, args.address, args.ray_cpus_per_job, args.ray_gpus_per_job)
     source = Path(args.file).read_bytes()
     home.mkdir(parents=True, exist_ok=True)
     copy = home / "experiment.toml"
@@ -95,8 +119,11 @@ def experiment_run_main(args: ExperimentRunArgs) -> None:
         from tqdm import tqdm
 
         echo = tqdm.write
-    runner = Runner(jobs, home, max_jobs=args.jobs, progress=bar, echo=echo, selected=selected)
-    states = {i: s for i, s in runner.run().items() if i in selected}
+    runner = Runner(jobs, home, max_jobs=args.jobs, progress=bar, echo=echo, selected=selected, executor=executor)
+    try:
+        states = {i: s for i, s in runner.run().items() if i in selected}
+    finally:
+        executor.close()
     failed = [i for i, s in states.items() if s.state == "failed"]
     not_run = [i for i, s in states.items() if s.state == "pending"]
     ran = [i for i, s in states.items() if s.state == "done" and not s.cached]
