@@ -6,7 +6,7 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 
-.PHONY: demo test test-slow setup peers cluster sysdeps clean bench-quick
+.PHONY: demo test test-slow setup peers cluster mjx sysdeps clean bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ peers: setup
 # The optional `cluster` extra (Ray) for `jepa-mpc experiment run FILE --executor ray --address HEAD:6379`.
 cluster: setup
 	$(PY) -m pip install -q -e '.[dev,cluster]'
+
+# The optional `mjx` extra (mujoco-mjx) for `--sim-backend mjx` (collection and the oracle's rollouts with MJX on
+# JAX's devices). On a CUDA machine install JAX's CUDA build too: make mjx MJX_PIP_ARGS='jax[cuda12]'
+mjx: setup
+	$(PY) -m pip install -q -e '.[dev,mjx]' $(MJX_PIP_ARGS)
 
 demo: setup
 	$(PY) -m jepa_mpc.cli demo

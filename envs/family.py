@@ -24,7 +24,7 @@ import numpy as np
 
 from . import base, suites
 from .errors import ConfigError
-from .rollout import StateCollector
+from .rollout import DEFAULT_SIM_BACKEND, SIM_BACKENDS, StateCollector
 
 
 class TaskFamily(abc.ABC):
@@ -52,6 +52,8 @@ class TaskFamily(abc.ABC):
     streams: ClassVar[tuple[str, ...]] = suites.STREAMS
     """Suite seed streams `generate_suite(stream=...)` accepts (envs/suites.py); () if the family's
     suites are drawn otherwise (OGBench: its own evaluation tasks)."""
+    sim_backends: ClassVar[tuple[str, ...]] = (DEFAULT_SIM_BACKEND,)
+    """The simulators its collectors run on (`make_collector(..., backend=)`; envs/rollout.py SIM_BACKENDS)."""
 
     # ---------------------------------------------------------------- declared state layout
 
@@ -129,14 +131,28 @@ class TaskFamily(abc.ABC):
         """(..., nstate) mjSTATE_FULLPHYSICS rows -> (..., state_dim) physical states."""
 
     @abc.abstractmethod
-    def make_collector(self, model: Any, frame_skip: int):
-        """The reward-free data collector: run(init_states, actions) -> state/qpos/qvel arrays, close()."""
+    def make_collector(self, model: Any, frame_skip: int, backend: str = DEFAULT_SIM_BACKEND):
+        """The reward-free data collector: run(init_states, actions) -> state/qpos/qvel arrays, close();
+        on the simulator `backend` (one of `sim_backends`, else `check_sim_backend`'s ConfigError)."""
 
     # ---------------------------------------------------------------- optional hooks (defaults)
 
-    def oracle_collector(self, model: Any, frame_skip: int):
+    def oracle_collector(self, model: Any, frame_skip: int, backend: str = DEFAULT_SIM_BACKEND):
         """The collector of the oracle's batched rollouts (default: the batched `mujoco.rollout` one)."""
+        self.check_sim_backend(backend)
         return StateCollector(model, frame_skip, env=self)
+
+    def check_sim_backend(self, backend: str) -> None:
+        """ConfigError unless the family's collectors run on `backend` (and, for "mjx", MJX is installed)."""
+        if backend not in SIM_BACKENDS:
+            raise ConfigError(f"--sim-backend {backend}: expected one of {', '.join(SIM_BACKENDS)}")
+        if backend not in self.sim_backends:
+            raise ConfigError(f"--sim-backend {backend}: {self.env_id} is simulated with {', '.join(self.sim_backends)} "
+                              f"only (no {backend} collector)")
+        if backend == "mjx":
+            from .mjx_rollout import import_mjx
+
+            import_mjx()
 
     def feature_to_world(self, features, layout: Any) -> np.ndarray:
         """(..., goal_dim) goal features -> (..., 2) points in the top camera's plane (m), for videos."""
@@ -186,7 +202,9 @@ class MujocoFamily(TaskFamily):
     renderer_class: ClassVar[type] = base.PixelRenderer
     """The top-down renderer: ``renderer_class(model, size)``."""
     collector_class: ClassVar[type] = StateCollector
-    """The rollouts of collection and of the oracle: ``collector_class(model, frame_skip, env=family)``."""
+    """The rollouts of collection and of the oracle: ``collector_class(model, frame_skip, env=family)``;
+    on the "mjx" backend `MJXCollector` (envs/mjx_rollout.py) instead."""
+    sim_backends = SIM_BACKENDS
     model_builder: ClassVar[Callable[..., Any]]
     """The module's ``build_model(layout, hazards)``."""
     start_sampler: ClassVar[Callable[..., np.ndarray]]
@@ -242,11 +260,16 @@ class MujocoFamily(TaskFamily):
     def mjstate_to_state(self, model: Any, mjstates) -> np.ndarray:
         return self.from_mjstate(model, mjstates)
 
-    def make_collector(self, model: Any, frame_skip: int):
+    def make_collector(self, model: Any, frame_skip: int, backend: str = DEFAULT_SIM_BACKEND):
+        self.check_sim_backend(backend)
+        if backend == "mjx":
+            from .mjx_rollout import MJXCollector
+
+            return MJXCollector(model, frame_skip, env=self)
         return self.collector_class(model, frame_skip, env=self)
 
-    def oracle_collector(self, model: Any, frame_skip: int):
-        return self.collector_class(model, frame_skip, env=self)
+    def oracle_collector(self, model: Any, frame_skip: int, backend: str = DEFAULT_SIM_BACKEND):
+        return self.make_collector(model, frame_skip, backend)
 
 
 __all__ = ["TaskFamily", "MujocoFamily"]

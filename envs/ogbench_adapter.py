@@ -450,10 +450,12 @@ class PointMazeFamily(TaskFamily):
         info = _maze_info(layout.dataset)
         return float(np.abs(info["centres"]).max() + info["unit"])
 
-    def make_collector(self, model, frame_skip):
+    def make_collector(self, model, frame_skip, backend="mujoco"):
+        self.check_sim_backend(backend)
         return GymCollector(self.dataset, frame_skip, self)
 
-    def oracle_collector(self, model, frame_skip):
+    def oracle_collector(self, model, frame_skip, backend="mujoco"):
+        self.check_sim_backend(backend)
         return StateCollector(model, frame_skip, env=self)  # its conversion raises the one-line ConfigError
 
 

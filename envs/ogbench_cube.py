@@ -403,7 +403,8 @@ class OGBenchCubeFamily(PointMazeFamily):
     def view_half(self, layout):
         return 0.4
 
-    def make_collector(self, model, frame_skip):
+    def make_collector(self, model, frame_skip, backend="mujoco"):
+        self.check_sim_backend(backend)
         return CubeCollector(self.dataset, frame_skip, self)
 
 

@@ -4,7 +4,9 @@
 sequences out in one multithreaded `mujoco.rollout` call (a persistent thread pool) and keeps every
 `frame_skip`-th physics state. A family whose state is not plain MuJoCo state (TwoRoomLayouts: the
 room is part of it) or that `mujoco.rollout` cannot step (OGBench) provides its own collector with
-the same `run` / `close` interface (`TaskFamily.make_collector`).
+the same `run` / `close` interface (`TaskFamily.make_collector`). `BatchCollector` is what the batched
+collectors share (state conversion, the arrays `run` returns); `StateCollector` steps with `mujoco.rollout`,
+envs/mjx_rollout.py `MJXCollector` with MJX (`make_collector(..., backend="mjx")`).
 """
 
 from __future__ import annotations
@@ -19,24 +21,22 @@ from .base import mujoco
 from mujoco import rollout as _rollout  # noqa: E402  (after base: MUJOCO_GL is set first)
 
 
-class StateCollector:
-    """Batched open-loop rollouts of a MuJoCo model on a persistent `mujoco.rollout` thread pool.
+SIM_BACKENDS = ("mujoco", "mjx")
+"""The simulators a collector runs on: "mujoco" (`StateCollector`, multithreaded `mujoco.rollout`, float64,
+the default) and "mjx" (envs/mjx_rollout.py `MJXCollector`, jitted MJX on JAX's default device, float32;
+the optional extra `mjx`)."""
+DEFAULT_SIM_BACKEND = SIM_BACKENDS[0]
 
-    `run(init_states (N, S), actions (N, T, nu))` -> dict of state (N, T+1, S) float32 and
-    qpos (N, T+1, nq), qvel (N, T+1, nv) float64; each action is held for `frame_skip` physics steps.
-    States are converted with the family's `state_to_mjstate` / `mjstate_to_state` (`env`: a
-    TaskFamily; None: the (qpos[0:2], qvel[0:2]) states of TwoRoom).
-    """
 
-    def __init__(self, model, frame_skip: int = 5, nthread: int | None = None, env=None):
+class BatchCollector:
+    """What the batched open-loop collectors share: the family's state conversion and the arrays `run`
+    returns. A subclass steps the physics (`rollout_mjstates`) and releases what it holds (`close`)."""
+
+    def __init__(self, model, frame_skip: int = 5, env=None):
         self.env = env
         self.model = model
         self.frame_skip = int(frame_skip)
-        self.nthread = max(1, int(nthread or os.cpu_count() or 1))
-        self._datas = [mujoco.MjData(model) for _ in range(self.nthread)]
-        self._pool = _rollout.Rollout(nthread=self.nthread)
-        spec = mujoco.mjtState
-        self._qpos_off = mujoco.mj_stateSize(model, spec.mjSTATE_TIME)
+        self._qpos_off = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_TIME)
         self._qvel_off = self._qpos_off + model.nq
 
     @property
@@ -55,15 +55,19 @@ class StateCollector:
         """(N, T+1, nstate) rolled-out MuJoCo states -> (N, T+1, S) physical states."""
         return self._convert.mjstate_to_state(self.model, mjstates)
 
+    def rollout_mjstates(self, init_states: np.ndarray, init: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """(N, T, nstate) float64 mjSTATE_FULLPHYSICS rows after each control step, from the (N, nstate)
+        rows `init` (of `init_states`) with each of the (N, T, nu) actions held for `frame_skip` physics steps."""
+        raise NotImplementedError
+
     def run(self, init_states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
         n, t, _ = actions.shape
         if n == 0 or t == 0:
             raise ValueError(f"{type(self).__name__}.run needs at least one episode and one step (got actions {actions.shape})")
         init_states = np.asarray(init_states, dtype=np.float64)
         init = self.initial_state(init_states)
-        control = np.repeat(np.asarray(actions, dtype=np.float64), self.frame_skip, axis=1)
-        phys, _ = self._pool.rollout(self.models(init_states), self._datas, init, control)
-        full = np.concatenate([init[:, None, :], phys[:, self.frame_skip - 1 :: self.frame_skip]], axis=1)
+        steps = self.rollout_mjstates(init_states, init, np.asarray(actions, dtype=np.float64))
+        full = np.concatenate([init[:, None, :], steps], axis=1)
         nq, nv = self.model.nq, self.model.nv
         return {
             "state": self.physical_states(full, init_states),
@@ -72,15 +76,39 @@ class StateCollector:
         }
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        pass
 
-    def __enter__(self) -> "StateCollector":
+    def __enter__(self) -> "BatchCollector":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-__all__ = ["StateCollector"]
+class StateCollector(BatchCollector):
+    """Batched open-loop rollouts of a MuJoCo model on a persistent `mujoco.rollout` thread pool.
+
+    `run(init_states (N, S), actions (N, T, nu))` -> dict of state (N, T+1, S) float32 and
+    qpos (N, T+1, nq), qvel (N, T+1, nv) float64; each action is held for `frame_skip` physics steps.
+    States are converted with the family's `state_to_mjstate` / `mjstate_to_state` (`env`: a
+    TaskFamily; None: the (qpos[0:2], qvel[0:2]) states of TwoRoom).
+    """
+
+    def __init__(self, model, frame_skip: int = 5, nthread: int | None = None, env=None):
+        super().__init__(model, frame_skip, env)
+        self.nthread = max(1, int(nthread or os.cpu_count() or 1))
+        self._datas = [mujoco.MjData(model) for _ in range(self.nthread)]
+        self._pool = _rollout.Rollout(nthread=self.nthread)
+
+    def rollout_mjstates(self, init_states: np.ndarray, init: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        control = np.repeat(actions, self.frame_skip, axis=1)
+        phys, _ = self._pool.rollout(self.models(init_states), self._datas, init, control)
+        return phys[:, self.frame_skip - 1 :: self.frame_skip]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+__all__ = ["SIM_BACKENDS", "DEFAULT_SIM_BACKEND", "BatchCollector", "StateCollector"]

@@ -392,6 +392,7 @@ class TwoRoomLayoutsFamily(MujocoFamily):
 
     env_class, layout_class, renderer_class = TwoRoomLayoutsEnv, LayoutFamily, RoomRenderer
     collector_class = RoomCollector
+    sim_backends = ("mujoco",)  # a room (model) per row: no MJX collector
     model_builder = staticmethod(build_model)
     suite_parser = staticmethod(suite_from_dict)
     suite_generator = staticmethod(generate_suite)

@@ -564,7 +564,7 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
 
 
 def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True, *,
-                           env: TaskFamily) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+                           env: TaskFamily, backend: str = "mujoco") -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """`simulate(states (N, S), blocks (N, H, action_block * 2)) -> (goal features, position) (N, H, goal_dim + 2)`
     after each block, or with `per_step` (default; marked by `simulate.per_step`) every env step's
     `oracle_features` (goal features, position, velocity) (N, H, action_block, goal_dim + 4), so the oracle
@@ -572,9 +572,10 @@ def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_s
 
     One batched `mujoco.rollout` over all N sequences, one thread per core (the data collector's
     simulator): the true dynamics, contacts with the walls included. `env`: the TaskFamily whose state
-    conversion and collector to use; "positions" are its goal features.
+    conversion and collector to use; "positions" are its goal features. `backend`: its simulator ("mjx":
+    the same rollouts with MJX on JAX's devices, envs/mjx_rollout.py).
     """
-    collector = env.oracle_collector(model, frame_skip)
+    collector = env.oracle_collector(model, frame_skip, backend)
 
     def simulate(states: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         n, h = blocks.shape[:2]

@@ -100,9 +100,11 @@ from jepa_mpc.control import (
     run_mpc,
     validate_control,
 )
+from jepa_mpc.data.collect import SimBackend
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.paths import output_dir, output_file
 from jepa_mpc_envs.registry import get_family
+from jepa_mpc_envs.rollout import DEFAULT_SIM_BACKEND
 from jepa_mpc_envs.suites import shipped_suite_path
 
 DEFAULT_SUITE = shipped_suite_path("tworoom_test")  # installed with the package (envs/tasks/)
@@ -118,6 +120,9 @@ class EvalArgs:
     """Task-suite JSON file (see envs/tasks/SCHEMA.md)."""
     dynamics: Literal["model", "oracle"] = "model"
     """model: plan through the learned world model; oracle: the same planner on true MuJoCo dynamics."""
+    sim_backend: SimBackend = DEFAULT_SIM_BACKEND
+    """Simulator of the oracle's batched rollouts (--dynamics oracle): mujoco (mujoco.rollout threads) | mjx
+    (MJX on JAX's devices, e.g. a GPU; the optional extra `mjx`). The episodes themselves always step MuJoCo."""
     out: str = ""
     """Results folder (default: results/<suite>-<planner>-<dynamics>). A folder holding this eval's records
     resumes it; one holding another eval's results is refused unless --overwrite."""
@@ -319,7 +324,8 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
     _check_suite_matches(suite, run.dataset_meta, f"{args.checkpoint} (dataset {data_path})", cfg)
     if args.dynamics == "oracle":
         goal = cfg.goal.build(goals.StateSpace(env, ds, suite.layout), cfg.seed)
-        sim = mujoco_block_simulator(env.build_model(suite.layout), frame_skip, cfg.action_block, env=env)
+        sim = mujoco_block_simulator(env.build_model(suite.layout), frame_skip, cfg.action_block, env=env,
+                                     backend=args.sim_backend)
         policy = OraclePlannerPolicy(sim, cfg, goal, action_dim=env.action_dim, goal_dim=env.goal_dim)
         return policy, "state", policy.planner_cfg, None
     model = run.load_world_model()
@@ -366,6 +372,8 @@ RECORDS_FILE, IDENTITY_FILE = "batches.jsonl", "identity.json"
 # Flags left out of the eval's identity: where and how to write, how to slice the work, and the two inputs
 # that enter by content.
 NOT_IDENTITY_FLAGS = ("out", "overwrite", "suite", "checkpoint", "plan_chunk", "devices")
+# Flags added after evals were recorded: in the identity only when not at these defaults (so those evals keep theirs).
+IDENTITY_UNLESS_DEFAULT = {"sim_backend": DEFAULT_SIM_BACKEND}
 EPISODE_FIELDS = ("task", "success", "steps", "violation_steps", "violation_free", "final_distance", "plans",
                   "infeasible_plans")
 
@@ -424,10 +432,16 @@ def provenance_record(args: EvalArgs, suite_sha256: str, policy) -> dict:
 def eval_identity(args: EvalArgs, suite_sha256: str, run_settings: dict) -> dict:
     """What decides an eval's results: every flag but NOT_IDENTITY_FLAGS, the suite's and the run's content,
     and the settings taken from the run (`with_run_settings`: its data's frame skip even for random actions)."""
-    flags = {k: v for k, v in to_dict(args).items() if k not in NOT_IDENTITY_FLAGS}
+    flags = identity_flags(args)
     ckpt = None if args.planner == "random-actions" else checkpoint_identity(args.checkpoint)
     identity = {"args": flags, "suite_sha256": suite_sha256, "checkpoint": ckpt, "run_settings": run_settings}
     return json.loads(json.dumps(identity, sort_keys=True, allow_nan=False))  # as read back from identity.json
+
+
+def identity_flags(args: EvalArgs) -> dict:
+    """The flags in an eval's identity: all but NOT_IDENTITY_FLAGS, those of IDENTITY_UNLESS_DEFAULT only when set."""
+    return {k: v for k, v in to_dict(args).items()
+            if k not in NOT_IDENTITY_FLAGS and not (k in IDENTITY_UNLESS_DEFAULT and v == IDENTITY_UNLESS_DEFAULT[k])}
 
 
 def identity_digest(identity: dict) -> str:
@@ -584,11 +598,15 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
         raise ConfigError("--episodes, --video, --plan-chunk and --devices must be >= 0 and --batch > 0")
     if args.planner != "random-actions" and args.dynamics == "model" and not Path(args.checkpoint).is_dir():
         raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory (train one with `jepa-mpc train`)")
+    if args.sim_backend != DEFAULT_SIM_BACKEND and args.dynamics != "oracle":
+        raise ConfigError(f"--sim-backend {args.sim_backend}: only the oracle (--dynamics oracle) rolls out a simulator "
+                          "in batch; leave the flag out")
     if args.planner != "random-actions" and Run.exists(args.checkpoint):
         check_run_objective(Run.open(args.checkpoint), args)  # before anything is written
     out = results_folder(args)
     suite = _load_suite(args.suite)
     family = get_family(suite.env_id)
+    family.check_sim_backend(args.sim_backend)
     tasks = suite.tasks[: args.episodes or None]
     args, settings = with_run_settings(args, suite)  # the run's action block, its data's frame skip
     frame_skip = settings["frame_skip"]

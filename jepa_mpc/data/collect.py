@@ -22,7 +22,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -36,11 +36,14 @@ from jepa_mpc.errors import ConfigError, DatasetError
 from jepa_mpc.paths import output_dir
 from jepa_mpc_envs.geometry import START_MARGIN, Layout, crossed_door, sample_free_positions  # noqa: F401  (re-exported)
 from jepa_mpc_envs.registry import get_family
+from jepa_mpc_envs.rollout import DEFAULT_SIM_BACKEND, SIM_BACKENDS
 from jepa_mpc_envs.rollout import StateCollector  # noqa: F401  (re-exported: jepa_mpc.data.collect.StateCollector)
 from jepa_mpc_envs.tworoom import PixelRenderer, build_model
 
 # Settings that do not change the dataset's content (not compared when resuming).
 NON_CONTENT_FIELDS = ("out",)
+SimBackend = Literal[SIM_BACKENDS]
+"""`--sim-backend`: the simulator of the rollouts (jepa_mpc_envs.rollout.SIM_BACKENDS)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +55,16 @@ class CollectArgs(CollectConfig):
 
     env_id: Annotated[str, tyro.conf.arg(aliases=("--env",))] = CollectConfig.env_id
     """Env id (envs/registry.py): jepa_mpc_envs/TwoRoom-v0 | jepa_mpc_envs/Reacher-v0."""
+    sim_backend: SimBackend = DEFAULT_SIM_BACKEND
+    """Simulator of the rollouts: mujoco (multithreaded mujoco.rollout on the CPU) | mjx (MJX on JAX's
+    devices, e.g. a GPU; the optional extra `mjx`). The two agree to float tolerance, not bit for bit, so
+    a dataset's meta.json records mjx (and resuming it needs the same backend)."""
+
+
+def sim_backend(cfg: CollectConfig) -> str:
+    """The simulator `cfg` collects with: `CollectArgs.sim_backend`; a plain CollectConfig (library callers,
+    the experiment runner) collects with mujoco."""
+    return getattr(cfg, "sim_backend", DEFAULT_SIM_BACKEND)
 
 
 # ------------------------------------------------------------------ layout / config
@@ -79,7 +92,7 @@ def resolve_layout(spec: str, env_id: str = CollectConfig.env_id):
 
 def validate_config(cfg: CollectConfig) -> None:
     check_finite(cfg)
-    get_family(cfg.env_id)
+    get_family(cfg.env_id).check_sim_backend(sim_backend(cfg))
     if cfg.policy not in COLLECT_POLICIES:
         raise ConfigError(f"--policy {cfg.policy!r} is unknown; expected one of: {', '.join(COLLECT_POLICIES)}")
     for name in ("num_episodes", "episode_len", "frame_skip", "chunk_episodes", "render_size"):
@@ -140,19 +153,25 @@ def collect_chunk(cfg: CollectConfig, layout, collector: StateCollector, index: 
 
 
 def saved_flags(cfg: CollectConfig) -> dict:
-    """The options meta.json records as `config` (all but NON_CONTENT_FIELDS, the layout as given)."""
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NON_CONTENT_FIELDS}
+    """The options meta.json records as `config` (all but NON_CONTENT_FIELDS, the layout as given; the
+    simulator only when it is not mujoco, so the datasets and digests from before the flag stay the same)."""
+    flags = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NON_CONTENT_FIELDS}
+    if flags.get("sim_backend") == DEFAULT_SIM_BACKEND:
+        del flags["sim_backend"]
+    return flags
 
 
 def content_config(cfg: CollectConfig, layout) -> dict:
     """What determines the dataset's content (compared on resume): the saved flags with the layout's
-    resolved fields in place of the --layout string (a layout file may have been edited since)."""
-    return json.loads(json.dumps({**saved_flags(cfg), "layout": layout.to_dict()}))
+    resolved fields in place of the --layout string (a layout file may have been edited since) and the
+    simulator."""
+    return json.loads(json.dumps({"sim_backend": DEFAULT_SIM_BACKEND, **saved_flags(cfg), "layout": layout.to_dict()}))
 
 
 def stored_content(meta: dict) -> dict:
-    """`content_config` of an existing dataset: its saved flags with the layout it was collected in."""
-    return {**(meta.get("config") or {}), "layout": meta.get("layout")}
+    """`content_config` of an existing dataset: its saved flags with the layout it was collected in (no
+    recorded simulator: mujoco)."""
+    return {"sim_backend": DEFAULT_SIM_BACKEND, **(meta.get("config") or {}), "layout": meta.get("layout")}
 
 
 def make_meta(cfg: CollectConfig, layout, model) -> dict:
@@ -302,7 +321,7 @@ def collect(cfg: CollectConfig, progress: bool = True, max_chunks: int | None = 
     t_state = t_render = t_write = 0.0
     new_steps = new_frames = 0
     try:
-        with env.make_collector(model, cfg.frame_skip) as collector, tqdm(
+        with env.make_collector(model, cfg.frame_skip, sim_backend(cfg)) as collector, tqdm(
             total=total, initial=len(present & set(range(total))), unit="chunk",
             desc="collect", disable=not progress,
         ) as bar:
@@ -354,7 +373,7 @@ def print_summary(cfg: CollectConfig, s: dict) -> None:
         print(f"  door crossing  {100 * s['door_crossing_fraction']:.1f} % of episodes change room")
     if s["new_steps"]:
         print(f"  speed          {s['state_steps_per_s']:,.0f} control steps/s "
-              f"({s['state_steps_per_s'] * cfg.frame_skip:,.0f} physics steps/s) state collection")
+              f"({s['state_steps_per_s'] * cfg.frame_skip:,.0f} physics steps/s) state collection on {sim_backend(cfg)}")
         if cfg.pixels:
             print(f"                 {s['frames_per_s']:,.0f} frames/s rendering ({cfg.render_size}x{cfg.render_size})")
     print(f"  size on disk   {_fmt_bytes(s['size_bytes'])}")
@@ -370,7 +389,7 @@ def collect_main(args: CollectArgs) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class BenchCollectArgs:
-    """Throughput of state collection (mujoco.rollout, one thread per core) and 64px rendering."""
+    """Throughput of state collection (mujoco.rollout, one thread per core, or MJX) and 64px rendering."""
 
     num_episodes: int = 1000  # episodes per rollout call
     episode_len: int = 100
@@ -379,8 +398,11 @@ class BenchCollectArgs:
     render_frames: int = 4096  # frames per rendering repeat
     render_size: int = 64
     repeats: int = 5
-    nthread: int = 0  # 0 = one per core (os.cpu_count())
+    nthread: int = 0  # 0 = one per core (os.cpu_count()); mujoco only
     seed: int = 0
+    sim_backend: SimBackend = DEFAULT_SIM_BACKEND
+    """mujoco (mujoco.rollout threads) | mjx (MJX on JAX's default devices; its first call, which compiles, is
+    timed apart)."""
 
 
 def bench_collect(args: BenchCollectArgs) -> dict[str, list[float]]:
@@ -391,13 +413,19 @@ def bench_collect(args: BenchCollectArgs) -> dict[str, list[float]]:
         policy=args.policy, chunk_episodes=args.num_episodes, seed=args.seed,
     )
     validate_config(cfg)
-    results: dict[str, list[float]] = {"rollout": [], "rollout_cpu": [], "chunk": [], "render": []}
-    with StateCollector(model, args.frame_skip, args.nthread or None, env=get_family(cfg.env_id)) as collector:
+    results: dict[str, list[float]] = {"rollout": [], "rollout_cpu": [], "chunk": [], "render": [], "first_call": []}
+    family = get_family(cfg.env_id)
+    collector = (StateCollector(model, args.frame_skip, args.nthread or None, env=family)
+                 if args.sim_backend == DEFAULT_SIM_BACKEND else family.make_collector(model, args.frame_skip, args.sim_backend))
+    with collector:
         rng = np.random.default_rng(args.seed)
         pos = sample_free_positions(layout, rng, args.num_episodes)
         init = np.concatenate([pos, np.zeros_like(pos)], axis=1)
         actions = make_actions(args.policy, rng, args.num_episodes, args.episode_len)
-        collector.run(init[:8], actions[:8])  # warm-up
+        warm = slice(None) if args.sim_backend == "mjx" else slice(0, 8)  # MJX compiles for the batch's shape
+        t0 = time.perf_counter()
+        collector.run(init[warm], actions[warm])  # warm-up
+        results["first_call"].append(time.perf_counter() - t0)
         states = None
         for r in range(args.repeats):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -426,6 +454,14 @@ def bench_collect_main(args: BenchCollectArgs) -> None:
     res = bench_collect(args)
     steps = args.num_episodes * args.episode_len
     nthread = args.nthread or os.cpu_count()
+    if args.sim_backend == DEFAULT_SIM_BACKEND:
+        simulator = f"mujoco.rollout on {nthread} thread(s)"
+    else:
+        import jax
+
+        devices = jax.local_devices()
+        simulator = (f"{args.sim_backend} on {len(devices)} {devices[0].platform} device(s) (float64), "
+                     f"first call (compiles) {res['first_call'][0]:.1f} s")
     rows = [
         ("rollout only: control steps/s", steps, res["rollout"]),
         ("rollout only: physics steps/s", steps * args.frame_skip, res["rollout"]),
@@ -435,7 +471,7 @@ def bench_collect_main(args: BenchCollectArgs) -> None:
         (f"render {args.render_size}x{args.render_size}: frames/s", args.render_frames, res["render"]),
     ]
     print(f"bench collect: {args.num_episodes} episodes x {args.episode_len} steps, frame_skip {args.frame_skip}, "
-          f"policy {args.policy}, {nthread} rollout thread(s), {args.repeats} repeats, "
+          f"policy {args.policy}, {simulator}, {args.repeats} repeats, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'measure':<50} {'min':>12} {'median':>12} {'max':>12}")
     for name, count, times in rows:

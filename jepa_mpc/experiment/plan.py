@@ -241,7 +241,7 @@ def _eval_flags(agent: str, kind: str, planner: tuple, budget: Budget | None, go
 def _eval_job(g, exp: Experiment, fam, obs, data, model, seed, split, suite, info, run: Job, deps, agent, kind,
               planner_name, planner, budget, goal, control, action_block, home: Path, where: str,
               job_id: str | None = None, video: int | None = None) -> Job:
-    from jepa_mpc.evaluate import NOT_IDENTITY_FLAGS  # (resolve_eval has imported it already)
+    from jepa_mpc.evaluate import identity_flags  # (resolve_eval has imported it already)
     from jepa_mpc.planning import model_evaluations
 
     video = exp.video if video is None else video
@@ -254,7 +254,7 @@ def _eval_job(g, exp: Experiment, fam, obs, data, model, seed, split, suite, inf
     episodes = min(exp.episodes or n_tasks, n_tasks)
     plans = episodes * math.ceil(mean_steps / action_block)
     payload = {"kind": "eval", "run": run.digest, "suite_sha256": sha, "seed": seed,
-               "args": {k: v for k, v in to_dict(args).items() if k not in (*NOT_IDENTITY_FLAGS, "seed")}}
+               "args": {k: v for k, v in identity_flags(args).items() if k != "seed"}}
     payload["args"]["control"]["seed"] = seed
     if job_id is None:
         job_id = (f"eval-{fam.name}-{obs}-{size_label(data)}-{model}-s{seed}-{planner_name}-{budget.label}-{goal.name}"
