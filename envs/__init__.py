@@ -8,7 +8,8 @@ with string entry points, so the env module loads on `gym.make`:
 
 Modules: `family` (the TaskFamily protocol), `registry` (FAMILIES, get_family, load_suite), `suites`
 (Task/Suite files: parsing helpers, save_suite, shipped_suite_path), `geometry` (pure-numpy
-predicates and free-space sampling), `rollout` (batched mujoco.rollout collector), `errors`, and one
+predicates and free-space sampling), `rollout` (batched mujoco.rollout collector), `mjx_rollout` (the same
+rollouts with MJX, optional extra `mjx`), `errors`, and one
 module per family: `tworoom` (+ `tworoom_tasks`), `reacher`, `pusht`, `tworoom_layouts`,
 `ogbench_adapter`, `ogbench_cube`.
 """
@@ -36,8 +37,8 @@ _LAZY = {  # name -> module of the older top-level re-exports, loaded on first u
 }
 
 
-_SUBMODULES = ("base", "errors", "family", "geometry", "ogbench_adapter", "ogbench_cube", "pusht", "reacher",
-               "registry", "rollout", "suites", "tworoom", "tworoom_layouts", "tworoom_tasks")
+_SUBMODULES = ("base", "errors", "family", "geometry", "mjx_rollout", "ogbench_adapter", "ogbench_cube", "pusht",
+               "reacher", "registry", "rollout", "suites", "tworoom", "tworoom_layouts", "tworoom_tasks")
 
 
 def __getattr__(name: str):

@@ -22,9 +22,9 @@ from mujoco import rollout as _rollout  # noqa: E402  (after base: MUJOCO_GL is 
 
 
 SIM_BACKENDS = ("mujoco", "mjx")
-"""The simulators a collector runs on: "mujoco" (`StateCollector`, multithreaded `mujoco.rollout`, float64,
-the default) and "mjx" (envs/mjx_rollout.py `MJXCollector`, jitted MJX on JAX's default device, float32;
-the optional extra `mjx`)."""
+"""The simulators a collector runs on: "mujoco" (`StateCollector`, multithreaded `mujoco.rollout` on the CPU,
+the default) and "mjx" (envs/mjx_rollout.py `MJXCollector`, jitted MJX on JAX's devices, also float64; the
+optional extra `mjx`)."""
 DEFAULT_SIM_BACKEND = SIM_BACKENDS[0]
 
 

@@ -37,6 +37,7 @@ from jepa_mpc.errors import ConfigError
 from jepa_mpc.goals import GoalConfig, GoalCost, GraphGoal
 from jepa_mpc.planning import CEMConfig, PlannerConfig, planner_for, with_budget
 from jepa_mpc_envs.family import TaskFamily
+from jepa_mpc_envs.rollout import DEFAULT_SIM_BACKEND
 
 
 @dataclasses.dataclass(frozen=True)
@@ -564,7 +565,7 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
 
 
 def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True, *,
-                           env: TaskFamily, backend: str = "mujoco") -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+                           env: TaskFamily, backend: str = DEFAULT_SIM_BACKEND) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """`simulate(states (N, S), blocks (N, H, action_block * 2)) -> (goal features, position) (N, H, goal_dim + 2)`
     after each block, or with `per_step` (default; marked by `simulate.per_step`) every env step's
     `oracle_features` (goal features, position, velocity) (N, H, action_block, goal_dim + 4), so the oracle

@@ -596,11 +596,11 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     check_finite(args)
     if args.episodes < 0 or args.batch <= 0 or args.video < 0 or args.plan_chunk < 0 or args.devices < 0:
         raise ConfigError("--episodes, --video, --plan-chunk and --devices must be >= 0 and --batch > 0")
-    if args.planner != "random-actions" and args.dynamics == "model" and not Path(args.checkpoint).is_dir():
-        raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory (train one with `jepa-mpc train`)")
     if args.sim_backend != DEFAULT_SIM_BACKEND and args.dynamics != "oracle":
         raise ConfigError(f"--sim-backend {args.sim_backend}: only the oracle (--dynamics oracle) rolls out a simulator "
                           "in batch; leave the flag out")
+    if args.planner != "random-actions" and args.dynamics == "model" and not Path(args.checkpoint).is_dir():
+        raise ConfigError(f"--checkpoint {args.checkpoint}: no such run directory (train one with `jepa-mpc train`)")
     if args.planner != "random-actions" and Run.exists(args.checkpoint):
         check_run_objective(Run.open(args.checkpoint), args)  # before anything is written
     out = results_folder(args)

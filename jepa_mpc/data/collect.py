@@ -461,7 +461,7 @@ def bench_collect_main(args: BenchCollectArgs) -> None:
 
         devices = jax.local_devices()
         simulator = (f"{args.sim_backend} on {len(devices)} {devices[0].platform} device(s) (float64), "
-                     f"first call (compiles) {res['first_call'][0]:.1f} s")
+                     f"first call (compile + run) {res['first_call'][0]:.1f} s")
     rows = [
         ("rollout only: control steps/s", steps, res["rollout"]),
         ("rollout only: physics steps/s", steps * args.frame_skip, res["rollout"]),
