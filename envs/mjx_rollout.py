@@ -112,7 +112,7 @@ class MJXCollector(BatchCollector):
         extra = mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS) - self.stepped
         if extra:
             raise ConfigError(f"--sim-backend mjx: the model has {extra} physics state value(s) beyond time, qpos, "
-                              "qvel and act (history, plugin or plastic state) that MJX does not step; use mujoco")
+                              "qvel and act (history, plugin or plastic state) that MJX does not step; use --sim-backend mujoco")
         self.devices = jax.local_device_count()
         mesh = jax.make_mesh((self.devices,), ("episodes",), axis_types=(jax.sharding.AxisType.Auto,))
         self._rows_sharding = NamedSharding(mesh, PartitionSpec("episodes"))
