@@ -47,10 +47,15 @@ demo: setup
 bench-quick: setup
 	$(PY) -m jepa_mpc.cli experiment run experiments/bench_quick.toml
 
-test: setup
+# The suites also test the optional Ray executor and MJX backend: their extras are installed for them.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev,cluster,mjx]'
+	@touch $@
+
+test: setup $(VENV)/.installed-test
 	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow"
 
-test-slow: setup
+test-slow: setup $(VENV)/.installed-test
 	$(PY) -m pytest -q -m slow
 
 # Large artifacts only: the committed result files under results/ stay (git clean -fdX results drops the rest).
