@@ -74,7 +74,12 @@ __all__ = ["ENV_ID", "TASK_KEYS", "HAZARD_KINDS", "suite_from_dict", "generate_s
 
 ENV_ID = "jepa_mpc_envs/TwoRoom-v0"
 TASK_KEYS = ("name", "start", "goal", "tolerance", "max_steps", "hazards", "speed_limit", "keep_in")
-HAZARD_KINDS = ("none", "line", "door", "mixed")
+HAZARD_KINDS = ("none", "line", "door", "mixed", "hard")
+# The kinds of a "hard" suite, in equal parts: a hazard covering about half the door; two hazards making a
+# narrow corridor along the straight path; a hazard on the straight path with a narrow gap beside it;
+# a hazard a few centimetres from the start, towards the goal; three hazards around the goal.
+HARD_KINDS = ("half-door", "corridor", "gap", "near-start", "goal-ring")
+SAFE_CLEARANCE = 0.03  # generated hazard tasks keep a path whose centre stays this far from every hazard
 
 
 def _parse_hazard(ctx: Ctx, field: str, h) -> Hazard:
@@ -194,6 +199,62 @@ def _hazard_ok(layout: Layout, hazard: Circle, start, goal, clearance: float) ->
     return path_exists(layout, [hazard], start, goal)
 
 
+def _inflated(hazard: Circle, by: float) -> Circle:
+    return Circle(center=hazard.center, radius=hazard.radius + by)
+
+
+def _hard_ok(layout: Layout, hazards: Sequence[Circle], start, goal, clearance: float) -> bool:
+    """Start and goal at least `clearance` (plus the goal tolerance's worth, below) from every hazard, and a
+    path from start to goal whose centre keeps `SAFE_CLEARANCE` from every hazard (so also through the door)."""
+    for h in hazards:
+        c = np.asarray(h.center)
+        if np.linalg.norm(start - c) <= h.radius + clearance or np.linalg.norm(goal - c) <= h.radius + clearance:
+            return False
+        if outside_arena(layout, c, radius=0.0):
+            return False
+    wide = [_inflated(h, SAFE_CLEARANCE) for h in hazards]
+    return not door_blocked_by(wide, layout) and path_exists(layout, wide, start, goal)
+
+
+def _circle(c, r) -> Circle:
+    return Circle(center=(round4(c[0]), round4(c[1])), radius=round4(r))
+
+
+def _unit(v) -> tuple[np.ndarray, np.ndarray]:
+    """(direction, its left normal) of vector v."""
+    d = np.asarray(v, dtype=np.float64) / max(float(np.linalg.norm(v)), 1e-9)
+    return d, np.array([-d[1], d[0]])
+
+
+def _hard_hazards(kind: str, rng, layout: Layout, start, goal, tolerance: float) -> tuple[Circle, ...] | None:
+    """One draw of a hard kind's hazards (None when the draw fails its checks; the caller draws again)."""
+    d, n = _unit(goal - start)
+    if kind == "half-door":  # a circle on the doorway centred at one door post: about half the opening covered
+        post = layout.door_center + rng.choice([-1.0, 1.0]) * layout.door_width / 2
+        c = _along_across(layout, layout.wall_pos + rng.uniform(-0.04, 0.04), post)
+        hazards = (_circle(c, rng.uniform(0.12, 0.17)),)
+    elif kind == "corridor":  # two circles either side of the straight path: a corridor 12-22 cm wide
+        mid, gap, r = start + rng.uniform(0.35, 0.65) * (goal - start), rng.uniform(0.12, 0.22), rng.uniform(0.08, 0.14)
+        hazards = tuple(_circle(mid + side * (gap / 2 + r) * n, r) for side in (-1.0, 1.0))
+    elif kind == "gap":  # a circle on the straight path and another beside it, 8-15 cm apart
+        mid, r1, r2, gap = (start + rng.uniform(0.35, 0.65) * (goal - start), rng.uniform(0.08, 0.14),
+                            rng.uniform(0.08, 0.14), rng.uniform(0.08, 0.15))
+        side = rng.choice([-1.0, 1.0])
+        hazards = (_circle(mid, r1), _circle(mid + side * (r1 + gap + r2) * n, r2))
+    elif kind == "near-start":  # its edge 3-8 cm from the start, towards the goal (within 30 degrees)
+        r, edge, turn = rng.uniform(0.06, 0.12), rng.uniform(0.03, 0.08), rng.uniform(-np.pi / 6, np.pi / 6)
+        towards = np.cos(turn) * d + np.sin(turn) * n
+        hazards = (_circle(start + (edge + r) * towards, r),)
+        return hazards if _hard_ok(layout, hazards, start, goal, clearance=0.02) else None
+    elif kind == "goal-ring":  # three circles around the goal, gaps between them
+        dist, r, phase = rng.uniform(0.2, 0.26), rng.uniform(0.06, 0.09), rng.uniform(0, 2 * np.pi)
+        angles = phase + np.arange(3) * 2 * np.pi / 3
+        hazards = tuple(_circle(goal + dist * np.array([np.cos(a), np.sin(a)]), r) for a in angles)
+    else:
+        raise ConfigError(f"unknown hard hazard kind {kind!r}; expected one of {', '.join(HARD_KINDS)}")
+    return hazards if _hard_ok(layout, hazards, start, goal, clearance=tolerance / 2 + 0.03) else None
+
+
 def _line_hazard(rng, layout: Layout, start, goal) -> Circle | None:
     for _ in range(30):
         u = rng.uniform(0.3, 0.7)
@@ -232,7 +293,9 @@ def generate_suite(
     the goal in the start room, at least 0.4 m away. Start and goal velocities are zero.
     hazards: "none"; "line" (one circle on the straight start-goal segment, covering
     neither, door open, a safe path exists); "door" (one circle in front of the door,
-    not closing it, a safe path exists); "mixed" (first half "line", second half "door").
+    not closing it, a safe path exists); "mixed" (first half "line", second half "door"); "hard" (the
+    HARD_KINDS in equal parts, every half-door task crossing the door; each task keeps a path whose centre
+    stays SAFE_CLEARANCE from every hazard).
     """
     if hazards not in HAZARD_KINDS:
         raise ConfigError(f"hazards must be one of {', '.join(HAZARD_KINDS)}, got {hazards!r}")
@@ -241,6 +304,9 @@ def generate_suite(
     rng = suite_rng(seed, stream)
     if hazards == "mixed":
         groups = [("line", n // 2), ("door", n - n // 2)]
+    elif hazards == "hard":  # equal parts, the first kinds one more where n does not divide
+        k = len(HARD_KINDS)
+        groups = [(kind, n // k + (i < n % k)) for i, kind in enumerate(HARD_KINDS)]
     else:
         groups = [(hazards, n)]
     prefix = name_prefix or f"tworoom-{seed_label(seed, stream)}"
@@ -248,7 +314,7 @@ def generate_suite(
     for kind, count in groups:
         if count == 0:
             continue
-        n_cross = math.ceil(CROSSING_FRACTION * count)
+        n_cross = count if kind == "half-door" else math.ceil(CROSSING_FRACTION * count)  # the door matters
         crossing = rng.permutation(np.arange(count) < n_cross)
         for cross in crossing:
             while True:
@@ -263,6 +329,12 @@ def generate_suite(
                     if h is None:
                         continue
                     task_hazards = (h,)
+                elif kind in HARD_KINDS:
+                    drawn = next((hs for hs in (_hard_hazards(kind, rng, layout, start, goal, tolerance)
+                                                for _ in range(30)) if hs is not None), None)
+                    if drawn is None:
+                        continue
+                    task_hazards = drawn
                 break
             idx = len(tasks)
             tasks.append(

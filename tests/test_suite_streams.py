@@ -36,7 +36,8 @@ TOL = 1e-4
 
 # family -> its suites as (validation file, test file); every file named here is shipped
 SUITES = {
-    TWOROOM: [("tworoom_val", "tworoom_test"), ("tworoom_hazards_val", "tworoom_hazards_test")],
+    TWOROOM: [("tworoom_val", "tworoom_test"), ("tworoom_hazards_val", "tworoom_hazards_test"),
+              ("tworoom_hazards_hard_val", "tworoom_hazards_hard_test")],
     REACHER: [("reacher_val", "reacher_test")],
     PUSHT: [("pusht_val", "pusht_test")],
     LAYOUTS: [("tworoom_layouts_val", "tworoom_layouts_test"),
