@@ -115,8 +115,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.stderr.flush()
             os._exit(2)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        print("jepa-mpc: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # train says where it stopped and that it saved a checkpoint
+        print(f"jepa-mpc: interrupted{f' ({err})' if str(err) else ''}", file=sys.stderr)
         raise SystemExit(130) from None
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Literal, Protocol
@@ -34,8 +35,14 @@ def terminate(proc: subprocess.Popen) -> int:
     its exit code."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
+    return wait_or_kill(proc, time.monotonic() + STOP_WAIT_S)
+
+
+def wait_or_kill(proc: subprocess.Popen, deadline: float) -> int:
+    """Wait for a signalled job until `deadline` (time.monotonic), then SIGKILL it; its exit code. It sends
+    no second SIGTERM: `train` takes a second signal as "give up now" and would skip its checkpoint."""
     try:
-        return proc.wait(timeout=STOP_WAIT_S)
+        return proc.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait()
@@ -80,16 +87,17 @@ class LocalExecutor:
         return rc
 
     def stop(self, handles: Sequence[LocalJob]) -> None:
-        for h in handles:  # every job is signalled before any is waited for
+        for h in handles:  # every job is signalled once, before any is waited for; all share one deadline
             if h.proc.poll() is None:
                 h.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WAIT_S
         for h in handles:
-            terminate(h.proc)
+            wait_or_kill(h.proc, deadline)
             h.log.close()
 
     def close(self) -> None:
         pass
 
 
-__all__ = ["Executor", "LocalExecutor", "cli_command", "terminate", "EXECUTORS", "ExecutorName",
+__all__ = ["Executor", "LocalExecutor", "cli_command", "terminate", "wait_or_kill", "EXECUTORS", "ExecutorName",
            "STOP_WAIT_S"]
