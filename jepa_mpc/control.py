@@ -35,6 +35,7 @@ from jepa_mpc import safety as safety_lib
 from jepa_mpc.config import check_finite
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.goals import GoalConfig, GoalCost, GraphGoal
+from jepa_mpc.parallel import device_mesh
 from jepa_mpc.planning import CEMConfig, PlannerConfig, planner_for, with_budget
 from jepa_mpc_envs.family import TaskFamily
 from jepa_mpc_envs.rollout import DEFAULT_SIM_BACKEND
@@ -274,16 +275,11 @@ def map_episodes(fn: Callable[..., Any], chunk: int, *xs: Any, mesh: Mesh | None
     return jax.lax.map(lambda args: fn(*args), xs, batch_size=chunk)
 
 
-
 def episode_mesh(devices: int = 0) -> Mesh | None:
     """A mesh over the first `devices` local devices (0: all) to split a plan call's episodes over, or None
     with one device. On CPU several exist only with XLA_FLAGS=--xla_force_host_platform_device_count=N."""
-    available = jax.local_devices()
-    if devices < 0 or devices > len(available):
-        raise ConfigError(f"--devices {devices}: expected 0 (all) to {len(available)}, the {jax.default_backend()} "
-                          f"devices visible")
-    chosen = available[: devices or len(available)]
-    return Mesh(np.array(chosen), (EPISODE_AXIS,)) if len(chosen) > 1 else None
+    mesh = device_mesh(devices, EPISODE_AXIS, local=True)
+    return mesh if mesh.devices.size > 1 else None
 
 
 class LatentPlannerPolicy(_PlannerPolicy):

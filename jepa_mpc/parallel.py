@@ -70,17 +70,23 @@ def is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def data_mesh(devices: int = 0) -> Mesh:
-    """A one-axis mesh ("data") over the first `devices` devices (0: all of every process)."""
-    available = jax.devices()
+def device_mesh(devices: int, axis: str, local: bool = False) -> Mesh:
+    """A one-axis mesh named `axis` over the first `devices` devices (0: all), of every process or, with
+    `local`, of this process only; a one-line error when more are asked for than are visible."""
+    available = jax.local_devices() if local else jax.devices()
     if devices < 0:
         raise ConfigError(f"--devices must be >= 0 (0: all {len(available)}), got {devices}")
     if devices > len(available):
         raise ConfigError(f"--devices {devices}: only {len(available)} {jax.default_backend()} device(s) are visible")
-    if jax.process_count() > 1 and devices not in (0, len(available)):
+    return Mesh(np.array(available[: devices or len(available)]), (axis,))
+
+
+def data_mesh(devices: int = 0) -> Mesh:
+    """A one-axis mesh ("data") over the first `devices` devices (0: all of every process)."""
+    if jax.process_count() > 1 and devices not in (0, len(jax.devices())):
         raise ConfigError(f"--devices {devices}: a --distributed run uses every device of every process "
-                          f"({len(available)}); leave --devices at 0")
-    return Mesh(np.array(available[: devices or len(available)]), (DATA_AXIS,))
+                          f"({len(jax.devices())}); leave --devices at 0")
+    return device_mesh(devices, DATA_AXIS)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -142,5 +148,5 @@ def any_process(flag: bool) -> bool:
     return bool(np.any(multihost_utils.process_allgather(np.asarray([flag], np.int32))))
 
 
-__all__ = ["DATA_AXIS", "init_distributed", "is_primary", "data_mesh", "batch_sharding", "replicated",
+__all__ = ["DATA_AXIS", "init_distributed", "is_primary", "device_mesh", "data_mesh", "batch_sharding", "replicated",
            "check_batch_divides", "process_rows", "global_batch", "replicate", "host_copy", "any_process"]

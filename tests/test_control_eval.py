@@ -128,5 +128,5 @@ def test_episode_mesh_refuses_more_devices_than_visible():
     from jepa_mpc.control import episode_mesh
 
     assert episode_mesh(0) is None and episode_mesh(1) is None  # one CPU device in this process
-    with pytest.raises(ConfigError, match="--devices 5: expected 0"):
+    with pytest.raises(ConfigError, match="--devices 5: only 1 cpu device"):
         episode_mesh(5)
