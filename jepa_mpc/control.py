@@ -95,6 +95,10 @@ class ControlConfig:
     the margin of block t is the fixed one above plus this times the block's predicted travel. On the
     89 hazard tasks where the unconstrained planner violates: 0 -> 5 violating episodes, 0.25 -> none
     (success 95.5 % -> 94.4 %); a flat 0.05 m buffer instead also gives none but 91.0 % success."""
+    safety_min_margin: float | None = None
+    """Metres: each episode's fixed margin (above) may shrink, to no less than this, when the hazards leave no
+    way to the goal that wide (the widest way on the goal graph from the start's node to the goal's, by the
+    nodes' positions; goal:graph only); the motion margin still adds. None: never shrinks."""
     interp_points: int = 4
     """Constraint check points per predicted block, linearly interpolated between block ends."""
     speed_limit: float = 0.0
@@ -126,8 +130,9 @@ def validate_control(cfg: ControlConfig) -> None:
     cfg.planner_config()  # validates the planner's settings
     cfg.goal.validate()
     safety_lib.validate(cfg.safety_config())
-    if min(cfg.safety_margin, cfg.safety_buffer, cfg.safety_motion, cfg.speed_limit) < 0:
-        raise ConfigError("--control.safety-margin, --control.safety-buffer, --control.safety-motion and "
+    if min(cfg.safety_margin, cfg.safety_buffer, cfg.safety_motion, cfg.speed_limit, cfg.safety_min_margin or 0.0) < 0:
+        raise ConfigError("--control.safety-margin, --control.safety-buffer, --control.safety-motion, "
+                          "--control.safety-min-margin and "
                           "--control.speed-limit must be >= 0")
 
 
@@ -189,13 +194,19 @@ class _PlannerPolicy:
 
     margin: float = 0.0
 
-    def _goal_ctx(self, goals: np.ndarray) -> dict:
-        """ctx rows for goal points `goals` (B, D): the goal cost's and the constraints'."""
+    def _goal_ctx(self, goals: np.ndarray, starts: np.ndarray | None = None) -> dict:
+        """ctx rows for goal points `goals` (B, D): the goal cost's and the constraints', with each episode's
+        base safety margin ctx["margin"] (B,): this policy's, or fitted by the goal cost from the start
+        points `starts` (B, D) when `--control.safety-min-margin` lets it shrink."""
         hz = self.hazards
         if hz is None or len(hz["speed"]) != len(goals):
             hz = safety_lib.empty_hazards(len(goals), speed_limit=self.cfg.speed_limit)
         self.hazards = None
-        ctx = self.goal.episode_ctx(goals, hz if self.cfg.safety != "none" else None, self.margin)
+        on = self.cfg.safety != "none"
+        fit = on and starts is not None and self.cfg.safety_min_margin is not None and self.cfg.safety_min_margin < self.margin
+        ctx = self.goal.episode_ctx(goals, hz if on else None, self.margin, starts=starts if fit else None,
+                                    min_margin=self.cfg.safety_min_margin if fit else None)
+        ctx.setdefault("margin", jnp.full((len(goals),), self.margin, jnp.float32))
         return {**ctx, **{k: jnp.asarray(v) for k, v in hz.items()}}
 
     devices: int = 1  # devices the episodes of a plan call are split over (a subclass's mesh)
@@ -304,7 +315,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
         encode_p = model.encode_p
         self._encode = jax.jit(lambda state, obs: encode_p(state, obs))
         cost, planner, pcfg, nodes, rollout_p = self.cost, self.planner, self.planner_cfg, self.nodes, model.rollout_p
-        safety_cfg, margin, points, per_metre = self.safety, self.margin, cfg.interp_points, cfg.safety_motion
+        safety_cfg, points, per_metre = self.safety, cfg.interp_points, cfg.safety_motion
         probe_arrays = probe.arrays() if probe is not None else None
         self.chunk = chunk = episode_chunk(pcfg.samples, chunk)
         mesh = episode_mesh(devices)
@@ -324,7 +335,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
                         return c, jnp.full((h, len(safety_lib.CONSTRAINTS)), -1.0), jnp.zeros((h, 2))
                     xyv, xyv0 = apply_probe(probe_p, z), apply_probe(probe_p, z0)
                     pos, vel = safety_lib.interpolate_blocks(xyv0, xyv, points)
-                    margins = safety_lib.motion_margin(xyv0[:2], xyv[:, :2], margin, per_metre)
+                    margins = safety_lib.motion_margin(xyv0[:2], xyv[:, :2], ctx["margin"], per_metre)
                     return c, safety_lib.block_constraints(pos, vel, ctx, margins), xyv[:, :2]
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
@@ -340,7 +351,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
         return self._encode(self.model.state, jnp.asarray(obs))
 
     def start(self, obs, goal_obs, goal_states, key):
-        self.ctx = self._goal_ctx(np.asarray(self.encode(goal_obs)))
+        self.ctx = self._goal_ctx(np.asarray(self.encode(goal_obs)), np.asarray(self.encode(obs)))
         self._reset_plans(len(obs))
 
     def act(self, obs, states, key, idx):
@@ -368,8 +379,8 @@ class OraclePlannerPolicy(_PlannerPolicy):
         position = getattr(simulate, "position", slice(0, 2))
         self.goal_dim = goal_dim
         out_shape = (horizon, block, goal_dim + 4) if per_step else (horizon, goal_dim + 2)
-        safety_cfg, margin, points = self.safety, cfg.safety_buffer, cfg.interp_points
-        self.margin = margin
+        safety_cfg, points = self.safety, cfg.interp_points
+        self.margin = cfg.safety_buffer
 
         def sim_callback(states, actions):
             lead = states.shape[:-1]
@@ -399,7 +410,7 @@ class OraclePlannerPolicy(_PlannerPolicy):
                         start = jnp.concatenate([state0[position], jnp.zeros((2,), jnp.float32)])
                         pos, vel = safety_lib.interpolate_blocks(start, jnp.concatenate([out, pad], -1), points)
                         vel = jnp.zeros_like(vel)  # unknown without per-step states
-                    return cost(ends, a, ctx), safety_lib.block_constraints(pos, vel, ctx, margin), pos[:, -1]
+                    return cost(ends, a, ctx), safety_lib.block_constraints(pos, vel, ctx, ctx["margin"]), pos[:, -1]
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
 

@@ -372,8 +372,11 @@ RECORDS_FILE, IDENTITY_FILE = "batches.jsonl", "identity.json"
 # Flags left out of the eval's identity: where and how to write, how to slice the work, and the two inputs
 # that enter by content.
 NOT_IDENTITY_FLAGS = ("out", "overwrite", "suite", "checkpoint", "plan_chunk", "devices")
-# Flags added after evals were recorded: in the identity only when not at these defaults (so those evals keep theirs).
-IDENTITY_UNLESS_DEFAULT = {"sim_backend": DEFAULT_SIM_BACKEND}
+# Flags added after evals were recorded (dotted paths into the flags): in the identity only when not at these
+# defaults, so those evals keep theirs.
+IDENTITY_UNLESS_DEFAULT = {"sim_backend": DEFAULT_SIM_BACKEND, "control.safety_min_margin": None,
+                           "control.goal.hazard_widen": 1.0, "control.goal.hazard_weight": 0.0,
+                           "control.goal.split_cells": 0.0}
 EPISODE_FIELDS = ("task", "success", "steps", "violation_steps", "violation_free", "final_distance", "plans",
                   "infeasible_plans")
 
@@ -440,8 +443,15 @@ def eval_identity(args: EvalArgs, suite_sha256: str, run_settings: dict) -> dict
 
 def identity_flags(args: EvalArgs) -> dict:
     """The flags in an eval's identity: all but NOT_IDENTITY_FLAGS, those of IDENTITY_UNLESS_DEFAULT only when set."""
-    return {k: v for k, v in to_dict(args).items()
-            if k not in NOT_IDENTITY_FLAGS and not (k in IDENTITY_UNLESS_DEFAULT and v == IDENTITY_UNLESS_DEFAULT[k])}
+    flags = {k: v for k, v in to_dict(args).items() if k not in NOT_IDENTITY_FLAGS}
+    for path, default in IDENTITY_UNLESS_DEFAULT.items():
+        *parents, leaf = path.split(".")
+        node = flags
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            del node[leaf]
+    return flags
 
 
 def identity_digest(identity: dict) -> str:

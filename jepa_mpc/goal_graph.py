@@ -38,6 +38,11 @@ class GraphConfig:
     max_points: int = 60_000
     """Embeddings considered when building the graph (a random subset beyond that)."""
     seed: int = 0
+    split_cells: float = 0.0
+    """Metres; 0: off. With the data's positions, a node's cell whose points fall into groups farther apart
+    than this (single linkage), e.g. the two sides of a thin wall, becomes one node per group of at least
+    `min_group` points (its latent the group's mean), so no edge joins the sides through the shared cell."""
+    min_group: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +91,33 @@ def _farthest_points(points: np.ndarray, k: int, rng: np.random.Generator) -> np
     return np.asarray(_farthest_points_jit(jnp.asarray(points, jnp.float32), k, first))
 
 
-def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig()) -> LatentGraph:
-    """Build the graph from per-episode embedding sequences, each (T, D) in time order."""
+def _split_cells(points: np.ndarray, xy: np.ndarray, nodes: np.ndarray, cells: np.ndarray, link: float,
+                 min_group: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split every node's cell into groups of its points' positions (single linkage at `link` metres); each
+    further group of >= min_group points becomes a node of its own at its points' mean. (nodes, cells)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    nodes, cells = list(nodes), cells.copy()
+    order = np.argsort(cells, kind="stable")
+    starts = np.searchsorted(cells[order], np.arange(len(nodes) + 1))
+    for n in range(len(starts) - 1):
+        members = order[starts[n] : starts[n + 1]]
+        if len(members) < 2:
+            continue
+        groups = fcluster(linkage(xy[members], method="single"), t=link, criterion="distance")
+        ids, counts = np.unique(groups, return_counts=True)
+        by_size = np.argsort(-counts)
+        for gid in ids[by_size[1:]][counts[by_size[1:]] >= min_group]:  # the largest group keeps node n
+            moved = members[groups == gid]
+            cells[moved] = len(nodes)
+            nodes.append(points[moved].mean(axis=0))
+    return np.asarray(nodes, np.float32), cells
+
+
+def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig(),
+                positions: list[np.ndarray] | None = None) -> LatentGraph:
+    """Build the graph from per-episode embedding sequences, each (T, D) in time order (with
+    `config.split_cells`, also their positions, each (T, 2))."""
     if not episodes:
         raise ConfigError("goal graph: no episodes to build it from")
     if config.num_nodes < 2:
@@ -99,6 +129,12 @@ def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig())
     nodes = pool[_farthest_points(pool, k, rng)]
 
     cells = _nearest(points, nodes)
+    if config.split_cells > 0 and positions is not None:
+        flat_xy = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in positions])
+        if len(flat_xy) != len(points):
+            raise ConfigError(f"goal graph: {len(flat_xy)} positions for {len(points)} embeddings")
+        nodes, cells = _split_cells(points, flat_xy, nodes, cells, config.split_cells, config.min_group)
+        k = len(nodes)
     ends = np.cumsum([len(ep) for ep in episodes])
     same_episode = np.ones(len(points) - 1, bool)
     same_episode[ends[:-1] - 1] = False  # no edge from one episode's last step to the next's first
@@ -110,31 +146,82 @@ def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig())
     return LatentGraph(nodes=nodes, adjacency=adj.tocsr())
 
 
-def detour_excess(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | None = None) -> np.ndarray:
+def edges(graph: LatentGraph) -> tuple[np.ndarray, np.ndarray]:
+    """(E,) first and second node of every edge, in the order of ``graph.adjacency.data`` (CSR)."""
+    a = graph.adjacency.tocsr()
+    return np.repeat(np.arange(a.shape[0]), np.diff(a.indptr)), a.indices.copy()
+
+
+def detour_excess(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | None = None,
+                  edge_factor: np.ndarray | None = None) -> np.ndarray:
     """Per-node detour excess (N,) float32 for one goal embedding (D,).
 
     Graph distance from each node to the goal (via the goal's cell) minus the straight distance.
     Nodes that cannot reach the goal's cell get the largest finite excess seen (plus the span).
     ``blocked`` (N,) bool: nodes removed from the graph first (e.g. inside hazards given at plan
     time, ``jepa_mpc.safety.blocked_nodes``), so detours go around them as they go around walls;
-    the goal's cell is then the nearest unblocked node.
+    the goal's cell is then the nearest unblocked node. ``edge_factor`` (E,) >= 1, in the order of
+    ``edges(graph)``: each edge costs its length times its factor (e.g. by its clearance from hazards,
+    ``jepa_mpc.safety.clearance_weights``); inf removes it, except at the goal's cell.
     """
     goal = np.asarray(goal, np.float32)
     straight = np.linalg.norm(graph.nodes - goal[None], axis=1)
+    adjacency = graph.adjacency.tocsr()
     if blocked is None or not np.any(blocked):
-        adjacency, cell = graph.adjacency, int(_nearest(goal[None], graph.nodes)[0])
+        cell = int(_nearest(goal[None], graph.nodes)[0])
         to_cell = np.linalg.norm(graph.nodes[cell] - goal)
     else:
         keep = scipy.sparse.diags((~np.asarray(blocked)).astype(np.float64))
-        adjacency = (keep @ graph.adjacency @ keep).tocsr()
+        adjacency = (keep @ adjacency @ keep).tocsr()
         adjacency.eliminate_zeros()
         cell = int(np.argmin(np.where(blocked, np.inf, straight)))
         to_cell = straight[cell]
+    if edge_factor is not None:
+        if blocked is not None and np.any(blocked):
+            raise ValueError("detour_excess: give blocked nodes or edge factors, not both")
+        rows, cols = edges(graph)
+        factor = np.asarray(edge_factor, np.float64).copy()
+        factor[~np.isfinite(factor) & ((rows == cell) | (cols == cell))] = 1.0  # the goal stays reachable
+        adjacency = adjacency.copy()
+        adjacency.data = np.where(np.isfinite(factor), adjacency.data * factor, 0.0)
+        adjacency.eliminate_zeros()
     dist = scipy.sparse.csgraph.dijkstra(adjacency, directed=False, indices=cell) + to_cell
     excess = np.maximum(dist - straight, 0.0)
     finite = np.isfinite(excess)
     cap = (excess[finite].max() if finite.any() else 0.0) + float(straight.max())
     return np.where(finite, excess, cap).astype(np.float32)
+
+
+def nearest_node(graph: LatentGraph, point: np.ndarray) -> int:
+    """The index of the node nearest to one point (D,) of the graph's space."""
+    return int(_nearest(np.asarray(point, np.float32)[None], graph.nodes)[0])
+
+
+def bottleneck_clearance(graph: LatentGraph, edge_clearance: np.ndarray, a: int, b: int) -> float:
+    """The widest way between nodes a and b: the largest c such that a path from a to b exists along
+    edges whose ``edge_clearance`` (E,, in the order of ``edges(graph)``) is >= c (edges at a and b
+    exempt: an agent leaves its start and reaches its goal whatever their clearance). +inf when no
+    edge on the way is constrained, -inf when a and b are not connected at all."""
+    rows, cols = edges(graph)
+    clearance = np.asarray(edge_clearance, np.float64).copy()
+    clearance[(rows == a) | (cols == a) | (rows == b) | (cols == b)] = np.inf
+    adjacency = graph.adjacency.tocsr()
+
+    def connected(c: float) -> bool:
+        sub = adjacency.copy()
+        sub.data = (clearance >= c).astype(np.float64)
+        sub.eliminate_zeros()
+        _, labels = scipy.sparse.csgraph.connected_components(sub, directed=False)
+        return bool(labels[a] == labels[b])
+
+    levels = np.unique(clearance)  # ascending, +inf last
+    if not connected(levels[0]):
+        return -np.inf
+    lo, hi = 0, len(levels) - 1  # connected(levels[lo]) holds; find the largest index that does
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if connected(levels[mid]) else (lo, mid - 1)
+    return float(levels[lo])
 
 
 def fit_linear_readout(latents: np.ndarray, targets: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:

@@ -124,8 +124,13 @@ class GoalCost(Protocol):
         """The tasks of the next ``episode_ctx`` call (e.g. to pick each task's room graph)."""
         ...
 
-    def episode_ctx(self, goals: np.ndarray, hazards: dict | None = None, margin: float = 0.0) -> dict:
-        """ctx rows for goal points (B, D); ``hazards`` (padded arrays, safety on) may reshape the cost."""
+    def episode_ctx(self, goals: np.ndarray, hazards: dict | None = None, margin: float = 0.0,
+                    starts: np.ndarray | None = None, min_margin: float | None = None) -> dict:
+        """ctx rows for goal points (B, D); ``hazards`` (padded arrays, safety on) may reshape the cost.
+
+        With ``starts`` (B, D) and ``min_margin`` < ``margin``, a goal cost that sees hazards may fit each
+        episode's safety margin (ctx["margin"] (B,)): the widest its graph leaves between start and goal,
+        within [min_margin, margin]."""
         ...
 
 
@@ -144,7 +149,7 @@ class StraightGoalCost:
     def set_tasks(self, tasks):
         pass
 
-    def episode_ctx(self, goals, hazards=None, margin=0.0):
+    def episode_ctx(self, goals, hazards=None, margin=0.0, starts=None, min_margin=None):
         return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(np.zeros((len(goals), 1), np.float32))}
 
 
@@ -158,11 +163,11 @@ class GraphGoalCost:
 
     def __init__(self, mode: str, graph: goal_graph.LatentGraph | None = None, room_graphs: Any = None,
                  readout: tuple[np.ndarray, np.ndarray] | None = None, node_xy: np.ndarray | None = None,
-                 avoid_hazards: bool = True):
+                 avoid_hazards: bool = True, hazard_widen: float = 1.0, hazard_weight: float = 0.0):
         if (graph is None) == (room_graphs is None):
             raise ValueError("GraphGoalCost: give either a graph or room graphs")
         self.mode, self.graph, self.room_graphs, self.node_xy = mode, graph, room_graphs, node_xy
-        self.avoid_hazards = avoid_hazards
+        self.avoid_hazards, self.hazard_widen, self.hazard_weight = avoid_hazards, hazard_widen, hazard_weight
         self.nodes = jnp.asarray(graph.nodes) if graph is not None else jnp.zeros((1, 1), jnp.float32)
         self.readout = None
         if readout is not None:
@@ -197,11 +202,13 @@ class GraphGoalCost:
         if self.room_graphs is not None:
             self._task_graphs = [self.room_graphs.graph_for(t) for t in tasks]
 
-    def episode_ctx(self, goals, hazards=None, margin=0.0):
+    def episode_ctx(self, goals, hazards=None, margin=0.0, starts=None, min_margin=None):
         from jepa_mpc import safety as safety_lib
 
         b = len(goals)
         graph_goals = goals if self.readout is None else np.asarray(self.readout(goals))
+        graph_starts = None if starts is None or self.readout is None else np.asarray(self.readout(starts))
+        graph_starts = starts if graph_starts is None else graph_starts
         task_graphs, self._task_graphs = self._task_graphs, None
         if self.room_graphs is not None and task_graphs is None:
             raise ValueError("GraphGoalCost: set_tasks(tasks) first (explored room graphs are per task)")
@@ -209,12 +216,27 @@ class GraphGoalCost:
             raise ValueError(f"{len(task_graphs)} task graphs for {b} goals")
         graphs = task_graphs or [self.graph] * b
         avoid = hazards is not None and self.avoid_hazards and self.node_xy is not None and task_graphs is None
-        excess = []
+        fit = avoid and graph_starts is not None and min_margin is not None and min_margin < margin
+        by_edge = avoid and (fit or self.hazard_widen > 1.0 or self.hazard_weight > 0.0)
+        excess, margins = [], np.full(b, margin, np.float32)
         for i, g in enumerate(graph_goals):
-            blocked = (safety_lib.blocked_nodes(self.node_xy, {k: v[i] for k, v in hazards.items()}, margin)
-                       if avoid else None)
-            excess.append(goal_graph.detour_excess(graphs[i], g, blocked))
+            hz = {k: v[i] for k, v in hazards.items()} if avoid else None
+            if not by_edge:  # nodes within the margin of a hazard leave the graph
+                blocked = safety_lib.blocked_nodes(self.node_xy, hz, margin) if avoid else None
+                excess.append(goal_graph.detour_excess(graphs[i], g, blocked))
+                continue
+            rows, cols = goal_graph.edges(graphs[i])
+            clearance = safety_lib.edge_clearance(self.node_xy, rows, cols, hz)
+            if fit:  # the widest way the hazards leave, if narrower than the margin
+                widest = goal_graph.bottleneck_clearance(graphs[i], clearance, goal_graph.nearest_node(
+                    graphs[i], graph_starts[i]), goal_graph.nearest_node(graphs[i], g))
+                margins[i] = np.clip(widest, min_margin, margin)
+            factor = safety_lib.clearance_weights(clearance, float(margins[i]), self.hazard_widen,
+                                                  self.hazard_weight or np.inf)
+            excess.append(goal_graph.detour_excess(graphs[i], g, edge_factor=factor))
         ctx = {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(np.stack(excess))}
+        if fit:
+            ctx["margin"] = jnp.asarray(margins)
         if task_graphs is not None:  # each episode searches its own graph's nodes
             ctx["nodes"] = jnp.asarray(np.stack([g.nodes for g in task_graphs]), jnp.float32)
         return ctx
@@ -266,8 +288,18 @@ class GraphGoal:
     then the agent moves only by actions (honest exploration; one graph per task start). reset: resets
     the agent to uniform free positions of the true room (a resettable simulator; one graph per room)."""
     avoid_hazards: bool = True
-    """With safety on: leave nodes inside hazards (+ margin) out of the detour search, so the goal
-    cost routes around hazards as it does around walls."""
+    """With safety on: the detour search routes around hazards as it does around walls (nodes within the
+    planner's base margin of a hazard cost `hazard_weight` x their length to pass; see `hazard_widen`)."""
+    hazard_widen: float = 1.0
+    """With avoid_hazards: nodes closer to a hazard than this many margins cost more the closer they are
+    (linearly, up to hazard_weight at 1 margin), so detours prefer wide passages. 1: no widening."""
+    split_cells: float = 0.0
+    """Metres (source data; 0: off): split a node's cell when its data points' positions fall into groups
+    this far apart (the two sides of a thin wall), so the graph has no edge through the wall
+    (`goal_graph.GraphConfig.split_cells`). The dataset's recorded positions are used, as by the probe."""
+    hazard_weight: float = 0.0
+    """With avoid_hazards: the cost factor (>= 1) of nodes within the margin, which keeps them passable at a
+    price; 0: removed from the graph instead, so a hazard that narrows every way to the goal cuts it there."""
 
     def validate(self) -> None:
         _check_mode(self.mode, GOAL_MODES, self.kind)
@@ -275,6 +307,11 @@ class GraphGoal:
             raise ConfigError(f"--goal.source must be data, explore or probe, got {self.source!r}")
         if self.explore_start not in EXPLORE_STARTS:
             raise ConfigError(f"--goal.explore-start must be {' or '.join(EXPLORE_STARTS)}, got {self.explore_start!r}")
+        if self.split_cells < 0:
+            raise ConfigError(f"--goal.split-cells must be >= 0 (metres; 0: off), got {self.split_cells}")
+        if not (self.hazard_widen >= 1.0 and (self.hazard_weight == 0.0 or self.hazard_weight >= 1.0)):
+            raise ConfigError(f"--goal.hazard-widen must be >= 1 and --goal.hazard-weight 0 (remove) or >= 1, got "
+                              f"{self.hazard_widen}, {self.hazard_weight}")
         if self.nodes < 2 or self.explore_episodes <= 0:
             raise ConfigError(f"--goal.nodes must be >= 2 and --goal.explore-episodes > 0, got {self.nodes}, "
                               f"{self.explore_episodes}")
@@ -291,21 +328,25 @@ class GraphGoal:
             explore = room_graph.explore_config(space.dataset.meta, self.explore_episodes, seed)
             graphs = room_graph.RoomGraphs(space.env, space.layout, space.explore_embedder(), explore, self.nodes,
                                            start=self.explore_start)
-            return GraphGoalCost(self.mode, room_graphs=graphs, avoid_hazards=self.avoid_hazards)
-        config = goal_graph.GraphConfig(num_nodes=self.nodes, seed=seed)
+            return GraphGoalCost(self.mode, room_graphs=graphs, avoid_hazards=self.avoid_hazards,
+                             hazard_widen=self.hazard_widen, hazard_weight=self.hazard_weight)
+        config = goal_graph.GraphConfig(num_nodes=self.nodes, seed=seed, split_cells=self.split_cells)
         episodes = space.episodes()
         positions = space.positions() if self.source == "probe" else None
         if positions is None:
-            graph = goal_graph.build_graph(episodes, config)
+            split = list(space.positions()) if self.split_cells > 0 else None
+            graph = goal_graph.build_graph(episodes, config, split)
             node_xy = None if space.to_xy is None else space.to_xy(graph.nodes)
-            return GraphGoalCost(self.mode, graph, node_xy=node_xy, avoid_hazards=self.avoid_hazards)
+            return GraphGoalCost(self.mode, graph, node_xy=node_xy, avoid_hazards=self.avoid_hazards,
+                             hazard_widen=self.hazard_widen, hazard_weight=self.hazard_weight)
         flat = np.concatenate(episodes)
         readout = goal_graph.fit_linear_readout(flat, positions.reshape(len(flat), 2))
         points = [z @ readout[0] + readout[1] for z in episodes]
         graph = goal_graph.build_graph(points, config)
         graph = dataclasses.replace(graph, scale=goal_graph.metric_scale(flat, np.concatenate(points), seed=seed))
         return GraphGoalCost(self.mode, graph, readout=readout, node_xy=np.asarray(graph.nodes),
-                             avoid_hazards=self.avoid_hazards)
+                             avoid_hazards=self.avoid_hazards,
+                             hazard_widen=self.hazard_widen, hazard_weight=self.hazard_weight)
 
 
 GOALS: dict[str, type] = {cls.kind: cls for cls in (GraphGoal, LatentGoal)}

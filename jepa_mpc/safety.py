@@ -278,20 +278,49 @@ def plan_safely(planner: Any, objective: Objective, init: jax.Array, key: jax.Ar
 __all__ = [
     "CONSTRAINTS", "MAX_BOXES", "MAX_CIRCLES", "SAFETY_MODES", "SafetyConfig", "augmented_term",
     "auglag_plan", "block_constraints", "constraint_values", "empty_hazards", "hazard_arrays",
-    "interpolate_blocks", "motion_margin", "plan_safely", "ranked_cost", "violating_steps", "violation",
+    "interpolate_blocks", "motion_margin", "blocked_nodes", "clearance_weights", "edge_clearance", "hazard_clearance", "plan_safely", "ranked_cost", "violating_steps", "violation",
 ]
 
 
 # ---------------------------------------------------------------- hazard-aware goal graph
 
 
-def blocked_nodes(node_xy: np.ndarray, hz: dict, margin: float) -> np.ndarray:
-    """(N,) bool: goal-graph nodes whose position (N, 2) lies in a keep-out hazard grown by margin.
-
-    ``hz`` holds one episode's hazard arrays (see ``hazard_arrays``); the goal graph's detour search
-    then leaves them out (``goal_graph.detour_excess(graph, goal, blocked)``).
-    """
+def hazard_clearance(xy: np.ndarray, hz: dict) -> np.ndarray:
+    """(...,) distance (m) from positions (..., 2) to the nearest keep-out hazard's edge (negative inside
+    one; +inf without hazards). ``hz`` holds one episode's hazard arrays (see ``hazard_arrays``)."""
     hz1 = {k: jnp.asarray(v) for k, v in hz.items()}
-    g = constraint_values(jnp.asarray(node_xy, jnp.float32), jnp.zeros_like(jnp.asarray(node_xy, jnp.float32)),
-                          hz1, margin)
-    return np.asarray(jnp.maximum(g[:, 0], g[:, 1]) > 0)
+    xy = jnp.asarray(xy, jnp.float32)
+    g = constraint_values(xy, jnp.zeros_like(xy), hz1, 0.0)  # g = -clearance for the keep-out terms
+    clearance = -np.asarray(jnp.maximum(g[..., 0], g[..., 1]), np.float64)
+    return np.where(clearance >= -_INACTIVE - 1e-3, np.inf, clearance)
+
+
+def edge_clearance(node_xy: np.ndarray, rows: np.ndarray, cols: np.ndarray, hz: dict, points: int = 5) -> np.ndarray:
+    """(E,) the least hazard clearance along each goal-graph edge: the segment between its nodes'
+    positions node_xy (N, 2), checked at ``points`` evenly spaced points (ends included). An edge can
+    jump over a narrow gap that no node lies in; its points see the gap."""
+    s = np.linspace(0.0, 1.0, points)[None, :, None]
+    pts = node_xy[rows][:, None] + s * (node_xy[cols] - node_xy[rows])[:, None]
+    return hazard_clearance(pts, hz).min(axis=1)
+
+
+def clearance_weights(clearance: np.ndarray, margin: float, widen: float = 2.0, inside: float = 20.0) -> np.ndarray:
+    """Detour cost factors of goal-graph edges from their hazard clearance (``edge_clearance``).
+
+    1 with clearance >= ``widen`` x ``margin``; rising linearly to ``inside`` as the clearance falls to the
+    margin; ``inside`` closer than that. Narrow passages cost more than wide ones but stay passable, so
+    when hazards narrow every way to the goal the detour still leads to the least narrow one instead of
+    a flat, capped cost (removing the edges cuts the graph there). ``inside`` = inf removes them.
+    """
+    clearance = np.asarray(clearance, np.float64)
+    outer = max(widen, 1.0) * margin
+    if outer <= margin or not np.isfinite(inside):
+        ramp = np.ones_like(clearance)
+    else:
+        ramp = 1.0 + (inside - 1.0) * np.clip((outer - clearance) / (outer - margin), 0.0, 1.0)
+    return np.where(clearance < margin, inside, ramp)
+
+
+def blocked_nodes(node_xy: np.ndarray, hz: dict, margin: float) -> np.ndarray:
+    """(N,) bool: goal-graph nodes whose position (N, 2) lies in a keep-out hazard grown by margin."""
+    return hazard_clearance(node_xy, hz) < margin

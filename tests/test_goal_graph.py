@@ -45,3 +45,32 @@ def test_graph_cost_sees_the_wall_and_matches_straight_distance_in_free_space():
     assert cost([-0.1, 0.0]) < behind
     assert cost([0.3, 0.0]) < cost([-0.1, 0.0])
     assert np.all(np.asarray(excess) >= 0)
+
+
+def test_split_cells_remove_edges_through_a_thin_wall():
+    """Few, large cells straddle the wall, so transitions on either side join them: wall-crossing edges.
+    Split by the points' positions, every edge joins points that were a step apart."""
+    walks = _two_room_walks(n_episodes=150)
+    coarse = GraphConfig(num_nodes=60, seed=0)
+
+    def wall_crossings(graph, cfg):
+        points = np.concatenate(walks)
+        from jepa_mpc.goal_graph import _nearest, edges
+
+        cells = _nearest(points, graph.nodes)
+        side = np.array([np.sign(points[cells == n, 0].mean()) if np.any(cells == n) else 0 for n in range(graph.num_nodes)])
+        far = np.array([np.abs(points[cells == n, 1]).min() > DOOR + 0.05 if np.any(cells == n) else False
+                        for n in range(graph.num_nodes)])
+        rows, cols = edges(graph)
+        return int(np.sum((side[rows] != side[cols]) & far[rows] & far[cols]))
+
+    plain = build_graph(walks, coarse)
+    split_cfg = GraphConfig(num_nodes=60, seed=0, split_cells=0.1)
+    split = build_graph(walks, split_cfg, positions=walks)  # here the points are the positions
+    assert split.num_nodes > plain.num_nodes
+    assert wall_crossings(plain, coarse) > 0
+    assert wall_crossings(split, split_cfg) == 0
+    goal = np.array([0.5, 0.8], np.float32)
+    behind = np.array([-0.5, 0.8], np.float32)
+    cell = lambda g: int(np.argmin(np.linalg.norm(g.nodes - behind, axis=1)))  # noqa: E731
+    assert detour_excess(split, goal)[cell(split)] > 0.5  # the way round through the door

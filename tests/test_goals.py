@@ -104,6 +104,81 @@ def test_blocked_nodes_detour_like_walls(walls):
     np.testing.assert_allclose(blocked[right], free[right], atol=0.3)
 
 
+def test_priced_edges_keep_a_cut_graph_passable(walls):
+    """Pricing the edges through a narrowed door makes it cost more without cutting the graph (removing
+    them leaves one flat, capped cost behind it, which pulls the agent at the wall)."""
+    from jepa_mpc.goal_graph import edges
+
+    graph = GraphGoal(nodes=400).build(walls, seed=0).graph
+    goal = np.array([0.5, 0.8], np.float32)
+    free = detour_excess(graph, goal)
+    rows, cols = edges(graph)
+    np.testing.assert_allclose(detour_excess(graph, goal, edge_factor=np.ones(len(rows))), free)
+    door = (np.abs(graph.nodes[:, 1]) < 0.15) & (np.abs(graph.nodes[:, 0]) < 0.25)
+    through = door[rows] | door[cols]
+    left = graph.nodes[:, 0] < -0.3
+    cut = detour_excess(graph, goal, edge_factor=np.where(through, np.inf, 1.0))
+    assert np.ptp(cut[left]) < 1e-6  # one capped excess for the whole cut-off room
+    priced = detour_excess(graph, goal, edge_factor=np.where(through, 20.0, 1.0))
+    assert np.all(priced[left] > free[left] + 0.1)
+    # still a slope towards the door: the nearer a left-room node is to it, the less it costs
+    via = priced[left] + np.linalg.norm(graph.nodes[left] - goal, axis=1)
+    assert np.corrcoef(via, np.linalg.norm(graph.nodes[left], axis=1))[0, 1] > 0.8
+
+
+def test_clearance_weights_ramp_from_the_margin():
+    clearance = np.array([np.inf, 0.5, 0.1, 0.075, 0.05, 0.02, -0.1])
+    w = safety.clearance_weights(clearance, margin=0.05, widen=2.0, inside=20.0)
+    np.testing.assert_allclose(w, [1.0, 1.0, 1.0, 10.5, 20.0, 20.0, 20.0])
+    np.testing.assert_allclose(safety.clearance_weights(clearance, 0.05, widen=1.0, inside=np.inf),
+                               [1, 1, 1, 1, 1, np.inf, np.inf])
+    hz = safety.hazard_arrays([types.SimpleNamespace(name="t", hazards=(Circle(center=(0.0, 0.0), radius=0.2),))],
+                              types.SimpleNamespace(arena_half=1.0))
+    c = safety.hazard_clearance(np.array([[0.5, 0.0], [0.0, 0.1]]), {k: v[0] for k, v in hz.items()})
+    np.testing.assert_allclose(c, [0.3, -0.1], atol=1e-5)
+    none = safety.hazard_arrays([types.SimpleNamespace(name="t", hazards=())], types.SimpleNamespace(arena_half=1.0))
+    assert np.all(np.isinf(safety.hazard_clearance(np.zeros((3, 2)), {k: v[0] for k, v in none.items()})))
+
+
+def test_bottleneck_is_the_widest_way_between_two_nodes():
+    import scipy.sparse
+
+    from jepa_mpc.goal_graph import LatentGraph, bottleneck_clearance, edges
+
+    # 0 - 1 - 2 - 3 - 7 (narrow: edge 1-2 at 0.02) and 0 - 4 - 5 - 6 - 7 (wider: edge 5-6 at 0.05); node 8 alone
+    pairs = [(0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 7)]
+    i, j = np.array(pairs).T
+    graph = LatentGraph(nodes=np.zeros((9, 2), np.float32),
+                        adjacency=scipy.sparse.coo_matrix((np.ones(len(pairs)), (i, j)), shape=(9, 9)).tocsr())
+    rows, cols = edges(graph)
+    width = {(1, 2): 0.02, (5, 6): 0.05, (0, 1): -0.1, (3, 7): -0.2}  # edges at start 0 and goal 7 are exempt
+    clearance = np.array([width.get((r, c), 0.3) for r, c in zip(rows, cols)])
+    assert bottleneck_clearance(graph, clearance, 0, 7) == pytest.approx(0.05)
+    clearance[(rows == 5) & (cols == 6)] = 0.01
+    assert bottleneck_clearance(graph, clearance, 0, 7) == pytest.approx(0.02)
+    assert bottleneck_clearance(graph, np.full(len(rows), np.inf), 0, 7) == np.inf
+    assert bottleneck_clearance(graph, clearance, 0, 8) == -np.inf
+
+
+def test_fitted_margin_shrinks_only_where_hazards_narrow_every_way(walls):
+    """A hazard that narrows the door to a 4 cm-clear passage: the episode's margin fits it; elsewhere not."""
+    built = GraphGoal(nodes=400).build(walls, seed=0)
+    door = types.SimpleNamespace(name="d", hazards=(Circle(center=(0.0, 0.2), radius=0.16),
+                                                    Circle(center=(0.0, -0.2), radius=0.16)))
+    aside = types.SimpleNamespace(name="a", hazards=(Circle(center=(0.5, 0.5), radius=0.1),))
+    hz = safety.hazard_arrays([door, aside], types.SimpleNamespace(arena_half=1.0))
+    goals, starts = np.array([[0.5, 0.0], [0.5, -0.6]], np.float32), np.array([[-0.5, 0.0], [-0.5, -0.6]], np.float32)
+    ctx = built.episode_ctx(goals, hz, margin=0.08, starts=starts, min_margin=0.01)
+    m = np.asarray(ctx["margin"])
+    assert 0.01 <= m[0] < 0.06 and m[1] == pytest.approx(0.08)
+    fixed = built.episode_ctx(goals, hz, margin=0.08)
+    assert "margin" not in fixed
+    left = built.graph.nodes[:, 0] < -0.3
+    cut = np.asarray(fixed["excess"][0])[left]
+    assert np.ptp(cut) < 1e-6  # at the full margin the door is cut: a flat cost behind it
+    assert np.ptp(np.asarray(ctx["excess"][0])[left]) > 0.1  # at the fitted one it leads to the door
+
+
 def test_hazards_reshape_the_graph_goal_only_with_safety_on(walls):
     built = GraphGoal(nodes=400).build(walls, seed=0)
     task = types.SimpleNamespace(name="t", hazards=(Circle(center=(0.0, 0.0), radius=0.25),))
@@ -164,3 +239,21 @@ def test_results_record_the_kind_of_every_tagged_config():
 ])
 def test_unknown_or_bad_goal_and_planner_variants_are_one_line_errors(argv, needle):
     assert_one_line_error(run_cli(*argv), needle)
+
+
+def test_new_goal_and_safety_flags_enter_the_eval_identity_only_when_set():
+    """Evals recorded before these flags existed keep their identity (and their cached results)."""
+    from jepa_mpc.evaluate import identity_flags
+
+    flags = identity_flags(EvalArgs())
+    assert "safety_min_margin" not in flags["control"]
+    assert not {"hazard_widen", "hazard_weight", "split_cells"} & set(flags["control"]["goal"])
+    goal = GraphGoal(split_cells=0.06, hazard_widen=2.0)
+    flags = identity_flags(EvalArgs(control=ControlConfig(goal=goal, safety_min_margin=0.02)))
+    assert flags["control"]["safety_min_margin"] == 0.02
+    assert flags["control"]["goal"]["split_cells"] == 0.06 and flags["control"]["goal"]["hazard_widen"] == 2.0
+    assert "hazard_weight" not in flags["control"]["goal"]
+    with pytest.raises(ConfigError, match="--goal.split-cells"):
+        GraphGoal(split_cells=-1.0).validate()
+    with pytest.raises(ConfigError, match="--goal.hazard-widen"):
+        GraphGoal(hazard_weight=0.5).validate()
