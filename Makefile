@@ -58,6 +58,7 @@ test: setup $(VENV)/.installed-test
 test-slow: setup $(VENV)/.installed-test
 	$(PY) -m pytest -q -m slow
 
-# Large artifacts only: the committed result files under results/ stay (git clean -fdX results drops the rest).
+# Large artifacts and the demo's results (they name the run they came from, which a clean removes; a
+# retrained run would be refused as another eval's): the committed result files under results/ stay.
 clean:
-	rm -rf runs data .pytest_cache
+	rm -rf runs data .pytest_cache results/demo
