@@ -98,7 +98,7 @@ class ControlConfig:
     safety_min_margin: float | None = None
     """Metres: each episode's fixed margin (above) may shrink, to no less than this, when the hazards leave no
     way to the goal that wide (the widest way on the goal graph from the start's node to the goal's, by the
-    nodes' positions; goal:graph only); the motion margin still adds. None: never shrinks."""
+    nodes' positions; goal:graph on a learned model); the motion margin still adds. None: never shrinks."""
     interp_points: int = 4
     """Constraint check points per predicted block, linearly interpolated between block ends."""
     speed_limit: float = 0.0
@@ -202,10 +202,8 @@ class _PlannerPolicy:
         if hz is None or len(hz["speed"]) != len(goals):
             hz = safety_lib.empty_hazards(len(goals), speed_limit=self.cfg.speed_limit)
         self.hazards = None
-        on = self.cfg.safety != "none"
-        fit = on and starts is not None and self.cfg.safety_min_margin is not None and self.cfg.safety_min_margin < self.margin
-        ctx = self.goal.episode_ctx(goals, hz if on else None, self.margin, starts=starts if fit else None,
-                                    min_margin=self.cfg.safety_min_margin if fit else None)
+        ctx = self.goal.episode_ctx(goals, hz if self.cfg.safety != "none" else None, self.margin, starts=starts,
+                                    min_margin=self.cfg.safety_min_margin)
         ctx.setdefault("margin", jnp.full((len(goals),), self.margin, jnp.float32))
         return {**ctx, **{k: jnp.asarray(v) for k, v in hz.items()}}
 
@@ -410,7 +408,8 @@ class OraclePlannerPolicy(_PlannerPolicy):
                         start = jnp.concatenate([state0[position], jnp.zeros((2,), jnp.float32)])
                         pos, vel = safety_lib.interpolate_blocks(start, jnp.concatenate([out, pad], -1), points)
                         vel = jnp.zeros_like(vel)  # unknown without per-step states
-                    return cost(ends, a, ctx), safety_lib.block_constraints(pos, vel, ctx, ctx["margin"]), pos[:, -1]
+                    g = safety_lib.block_constraints(pos, vel, ctx, ctx["margin"])
+                    return cost(ends, a, ctx), g, pos[:, -1]
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
 

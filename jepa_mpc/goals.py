@@ -207,8 +207,7 @@ class GraphGoalCost:
 
         b = len(goals)
         graph_goals = goals if self.readout is None else np.asarray(self.readout(goals))
-        graph_starts = None if starts is None or self.readout is None else np.asarray(self.readout(starts))
-        graph_starts = starts if graph_starts is None else graph_starts
+        graph_starts = starts if starts is None or self.readout is None else np.asarray(self.readout(starts))
         task_graphs, self._task_graphs = self._task_graphs, None
         if self.room_graphs is not None and task_graphs is None:
             raise ValueError("GraphGoalCost: set_tasks(tasks) first (explored room graphs are per task)")
@@ -219,21 +218,21 @@ class GraphGoalCost:
         fit = avoid and graph_starts is not None and min_margin is not None and min_margin < margin
         by_edge = avoid and (fit or self.hazard_widen > 1.0 or self.hazard_weight > 0.0)
         excess, margins = [], np.full(b, margin, np.float32)
+        rows, cols = goal_graph.edges(self.graph) if by_edge else (None, None)  # (avoid: the one shared graph)
         for i, g in enumerate(graph_goals):
             hz = {k: v[i] for k, v in hazards.items()} if avoid else None
             if not by_edge:  # nodes within the margin of a hazard leave the graph
                 blocked = safety_lib.blocked_nodes(self.node_xy, hz, margin) if avoid else None
                 excess.append(goal_graph.detour_excess(graphs[i], g, blocked))
                 continue
-            rows, cols = goal_graph.edges(graphs[i])
             clearance = safety_lib.edge_clearance(self.node_xy, rows, cols, hz)
             if fit:  # the widest way the hazards leave, if narrower than the margin
-                widest = goal_graph.bottleneck_clearance(graphs[i], clearance, goal_graph.nearest_node(
-                    graphs[i], graph_starts[i]), goal_graph.nearest_node(graphs[i], g))
+                widest = goal_graph.bottleneck_clearance(self.graph, clearance, goal_graph.nearest_node(
+                    self.graph, graph_starts[i]), goal_graph.nearest_node(self.graph, g))
                 margins[i] = np.clip(widest, min_margin, margin)
             factor = safety_lib.clearance_weights(clearance, float(margins[i]), self.hazard_widen,
                                                   self.hazard_weight or np.inf)
-            excess.append(goal_graph.detour_excess(graphs[i], g, edge_factor=factor))
+            excess.append(goal_graph.detour_excess(self.graph, g, edge_factor=factor))
         ctx = {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(np.stack(excess))}
         if fit:
             ctx["margin"] = jnp.asarray(margins)
@@ -287,19 +286,20 @@ class GraphGoal:
     """source=explore: where every exploration episode starts. task-start: the task's own start state,
     then the agent moves only by actions (honest exploration; one graph per task start). reset: resets
     the agent to uniform free positions of the true room (a resettable simulator; one graph per room)."""
-    avoid_hazards: bool = True
-    """With safety on: the detour search routes around hazards as it does around walls (nodes within the
-    planner's base margin of a hazard cost `hazard_weight` x their length to pass; see `hazard_widen`)."""
-    hazard_widen: float = 1.0
-    """With avoid_hazards: nodes closer to a hazard than this many margins cost more the closer they are
-    (linearly, up to hazard_weight at 1 margin), so detours prefer wide passages. 1: no widening."""
     split_cells: float = 0.0
     """Metres (source data; 0: off): split a node's cell when its data points' positions fall into groups
     this far apart (the two sides of a thin wall), so the graph has no edge through the wall
     (`goal_graph.GraphConfig.split_cells`). The dataset's recorded positions are used, as by the probe."""
+    avoid_hazards: bool = True
+    """With safety on: the detour search routes around hazards as it does around walls. By default nodes
+    within the planner's base margin of a hazard leave the graph; with hazard_widen > 1, hazard_weight > 0
+    or --control.safety-min-margin, each edge is checked along its length and priced instead."""
+    hazard_widen: float = 1.0
+    """With avoid_hazards: edges passing closer to a hazard than this many margins cost more the closer
+    they pass (linearly, up to hazard_weight at 1 margin), so detours prefer wide passages. 1: no widening."""
     hazard_weight: float = 0.0
-    """With avoid_hazards: the cost factor (>= 1) of nodes within the margin, which keeps them passable at a
-    price; 0: removed from the graph instead, so a hazard that narrows every way to the goal cuts it there."""
+    """With avoid_hazards: the cost factor (>= 1) of edges within the margin, which keeps them passable at a
+    price; 0: removed instead, so a hazard that narrows every way to the goal cuts the graph there."""
 
     def validate(self) -> None:
         _check_mode(self.mode, GOAL_MODES, self.kind)

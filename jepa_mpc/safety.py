@@ -278,7 +278,8 @@ def plan_safely(planner: Any, objective: Objective, init: jax.Array, key: jax.Ar
 __all__ = [
     "CONSTRAINTS", "MAX_BOXES", "MAX_CIRCLES", "SAFETY_MODES", "SafetyConfig", "augmented_term",
     "auglag_plan", "block_constraints", "constraint_values", "empty_hazards", "hazard_arrays",
-    "interpolate_blocks", "motion_margin", "blocked_nodes", "clearance_weights", "edge_clearance", "hazard_clearance", "plan_safely", "ranked_cost", "violating_steps", "violation",
+    "interpolate_blocks", "motion_margin", "blocked_nodes", "clearance_weights", "edge_clearance", "hazard_clearance",
+    "plan_safely", "ranked_cost", "violating_steps", "violation",
 ]
 
 
@@ -292,7 +293,7 @@ def hazard_clearance(xy: np.ndarray, hz: dict) -> np.ndarray:
     xy = jnp.asarray(xy, jnp.float32)
     g = constraint_values(xy, jnp.zeros_like(xy), hz1, 0.0)  # g = -clearance for the keep-out terms
     clearance = -np.asarray(jnp.maximum(g[..., 0], g[..., 1]), np.float64)
-    return np.where(clearance >= -_INACTIVE - 1e-3, np.inf, clearance)
+    return np.where(clearance >= -_INACTIVE - 1e-3, np.inf, clearance)  # every hazard slot padding (g = _INACTIVE)
 
 
 def edge_clearance(node_xy: np.ndarray, rows: np.ndarray, cols: np.ndarray, hz: dict, points: int = 5) -> np.ndarray:
