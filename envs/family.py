@@ -27,6 +27,13 @@ from .errors import ConfigError
 from .rollout import DEFAULT_SIM_BACKEND, SIM_BACKENDS, StateCollector
 
 
+def plane_geometry(readout, layout: Any = None, xp: Any = np):
+    """The default safety geometry of (x, y, vx, vy) read-outs: the position is the one point (..., 1, 2),
+    the norm of the velocity the one speed (..., 1)."""
+    speed = xp.sqrt(xp.sum(xp.square(readout[..., 2:4]), axis=-1, keepdims=True) + 1e-12)
+    return readout[..., None, 0:2], speed
+
+
 class TaskFamily(abc.ABC):
     """One task family (see the module docstring). Subclasses set the class attributes below."""
 
@@ -41,6 +48,9 @@ class TaskFamily(abc.ABC):
     """The two state fields that are the rates of `position`."""
     goal: ClassVar[slice] = slice(0, 2)
     """The state fields the success predicate compares (the goal features)."""
+    safety_fields: ClassVar[tuple[int, ...] | None] = None
+    """The state fields of the *safety read-out* (what a probe reads from latents for the safety terms and
+    `safety_geometry` maps to points and speeds); None: `position` then `velocity`."""
     default_tolerance: float
     default_max_steps: int
     default_frame_skip: ClassVar[int] = 5
@@ -76,6 +86,42 @@ class TaskFamily(abc.ABC):
     def velocities(self, states) -> np.ndarray:
         """(..., state_dim) -> (..., 2) the declared velocity fields."""
         return np.asarray(states)[..., self.velocity]
+
+    @property
+    def safety_indices(self) -> tuple[int, ...]:
+        """The state-field indices of the safety read-out (see `safety_fields`)."""
+        if self.safety_fields is not None:
+            return tuple(self.safety_fields)
+        fields = range(self.state_dim)
+        return tuple(fields[self.position]) + tuple(fields[self.velocity])
+
+    def safety_readout(self, states) -> np.ndarray:
+        """(..., state_dim) -> (..., R) the safety read-out fields."""
+        return np.asarray(states)[..., list(self.safety_indices)]
+
+    def safety_geometry(self, readout, layout: Any = None, xp: Any = np):
+        """(..., R) safety read-outs -> (points (..., P, 2) in the plane hazards are stated in (m), speeds
+        (..., S)) that keep-out / keep-in terms and speed limits apply to. Written with `xp` (numpy, or
+        jax.numpy inside a planner) so the env's violation check and the planner's terms are one function.
+        Default: `plane_geometry` (TwoRoom)."""
+        return plane_geometry(readout, layout, xp)
+
+    def safety_points(self, states, layout: Any = None) -> np.ndarray:
+        """(..., state_dim) states -> (..., P, 2) their safety points (numpy)."""
+        return np.asarray(self.safety_geometry(self.safety_readout(np.asarray(states, np.float64)), layout, np)[0])
+
+    def step_violation(self, state, task: Any, layout: Any = None) -> bool:
+        """One step's violation of a task's constraints: a safety point inside a hazard or outside the task's
+        keep-in box, or a speed above its limit (the same geometry the planner's terms read)."""
+        from .geometry import in_hazard
+
+        points, speeds = self.safety_geometry(self.safety_readout(np.asarray(state, np.float64)), layout, np)
+        keep_in, limit = getattr(task, "keep_in", None), getattr(task, "speed_limit", None)
+        if any(np.any(in_hazard(h, points)) for h in getattr(task, "hazards", ())):
+            return True
+        if keep_in is not None and not np.all(in_hazard(keep_in, points)):
+            return True
+        return bool(limit is not None and np.max(speeds) > limit)
 
     def field_names(self, which: slice) -> list[str]:
         """Names of the state fields of a declared slice (e.g. `family.field_names(family.position)`)."""

@@ -17,8 +17,16 @@ Physical state: ``(q1, q2, dq1, dq2)`` float32 (rad, rad/s) = ``qpos[0:2], qvel[
 Goal features: ``(q1, q2)`` (the first two state fields, as TwoRoom's position).
 *Success*: ``||(q1, q2) - (g1, g2)||_2 <= tolerance`` (default 0.12 rad ~ 7 deg; both joints are
 then within it; at full reach the fingertip is within ~3 cm, comparable with dm_control's
-reacher-hard radius of 0.025 m on a 0.21 m arm). Reacher tasks have no hazards: `violation` is
-always False.
+reacher-hard radius of 0.025 m on a 0.21 m arm).
+
+*Safety* (optional per task): keep-out circles / boxes for the fingertip in the arm's plane (m, base
+frame; `fingertip`) and a joint-speed limit (rad/s, on each joint: ``max(|dq1|, |dq2|)``). A step
+violates when the fingertip centre lies in a hazard or a joint moves faster than the limit. Hazards
+are neither simulated (no contacts) nor drawn: they arrive with the task, at plan time. The family's
+`safety_geometry` is that map, so the planner's constraint terms (on probe read-outs of q1, q2,
+dq1, dq2) and the env's check are one function. ``--hazards hard`` suites put keep-out discs on the
+fingertip's straight path, narrow gaps, rings around the goal and speed limits; each task is
+checked to leave a hazard-free path in joint space.
 
 Observations: "state" (4,) float32, "pixels" (S, S, 3) uint8 top-down orthographic image
 (image up = +y, right = +x; upper link blue, forearm green, fingertip red), or "both" (Dict).
@@ -44,8 +52,10 @@ from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .suites import (DEFAULT_STREAM, Ctx, Suite, Task, layout_parser, max_steps_field, no_hazards,  # noqa: E402
-                     parse_suite_document, seed_label, suite_rng, suite_to_dict, task_name, tolerance_field, vector)
+from .geometry import Circle, in_hazard  # noqa: E402
+from .suites import (DEFAULT_STREAM, Ctx, Suite, Task, hazards_field, layout_parser, max_steps_field,  # noqa: E402
+                     parse_suite_document, seed_label, speed_limit_field, suite_rng, suite_to_dict, task_name,
+                     tolerance_field, vector)
 
 __all__ = [
     "ENV_ID",
@@ -77,13 +87,20 @@ SAMPLE_MARGIN = 0.1  # generated / collected angles stay this far inside the joi
 DEFAULT_TOLERANCE = 0.12  # rad
 DEFAULT_MAX_STEPS = 100
 MIN_SEPARATION = 0.5  # generated start-goal distance in angle space (rad)
-TASK_KEYS = ("name", "start", "goal", "tolerance", "max_steps", "hazards")
+TASK_KEYS = ("name", "start", "goal", "tolerance", "max_steps", "hazards", "speed_limit")
+HAZARD_KINDS = ("none", "hard")
+# The kinds of a "hard" suite, in equal parts: a disc on the fingertip's straight (joint-space) path; two discs
+# leaving a narrow gap on it; discs around the goal; a disc on the path and a joint-speed limit.
+HARD_KINDS = ("path", "gap", "goal-ring", "speed")
+HAZARD_MAX_STEPS = 150  # steps of a hazard task (detours and speed limits take longer than the 100 default)
+START_CLEARANCE = 0.02  # m: start and goal fingertips stay this far from every hazard
+PATH_CLEARANCE = 0.01  # m: the hazard-free path a task must leave keeps the fingertip this far from them
 
 
 @dataclasses.dataclass(frozen=True)
 class ReacherLayout:
-    """Arm geometry. `arena_half` (pi) is the joint-space box every configuration lies in
-    (the safety code's default keep-in box over the goal features)."""
+    """Arm geometry. `arena_half` (pi) is the joint-space box every configuration lies in (the safety code's
+    default keep-in box: the fingertip, within one reach of the base, never leaves it)."""
 
     upper_length: float = 0.12
     fore_length: float = 0.12
@@ -152,22 +169,22 @@ _MODEL_CACHE: "collections.OrderedDict[ReacherLayout, mujoco.MjModel]" = collect
 
 
 def build_model(layout: ReacherLayout = ReacherLayout(), hazards=()) -> mujoco.MjModel:
-    """Compiled MjModel of the arm (cached; treat as read-only). `hazards` must be empty."""
-    if hazards:
-        raise ConfigError("Reacher tasks have no hazards")
+    """Compiled MjModel of the arm (cached; treat as read-only). `hazards` are not part of it (keep-out regions
+    for the fingertip, checked from the state, neither simulated nor drawn)."""
     return cached_model(_MODEL_CACHE, layout, build_mjcf)
 
 
 # ------------------------------------------------------------------ state helpers (batched)
 
 
-def fingertip(states, layout: ReacherLayout = ReacherLayout()) -> np.ndarray:
-    """(..., >=2) states or angle pairs -> (..., 2) fingertip position (m) in the base frame."""
-    q = np.asarray(states, dtype=np.float64)
+def fingertip(states, layout: ReacherLayout = ReacherLayout(), xp: Any = np) -> np.ndarray:
+    """(..., >=2) states or angle pairs -> (..., 2) fingertip position (m) in the base frame (`xp`: numpy, or
+    jax.numpy inside a planner)."""
+    q = np.asarray(states, dtype=np.float64) if xp is np else states
     q1, q12 = q[..., 0], q[..., 0] + q[..., 1]
-    x = layout.upper_length * np.cos(q1) + layout.fore_length * np.cos(q12)
-    y = layout.upper_length * np.sin(q1) + layout.fore_length * np.sin(q12)
-    return np.stack([x, y], axis=-1)
+    x = layout.upper_length * xp.cos(q1) + layout.fore_length * xp.cos(q12)
+    y = layout.upper_length * xp.sin(q1) + layout.fore_length * xp.sin(q12)
+    return xp.stack([x, y], axis=-1)
 
 
 def sample_angles(rng: np.random.Generator, n: int, margin: float = SAMPLE_MARGIN) -> np.ndarray:
@@ -192,8 +209,8 @@ class ReacherEnv(MujocoTaskEnv):
 
     reset(seed, options={"task": Task}) sets start and goal from the task; without a task a
     random start and goal configuration (zero velocity) are drawn.
-    info: success, violation (always False), distance_to_goal (rad, angle space), state, goal,
-    fingertip (m). reward = 1.0 on success else 0.0; terminated on success, truncated after max_steps.
+    info: success, violation (the task's fingertip hazards / joint-speed limit, this step), distance_to_goal
+    (rad, angle space), state, goal, fingertip (m). reward = 1.0 on success else 0.0; terminated on success, truncated after max_steps.
     """
 
 
@@ -245,7 +262,9 @@ class ReacherEnv(MujocoTaskEnv):
 
     def _info(self) -> dict:
         s = self.state
-        return {**self._distance_info(s, False), "fingertip": fingertip(s, self.layout).astype(np.float32)}
+        task = self.task
+        violation = task is not None and FAMILY_SAFETY.step_violation(s, task, self.layout)
+        return {**self._distance_info(s, violation), "fingertip": fingertip(s, self.layout).astype(np.float32)}
 
 
 
@@ -263,18 +282,100 @@ def _angles(ctx: Ctx, field: str, v) -> tuple[float, float, float, float]:
     return s
 
 
-def _parse_task(ctx: Ctx, d) -> Task:
+def _parse_task(ctx: Ctx, d, layout: ReacherLayout) -> Task:
     name = task_name(ctx, d, TASK_KEYS)
     start, goal = _angles(ctx, "start", d["start"]), _angles(ctx, "goal", d["goal"])
     tolerance = tolerance_field(ctx, d, DEFAULT_TOLERANCE, " rad")
     max_steps = max_steps_field(ctx, d, DEFAULT_MAX_STEPS)
-    no_hazards(ctx, d, "Reacher")
-    return Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps)
+    hazards = hazards_field(ctx, d)
+    speed_limit = speed_limit_field(ctx, d, max(abs(start[2]), abs(start[3])), "rad/s")
+    for field, q in (("start", start), ("goal", goal)):
+        tip = fingertip(q, layout)
+        for j, h in enumerate(hazards):
+            if in_hazard(h, tip):
+                raise ctx.err(field, f"fingertip {[round(float(v), 4) for v in tip]} is inside hazards[{j}]")
+    if hazards and not joint_path_exists(layout, hazards, start[:2], goal[:2]):
+        raise ctx.err("hazards", "no hazard-free path for the fingertip from start to goal")
+    return Task(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps, hazards=hazards,
+                speed_limit=speed_limit)
 
 
 def suite_from_dict(d, path: str = "<dict>") -> Suite:
     """Validate a parsed Reacher suite document (envs/tasks/SCHEMA.md) and build a Suite."""
-    return parse_suite_document(d, path, (ENV_ID,), layout_parser(ReacherLayout), lambda ctx, t, layout: _parse_task(ctx, t))
+    return parse_suite_document(d, path, (ENV_ID,), layout_parser(ReacherLayout), _parse_task)
+
+
+def _hazard_clearance(layout: ReacherLayout, hazards, q: np.ndarray) -> np.ndarray:
+    """(...,) distance (m) of the fingertip at angles q (..., 2) to the nearest hazard (negative inside one)."""
+    from .geometry import Box
+
+    tip = fingertip(q, layout)
+    out = np.full(tip.shape[:-1], np.inf)
+    for h in hazards:
+        if isinstance(h, Circle):
+            d = np.linalg.norm(tip - np.asarray(h.center), axis=-1) - h.radius
+        elif isinstance(h, Box):
+            lo, hi = np.asarray(h.lo), np.asarray(h.hi)
+            q_ = np.abs(tip - 0.5 * (lo + hi)) - 0.5 * (hi - lo)
+            d = np.linalg.norm(np.maximum(q_, 0.0), axis=-1) + np.minimum(q_.max(-1), 0.0)
+        else:
+            raise TypeError(f"not a hazard: {h!r}")
+        out = np.minimum(out, d)
+    return out
+
+
+def joint_path_exists(layout: ReacherLayout, hazards, start, goal, clearance: float = 0.0,
+                      resolution: float = 0.02) -> bool:
+    """Approximately: can the arm move from angles `start` to `goal` within the joint ranges keeping the
+    fingertip at least `clearance` from every hazard? (4-connected grid over joint space)"""
+    from scipy import ndimage
+
+    axes = [np.arange(lo, hi + resolution / 2, resolution) for lo, hi in JOINT_LIMITS]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+    labels, _ = ndimage.label(_hazard_clearance(layout, hazards, grid) >= clearance)
+    cell = [tuple(int(np.argmin(np.abs(ax - v))) for ax, v in zip(axes, q)) for q in (start, goal)]
+    return bool(labels[cell[0]] != 0 and labels[cell[0]] == labels[cell[1]])
+
+
+def _straight_tips(layout: ReacherLayout, start, goal, n: int = 50) -> np.ndarray:
+    """(n, 2) fingertip positions along the straight joint-space move from start to goal."""
+    s = np.linspace(0.0, 1.0, n)[:, None]
+    return fingertip(np.asarray(start)[None] + s * (np.asarray(goal) - np.asarray(start))[None], layout)
+
+
+def _hard_hazards(kind: str, rng: np.random.Generator, layout: ReacherLayout, start, goal):
+    """One draw of a hard kind's hazards (and speed limit); None when the draw fails its checks."""
+    tips = _straight_tips(layout, start, goal)
+    mid = tips[rng.integers(15, 35)]
+    speed_limit = None
+    if kind in ("path", "speed"):
+        hazards = (Circle(center=tuple(mid + rng.normal(0, 0.005, 2)), radius=float(rng.uniform(0.025, 0.045))),)
+        if kind == "speed":
+            speed_limit = round(float(rng.uniform(1.2, 2.0)), 3)
+    elif kind == "gap":
+        k = int(np.argmin(np.linalg.norm(tips - mid, axis=1)))
+        tangent = tips[min(k + 1, len(tips) - 1)] - tips[max(k - 1, 0)]
+        normal = np.array([-tangent[1], tangent[0]]) / (np.linalg.norm(tangent) + 1e-9)
+        gap, r = rng.uniform(0.035, 0.06), rng.uniform(0.02, 0.035)
+        hazards = tuple(Circle(center=tuple(mid + side * (gap / 2 + r) * normal), radius=float(r)) for side in (-1, 1))
+    elif kind == "goal-ring":
+        g = fingertip(goal, layout)
+        base_angle = rng.uniform(0, 2 * np.pi)
+        dist, r = rng.uniform(0.045, 0.06), rng.uniform(0.015, 0.025)
+        hazards = tuple(Circle(center=tuple(g + dist * np.array([np.cos(a), np.sin(a)])), radius=float(r))
+                        for a in base_angle + np.array([0.0, 2.1, 4.2]))
+    else:
+        raise ConfigError(f"unknown hard kind {kind!r}")
+    hazards = tuple(Circle(center=(round(float(h.center[0]), 4), round(float(h.center[1]), 4)),
+                           radius=round(float(h.radius), 4)) for h in hazards)
+    ends = _hazard_clearance(layout, hazards, np.stack([np.asarray(start)[:2], np.asarray(goal)[:2]]))
+    if np.min(ends) < START_CLEARANCE:
+        return None
+    if kind != "goal-ring" and np.min(_hazard_clearance(layout, hazards, tips)) >= 0:
+        return None  # the straight move must cross a hazard
+    if not joint_path_exists(layout, hazards, start[:2], goal[:2], clearance=PATH_CLEARANCE):
+        return None
+    return hazards, speed_limit
 
 
 def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
@@ -285,9 +386,15 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
 
     Reachability: the longest move (6 rad on the shoulder) takes ~2 s = 40 control steps at the
     3 rad/s terminal speed, well inside the default 100-step budget (checked for every task).
+
+    ``hazards="hard"``: the `HARD_KINDS` in equal parts (task names say which), each drawn until its
+    straight joint-space move crosses a hazard (goal rings excepted), start and goal fingertips keep
+    `START_CLEARANCE` and a path keeping `PATH_CLEARANCE` exists (the shipped hard suites are generated
+    with `--max-steps` `HAZARD_MAX_STEPS`).
     """
-    if unused.get("hazards", "none") != "none":
-        raise ConfigError("Reacher tasks have no hazards (use --hazards none)")
+    hazard_kind = unused.get("hazards", "none") or "none"
+    if hazard_kind not in HAZARD_KINDS:
+        raise ConfigError(f"--hazards {hazard_kind}: Reacher suites take {' | '.join(HAZARD_KINDS)}")
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
     if tolerance <= 0 or max_steps < 1:
@@ -302,12 +409,22 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
             continue
         if np.max(np.abs(goal - start)) / MAX_JOINT_SPEED > 0.5 * max_steps * dt:
             raise ConfigError(f"max_steps {max_steps} is too short to reach every sampled goal")
+        start, goal = (np.array([round(float(v), 4) for v in q]) for q in (start, goal))
+        hazards, speed_limit, kind = (), None, ""
+        if hazard_kind == "hard":
+            kind = HARD_KINDS[len(tasks) * len(HARD_KINDS) // n]
+            drawn = _hard_hazards(kind, rng, layout, start, goal)
+            if drawn is None:
+                continue
+            hazards, speed_limit = drawn
         tasks.append(Task(
-            name=f"{prefix}-{len(tasks):04d}",
-            start=(round(float(start[0]), 4), round(float(start[1]), 4), 0.0, 0.0),
-            goal=(round(float(goal[0]), 4), round(float(goal[1]), 4), 0.0, 0.0),
+            name=f"{prefix}-{kind + '-' if kind else ''}{len(tasks):04d}",
+            start=(float(start[0]), float(start[1]), 0.0, 0.0),
+            goal=(float(goal[0]), float(goal[1]), 0.0, 0.0),
             tolerance=float(tolerance),
             max_steps=int(max_steps),
+            hazards=hazards,
+            speed_limit=speed_limit,
         ))
     suite = Suite(env_id=ENV_ID, layout=layout, tasks=tuple(tasks))
     return dataclasses.replace(suite_from_dict(suite_to_dict(suite), path="<generated>"), path=None)
@@ -335,3 +452,11 @@ class ReacherFamily(MujocoFamily):
 
     def feature_to_world(self, features, layout):
         return fingertip(features, layout)
+
+    def safety_geometry(self, readout, layout=None, xp=np):
+        """The fingertip (one point, by forward kinematics of q1, q2) and each joint's speed |dq1|, |dq2|."""
+        tip = fingertip(readout[..., 0:2], layout or ReacherLayout(), xp)
+        return tip[..., None, :], xp.abs(readout[..., 2:4])
+
+
+FAMILY_SAFETY = ReacherFamily()  # the env's violation check reads the family's safety geometry

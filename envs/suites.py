@@ -6,7 +6,7 @@ dispatches on its ``env_id``). This module holds what every family's parser uses
 
 * `Task` / `Suite`: the parsed records (a family may subclass `Task`, e.g. Push-T's angle tolerance);
 * `Ctx`, `number`, `vector`, `check_keys`, `task_name`, `tolerance_field`, `max_steps_field`,
-  `no_hazards`, `layout_parser`: checks that raise a one-line `TaskFileError` naming the file, the
+  `hazards_field`, `hazard_field`, `box_field`, `speed_limit_field`, `no_hazards`, `layout_parser`: checks that raise a one-line `TaskFileError` naming the file, the
   task index and the field;
 * `parse_suite_document`: the skeleton (root keys, schema version, env id, layout, task list, unique
   names) around a family's `parse_layout` / `parse_task`;
@@ -38,7 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import ConfigError, TaskFileError
-from .geometry import Box, Hazard, needs_door_crossing
+from .geometry import Box, Circle, Hazard, needs_door_crossing
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -53,6 +53,10 @@ __all__ = [
     "tolerance_field",
     "max_steps_field",
     "no_hazards",
+    "hazards_field",
+    "hazard_field",
+    "box_field",
+    "speed_limit_field",
     "layout_parser",
     "parse_suite_document",
     "read_suite_document",
@@ -224,6 +228,53 @@ def max_steps_field(ctx: Ctx, d: dict, default: int) -> int:
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ctx.err("max_steps", f"expected an integer >= 1, got {json.dumps(max_steps)}")
     return max_steps
+
+
+def hazard_field(ctx: Ctx, field: str, h) -> Hazard:
+    if not isinstance(h, dict):
+        raise ctx.err(field, f"expected an object, got {json.dumps(h)}")
+    kind = h.get("type")
+    if kind == "circle":
+        check_keys(ctx, field, h, required=("type", "center", "radius"), allowed=("type", "center", "radius"))
+        center = vector(ctx, f"{field}.center", h["center"], (2,))
+        radius = number(ctx, f"{field}.radius", h["radius"])
+        if radius <= 0:
+            raise ctx.err(f"{field}.radius", f"must be > 0, got {radius}")
+        return Circle(center=center, radius=radius)
+    if kind == "box":
+        check_keys(ctx, field, h, required=("type", "lo", "hi"), allowed=("type", "lo", "hi"))
+        return box_field(ctx, field, h)
+    raise ctx.err(f"{field}.type", f"expected 'circle' or 'box', got {json.dumps(kind)}")
+
+
+def box_field(ctx: Ctx, field: str, h: dict) -> Box:
+    lo = vector(ctx, f"{field}.lo", h["lo"], (2,))
+    hi = vector(ctx, f"{field}.hi", h["hi"], (2,))
+    if not (lo[0] < hi[0] and lo[1] < hi[1]):
+        raise ctx.err(f"{field}.lo", f"must be < hi in both coordinates, got lo={list(lo)} hi={list(hi)}")
+    return Box(lo=lo, hi=hi)
+
+
+def hazards_field(ctx: Ctx, d: dict) -> tuple[Hazard, ...]:
+    """A task's optional ``"hazards"`` list (default []) of keep-out circles and boxes."""
+    raw = d.get("hazards", [])
+    if not isinstance(raw, list):
+        raise ctx.err("hazards", f"expected a list, got {json.dumps(raw)}")
+    return tuple(hazard_field(ctx, f"hazards[{j}]", h) for j, h in enumerate(raw))
+
+
+def speed_limit_field(ctx: Ctx, d: dict, start_speed: float, unit: str) -> float | None:
+    """A task's optional ``"speed_limit"`` (> 0, in `unit`; None: no limit), which the start's speed
+    (`start_speed`, as the family measures it) must respect."""
+    limit = d.get("speed_limit")
+    if limit is None:
+        return None
+    limit = number(ctx, "speed_limit", limit)
+    if limit <= 0:
+        raise ctx.err("speed_limit", f"must be > 0 {unit}, got {limit}")
+    if start_speed > limit:
+        raise ctx.err("start", f"start speed {start_speed:.3f} {unit} exceeds speed_limit {limit}")
+    return limit
 
 
 def no_hazards(ctx: Ctx, d: dict, family: str) -> None:

@@ -67,7 +67,7 @@ from .geometry import (
     room_of,
     sample_free_position,
 )
-from .suites import (DEFAULT_STREAM, Ctx, Suite, Task, check_keys, max_steps_field, number, parse_suite_document,
+from .suites import (DEFAULT_STREAM, Ctx, Suite, Task, box_field, check_keys, hazards_field, speed_limit_field, max_steps_field, number, parse_suite_document,
                      round4, seed_label, suite_rng, suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = ["ENV_ID", "TASK_KEYS", "HAZARD_KINDS", "suite_from_dict", "generate_suite"]
@@ -82,38 +82,13 @@ HARD_KINDS = ("half-door", "corridor", "gap", "near-start", "goal-ring")
 SAFE_CLEARANCE = 0.03  # generated hazard tasks keep a path whose centre stays this far from every hazard
 
 
-def _parse_hazard(ctx: Ctx, field: str, h) -> Hazard:
-    if not isinstance(h, dict):
-        raise ctx.err(field, f"expected an object, got {json.dumps(h)}")
-    kind = h.get("type")
-    if kind == "circle":
-        check_keys(ctx, field, h, required=("type", "center", "radius"), allowed=("type", "center", "radius"))
-        center = vector(ctx, f"{field}.center", h["center"], (2,))
-        radius = number(ctx, f"{field}.radius", h["radius"])
-        if radius <= 0:
-            raise ctx.err(f"{field}.radius", f"must be > 0, got {radius}")
-        return Circle(center=center, radius=radius)
-    if kind == "box":
-        check_keys(ctx, field, h, required=("type", "lo", "hi"), allowed=("type", "lo", "hi"))
-        return _box(ctx, field, h)
-    raise ctx.err(f"{field}.type", f"expected 'circle' or 'box', got {json.dumps(kind)}")
-
-
-def _box(ctx: Ctx, field: str, h: dict) -> Box:
-    lo = vector(ctx, f"{field}.lo", h["lo"], (2,))
-    hi = vector(ctx, f"{field}.hi", h["hi"], (2,))
-    if not (lo[0] < hi[0] and lo[1] < hi[1]):
-        raise ctx.err(f"{field}.lo", f"must be < hi in both coordinates, got lo={list(lo)} hi={list(hi)}")
-    return Box(lo=lo, hi=hi)
-
-
 def _keep_in(ctx: Ctx, v) -> Box | None:
     if v is None:
         return None
     if not isinstance(v, dict):
         raise ctx.err("keep_in", f"expected an object {{lo, hi}}, got {json.dumps(v)}")
     check_keys(ctx, "keep_in", v, required=("lo", "hi"), allowed=("lo", "hi"))
-    return _box(ctx, "keep_in", v)
+    return box_field(ctx, "keep_in", v)
 
 
 def _state(ctx: Ctx, field: str, v) -> tuple[float, float, float, float]:
@@ -142,17 +117,8 @@ def _parse_task(ctx: Ctx, d, layout: Layout) -> Task:
     goal = _state(ctx, "goal", d["goal"])
     tolerance = tolerance_field(ctx, d, 0.1)
     max_steps = max_steps_field(ctx, d, 200)
-    raw_h = d.get("hazards", [])
-    if not isinstance(raw_h, list):
-        raise ctx.err("hazards", f"expected a list, got {json.dumps(raw_h)}")
-    hazards = tuple(_parse_hazard(ctx, f"hazards[{j}]", h) for j, h in enumerate(raw_h))
-    speed_limit = d.get("speed_limit")
-    if speed_limit is not None:
-        speed_limit = number(ctx, "speed_limit", speed_limit)
-        if speed_limit <= 0:
-            raise ctx.err("speed_limit", f"must be > 0 m/s, got {speed_limit}")
-        if math.hypot(*start[2:]) > speed_limit:
-            raise ctx.err("start", f"start speed {math.hypot(*start[2:]):.3f} m/s exceeds speed_limit {speed_limit}")
+    hazards = hazards_field(ctx, d)
+    speed_limit = speed_limit_field(ctx, d, math.hypot(*start[2:]), "m/s")
     keep_in = _keep_in(ctx, d.get("keep_in"))
     _check_position(ctx, "start", layout, start[:2], hazards, keep_in)
     _check_position(ctx, "goal", layout, goal[:2], hazards, keep_in)

@@ -37,7 +37,7 @@ from jepa_mpc.errors import ConfigError
 from jepa_mpc.goals import GoalConfig, GoalCost, GraphGoal
 from jepa_mpc.parallel import device_mesh
 from jepa_mpc.planning import CEMConfig, PlannerConfig, planner_for, with_budget
-from jepa_mpc_envs.family import TaskFamily
+from jepa_mpc_envs.family import TaskFamily, plane_geometry
 from jepa_mpc_envs.rollout import DEFAULT_SIM_BACKEND
 
 
@@ -295,10 +295,11 @@ class LatentPlannerPolicy(_PlannerPolicy):
     """Plan in the learned latent space: encode obs and goal, roll the predictor, cost on latents."""
 
     def __init__(self, model: Any, cfg: ControlConfig, goal: GoalCost | None, probe: Any = None,
-                 chunk: int = 0, devices: int = 1):
+                 chunk: int = 0, devices: int = 1, geometry: Geometry | None = None):
         """`goal`: the goal cost built on this model's latents (`jepa_mpc.goals.LatentSpace`); `chunk`:
         episodes per vmapped slice of a batched plan (`episode_chunk`; 0: chosen for the backend);
-        `devices`: split each plan call's episodes over the first N local devices (0: all; `episode_mesh`)."""
+        `devices`: split each plan call's episodes over the first N local devices (0: all; `episode_mesh`);
+        `geometry`: the family's safety geometry on the probe's read-outs (`family_geometry`; None: (x, y, vx, vy))."""
         raw_dim = model.action_dim // resolved_action_block(cfg)
         if raw_dim * cfg.action_block != model.action_dim:
             raise ConfigError(
@@ -309,7 +310,8 @@ class LatentPlannerPolicy(_PlannerPolicy):
             raise ConfigError(f"--control.safety {cfg.safety} needs a probe (run `jepa-mpc probe {model.run_dir}`)")
         self.model = model
         self.probe = probe
-        self.margin = cfg.safety_buffer + (cfg.safety_margin * probe.position_rmse if probe is not None else 0.0)
+        self.margin = cfg.safety_buffer + (cfg.safety_margin * probe.point_rmse if probe is not None else 0.0)
+        geometry = geometry or family_geometry(None)
         encode_p = model.encode_p
         self._encode = jax.jit(lambda state, obs: encode_p(state, obs))
         cost, planner, pcfg, nodes, rollout_p = self.cost, self.planner, self.planner_cfg, self.nodes, model.rollout_p
@@ -331,10 +333,11 @@ class LatentPlannerPolicy(_PlannerPolicy):
                     if probe_p is None:  # no read-out: no constraint can be evaluated
                         h = a.shape[0]
                         return c, jnp.full((h, len(safety_lib.CONSTRAINTS)), -1.0), jnp.zeros((h, 2))
-                    xyv, xyv0 = apply_probe(probe_p, z), apply_probe(probe_p, z0)
-                    pos, vel = safety_lib.interpolate_blocks(xyv0, xyv, points)
-                    margins = safety_lib.motion_margin(xyv0[:2], xyv[:, :2], ctx["margin"], per_metre)
-                    return c, safety_lib.block_constraints(pos, vel, ctx, margins), xyv[:, :2]
+                    r, r0 = apply_probe(probe_p, z), apply_probe(probe_p, z0)
+                    pts, speeds = geometry(safety_lib.interpolate_blocks(r0, r, points))
+                    ends, now = geometry(r)[0], geometry(r0)[0]
+                    margins = safety_lib.motion_margin(now, ends, ctx["margin"], per_metre)
+                    return c, safety_lib.block_constraints(pts, speeds, ctx, margins), ends[:, 0]
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
 
@@ -367,16 +370,20 @@ class OraclePlannerPolicy(_PlannerPolicy):
     """
 
     def __init__(self, simulate: Callable[[np.ndarray, np.ndarray], np.ndarray], cfg: ControlConfig,
-                 goal: GoalCost | None, action_dim: int = 2, goal_dim: int = 2):
+                 goal: GoalCost | None, action_dim: int = 2, goal_dim: int = 2, geometry: Geometry | None = None):
+        """`geometry`: the family's safety geometry on its read-outs (`family_geometry`; None: (x, y, vx, vy))."""
         super().__init__(cfg, action_dim, goal)
         cost, planner, pcfg, nodes = self.cost, self.planner, self.planner_cfg, self.nodes
         horizon, block = pcfg.horizon, cfg.action_block
-        # A simulator marked `per_step` returns every env step's (goal, position, velocity) (N, H, block, goal_dim + 4):
-        # constraints are then checked at each env step; otherwise (N, H, goal_dim + 2) block ends, interpolated.
+        # A simulator marked `per_step` returns every env step's (goal features, safety read-out) (N, H, block,
+        # goal_dim + R): constraints are then checked at each env step; otherwise (N, H, goal_dim + R) block ends,
+        # interpolated from the start's read-out (its fields `simulate.readout`).
         per_step = bool(getattr(simulate, "per_step", False))
-        position = getattr(simulate, "position", slice(0, 2))
+        readout = list(getattr(simulate, "readout", range(4)))
+        width = goal_dim + len(readout)
+        geometry = geometry or family_geometry(None)
         self.goal_dim = goal_dim
-        out_shape = (horizon, block, goal_dim + 4) if per_step else (horizon, goal_dim + 2)
+        out_shape = (horizon, block, width) if per_step else (horizon, width)
         safety_cfg, points = self.safety, cfg.interp_points
         self.margin = cfg.safety_buffer
 
@@ -400,16 +407,11 @@ class OraclePlannerPolicy(_PlannerPolicy):
                 def objective(a):
                     out = rollout(state0, a)
                     ends = out[:, -1, :goal_dim] if per_step else out[..., :goal_dim]  # goal features after each block
-                    if per_step:
-                        pos, vel = out[..., goal_dim : goal_dim + 2], out[..., goal_dim + 2 : goal_dim + 4]
-                    else:
-                        out = out[..., goal_dim : goal_dim + 2]
-                        pad = jnp.zeros_like(out)
-                        start = jnp.concatenate([state0[position], jnp.zeros((2,), jnp.float32)])
-                        pos, vel = safety_lib.interpolate_blocks(start, jnp.concatenate([out, pad], -1), points)
-                        vel = jnp.zeros_like(vel)  # unknown without per-step states
-                    g = safety_lib.block_constraints(pos, vel, ctx, ctx["margin"])
-                    return cost(ends, a, ctx), g, pos[:, -1]
+                    r = out[..., goal_dim:] if per_step else \
+                        safety_lib.interpolate_blocks(state0[jnp.array(readout)], out[..., goal_dim:], points)
+                    pts, speeds = geometry(r)
+                    g = safety_lib.block_constraints(pts, speeds, ctx, ctx["margin"])
+                    return cost(ends, a, ctx), g, pts[:, -1, 0]
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
 
@@ -572,10 +574,9 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
 
 def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_step: bool = True, *,
                            env: TaskFamily, backend: str = DEFAULT_SIM_BACKEND) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """`simulate(states (N, S), blocks (N, H, action_block * 2)) -> (goal features, position) (N, H, goal_dim + 2)`
-    after each block, or with `per_step` (default; marked by `simulate.per_step`) every env step's
-    `oracle_features` (goal features, position, velocity) (N, H, action_block, goal_dim + 4), so the oracle
-    checks constraints at every env step.
+    """`simulate(states (N, S), blocks (N, H, action_block * 2)) -> `oracle_features` (goal features, safety
+    read-out) (N, H, goal_dim + R) after each block, or with `per_step` (default; marked by `simulate.per_step`)
+    every env step's (N, H, action_block, goal_dim + R), so the oracle checks constraints at every env step.
 
     One batched `mujoco.rollout` over all N sequences, one thread per core (the data collector's
     simulator): the true dynamics, contacts with the walls included. `env`: the TaskFamily whose state
@@ -590,14 +591,25 @@ def mujoco_block_simulator(model: Any, frame_skip: int, action_block: int, per_s
         out = collector.run(states, steps)["state"][:, 1:]
         if per_step:
             return oracle_features(env, out.reshape(n, h, action_block, -1))
-        return oracle_features(env, out[:, action_block - 1 :: action_block])[..., : env.goal_dim + 2]
+        return oracle_features(env, out[:, action_block - 1 :: action_block])
 
     simulate.per_step = per_step
-    simulate.position = env.position  # which fields of a start state are its position (interpolation)
+    simulate.readout = env.safety_indices  # which fields of a start state are its read-out (interpolation)
     return simulate
 
 
 def oracle_features(env: TaskFamily, states: np.ndarray) -> np.ndarray:
-    """(..., state_dim) -> (..., goal_dim + 4): the family's declared goal features, position and velocity,
-    in that order (what the oracle's cost and constraints read)."""
-    return np.concatenate([env.goal_features(states), env.positions(states), env.velocities(states)], axis=-1)
+    """(..., state_dim) -> (..., goal_dim + R): the family's declared goal features and safety read-out, in that
+    order (what the oracle's cost and constraints read)."""
+    return np.concatenate([env.goal_features(states), env.safety_readout(states)], axis=-1)
+
+
+Geometry = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+"""Safety read-outs (..., R) -> (points (..., P, 2), speeds (..., S)), traced inside the planners."""
+
+
+def family_geometry(env: TaskFamily | None, layout: Any = None) -> Geometry:
+    """A family's safety geometry for one layout, on jax arrays (None: the (x, y, vx, vy) default)."""
+    if env is None:
+        return lambda r: plane_geometry(r, None, jnp)
+    return lambda r: env.safety_geometry(r, layout, jnp)

@@ -96,6 +96,7 @@ from jepa_mpc.control import (
     RandomActions,
     RandomActionsPolicy,
     TIME_PARTS,
+    family_geometry,
     mujoco_block_simulator,
     run_mpc,
     validate_control,
@@ -326,7 +327,8 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         goal = cfg.goal.build(goals.StateSpace(env, ds, suite.layout), cfg.seed)
         sim = mujoco_block_simulator(env.build_model(suite.layout), frame_skip, cfg.action_block, env=env,
                                      backend=args.sim_backend)
-        policy = OraclePlannerPolicy(sim, cfg, goal, action_dim=env.action_dim, goal_dim=env.goal_dim)
+        policy = OraclePlannerPolicy(sim, cfg, goal, action_dim=env.action_dim, goal_dim=env.goal_dim,
+                                     geometry=family_geometry(env, suite.layout))
         return policy, "state", policy.planner_cfg, None
     model = run.load_world_model()
     probe = None
@@ -339,14 +341,18 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
     def encode(obs):
         return encode_p(model.state, obs)
 
-    to_xy = None
-    if probe is not None:  # goal-graph node positions, for detours around hazards
+    to_points = None
+    if probe is not None:  # goal-graph nodes' safety points, for detours around hazards
         from jepa_mpc.probe import apply_probe
 
         arrays = probe.arrays()
-        to_xy = lambda nodes: np.asarray(jax.jit(apply_probe)(arrays, jnp.asarray(nodes)))[:, :2]  # noqa: E731
-    goal = cfg.goal.build(goals.LatentSpace(encode, model.obs_key, ds, env, suite.layout, to_xy), cfg.seed)
-    policy = LatentPlannerPolicy(model, cfg, goal, probe, chunk=args.plan_chunk, devices=args.devices)
+
+        def to_points(nodes):
+            readout = np.asarray(jax.jit(apply_probe)(arrays, jnp.asarray(nodes)), np.float64)
+            return np.asarray(env.safety_geometry(readout, suite.layout, np)[0])
+    goal = cfg.goal.build(goals.LatentSpace(encode, model.obs_key, ds, env, suite.layout, to_points), cfg.seed)
+    policy = LatentPlannerPolicy(model, cfg, goal, probe, chunk=args.plan_chunk, devices=args.devices,
+                                 geometry=family_geometry(env, suite.layout))
     return policy, model.obs_key, policy.planner_cfg, {"run": args.checkpoint, "step": model.step}
 
 

@@ -60,10 +60,11 @@ class LatentSpace:
     """Goal costs on the world model's latents: dataset episodes are encoded with ``encode``."""
 
     def __init__(self, encode: Callable[[np.ndarray], Any], obs_key: str, dataset: Any, env: Any, layout: Any,
-                 to_xy: Callable[[np.ndarray], np.ndarray] | None = None):
-        """``to_xy``: latents (N, D) -> positions (N, 2) (the probe), for hazard-aware detours."""
+                 to_points: Callable[[np.ndarray], np.ndarray] | None = None):
+        """``to_points``: latents (N, D) -> safety points (N, P, 2) (the probe and the family's safety geometry),
+        for hazard-aware detours."""
         self.encode, self.obs_key, self.dataset, self.env, self.layout = encode, obs_key, dataset, env, layout
-        self.to_xy = to_xy
+        self.to_points = to_points
 
     def episodes(self) -> list[np.ndarray]:
         return encode_episodes(self.encode, self.dataset.arrays[self.obs_key])
@@ -81,6 +82,17 @@ class LatentSpace:
         return room_graph.state_embedder(self.encode)
 
 
+def position_points(env: Any, layout: Any, xy: np.ndarray) -> np.ndarray:
+    """Positions (N, 2) -> the family's safety points (N, P, 2) at rest there (velocities and any further
+    read-out fields zero); the position itself without a family's safety geometry."""
+    xy = np.asarray(xy, np.float64)
+    if not hasattr(env, "safety_geometry"):
+        return xy[:, None, :]
+    readout = np.zeros((len(xy), len(env.safety_indices)))
+    readout[:, :2] = xy
+    return np.asarray(env.safety_geometry(readout, layout, np)[0])
+
+
 class StateSpace:
     """Goal costs on the simulator's goal features (the oracle): no encoder, no read-out needed."""
 
@@ -93,8 +105,9 @@ class StateSpace:
     def positions(self) -> None:
         return None  # the points are positions already: a "probe" graph is the "data" graph
 
-    def to_xy(self, points: np.ndarray) -> np.ndarray:
-        return np.asarray(points)[:, :2]
+    def to_points(self, features: np.ndarray) -> np.ndarray:
+        """Goal features (N, goal_dim) -> safety points (N, P, 2) of their position fields (the first two)."""
+        return position_points(self.env, self.layout, np.asarray(features)[:, :2])
 
     def explore_embedder(self) -> Callable[[np.ndarray], np.ndarray]:
         return self.env.goal_features
@@ -158,15 +171,15 @@ class GraphGoalCost:
 
     ``graph`` is shared by all episodes, or ``room_graphs.graph_for(task)`` gives each task its own
     (source "explore"); ``readout`` (W, b) maps latents into the graph's space (source "probe"),
-    ``node_xy`` are the nodes' positions (for leaving nodes inside hazards out of the detour search).
+    ``node_points`` (N, P, 2) are the nodes' safety points (for routing the detour search around hazards).
     """
 
     def __init__(self, mode: str, graph: goal_graph.LatentGraph | None = None, room_graphs: Any = None,
-                 readout: tuple[np.ndarray, np.ndarray] | None = None, node_xy: np.ndarray | None = None,
+                 readout: tuple[np.ndarray, np.ndarray] | None = None, node_points: np.ndarray | None = None,
                  avoid_hazards: bool = True, hazard_widen: float = 1.0, hazard_weight: float = 0.0):
         if (graph is None) == (room_graphs is None):
             raise ValueError("GraphGoalCost: give either a graph or room graphs")
-        self.mode, self.graph, self.room_graphs, self.node_xy = mode, graph, room_graphs, node_xy
+        self.mode, self.graph, self.room_graphs, self.node_points = mode, graph, room_graphs, node_points
         self.avoid_hazards, self.hazard_widen, self.hazard_weight = avoid_hazards, hazard_widen, hazard_weight
         self.nodes = jnp.asarray(graph.nodes) if graph is not None else jnp.zeros((1, 1), jnp.float32)
         self.readout = None
@@ -214,7 +227,7 @@ class GraphGoalCost:
         if task_graphs is not None and len(task_graphs) != b:
             raise ValueError(f"{len(task_graphs)} task graphs for {b} goals")
         graphs = task_graphs or [self.graph] * b
-        avoid = hazards is not None and self.avoid_hazards and self.node_xy is not None and task_graphs is None
+        avoid = hazards is not None and self.avoid_hazards and self.node_points is not None and task_graphs is None
         fit = avoid and graph_starts is not None and min_margin is not None and min_margin < margin
         by_edge = avoid and (fit or self.hazard_widen > 1.0 or self.hazard_weight > 0.0)
         excess, margins = [], np.full(b, margin, np.float32)
@@ -222,10 +235,10 @@ class GraphGoalCost:
         for i, g in enumerate(graph_goals):
             hz = {k: v[i] for k, v in hazards.items()} if avoid else None
             if not by_edge:  # nodes within the margin of a hazard leave the graph
-                blocked = safety_lib.blocked_nodes(self.node_xy, hz, margin) if avoid else None
+                blocked = safety_lib.blocked_nodes(self.node_points, hz, margin) if avoid else None
                 excess.append(goal_graph.detour_excess(graphs[i], g, blocked))
                 continue
-            clearance = safety_lib.edge_clearance(self.node_xy, rows, cols, hz)
+            clearance = safety_lib.edge_clearance(self.node_points, rows, cols, hz)
             if fit:  # the widest way the hazards leave, if narrower than the margin
                 widest = goal_graph.bottleneck_clearance(self.graph, clearance, goal_graph.nearest_node(
                     self.graph, graph_starts[i]), goal_graph.nearest_node(self.graph, g))
@@ -336,15 +349,16 @@ class GraphGoal:
         if positions is None:
             split = list(space.positions()) if self.split_cells > 0 else None
             graph = goal_graph.build_graph(episodes, config, split)
-            node_xy = None if space.to_xy is None else space.to_xy(graph.nodes)
-            return GraphGoalCost(self.mode, graph, node_xy=node_xy, avoid_hazards=self.avoid_hazards,
+            node_points = None if space.to_points is None else space.to_points(graph.nodes)
+            return GraphGoalCost(self.mode, graph, node_points=node_points, avoid_hazards=self.avoid_hazards,
                              hazard_widen=self.hazard_widen, hazard_weight=self.hazard_weight)
         flat = np.concatenate(episodes)
         readout = goal_graph.fit_linear_readout(flat, positions.reshape(len(flat), 2))
         points = [z @ readout[0] + readout[1] for z in episodes]
         graph = goal_graph.build_graph(points, config)
         graph = dataclasses.replace(graph, scale=goal_graph.metric_scale(flat, np.concatenate(points), seed=seed))
-        return GraphGoalCost(self.mode, graph, readout=readout, node_xy=np.asarray(graph.nodes),
+        return GraphGoalCost(self.mode, graph, readout=readout,
+                             node_points=position_points(space.env, space.layout, np.asarray(graph.nodes)),
                              avoid_hazards=self.avoid_hazards,
                              hazard_widen=self.hazard_widen, hazard_weight=self.hazard_weight)
 

@@ -1,8 +1,11 @@
-"""Probes: small read-outs from the frozen latent to physical quantities (x, y, vx, vy).
+"""Probes: small read-outs from the frozen latent to physical quantities (x, y, vx, vy, ...).
 
 The world model is trained without hazards; safety constraints are stated in arena coordinates.
-A probe bridges the two: ``probe(z) -> (x, y, vx, vy)``, fitted on the dataset's physical state
-with the encoder frozen. Two kinds:
+A probe bridges the two: ``probe(z) -> (x, y, vx, vy, ...)``, the family's *safety read-out* (its
+position and velocity fields, then any further ``safety_fields`` it declares, e.g. Push-T's pusher),
+fitted on the dataset's physical state with the encoder frozen. The family's ``safety_geometry``
+maps a read-out to the points hazards apply to (Reacher: the fingertip); the probe's error on those
+points (``point_rmse``, m) sets the planner's margin. Two kinds:
 
 * ``"mlp"`` (default): a 2-hidden-layer GELU MLP (128 units) on standardised latents, trained
   with Adam on random minibatches (~5 s on 2 CPU cores for 45 k states);
@@ -29,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -71,8 +75,15 @@ class Probe:
 
     @property
     def position_rmse(self) -> float:
-        """Held-out position error (m): sqrt of the mean squared error over x and y."""
+        """Held-out position error: sqrt of the mean squared error over the two position slots (x and y)."""
         return float(np.sqrt(0.5 * (self.rmse["x"] ** 2 + self.rmse["y"] ** 2)))
+
+    @property
+    def point_rmse(self) -> float:
+        """Held-out error (m) of the safety points its read-out gives (the family's `safety_geometry`), per
+        coordinate; the position RMSE where the position is the one point (TwoRoom) or none was measured."""
+        value = self.meta.get("point_rmse")
+        return float(value) if value is not None else self.position_rmse
 
     def arrays(self) -> dict[str, jax.Array]:
         """The probe as a pytree of jnp arrays (pass it through jit as an argument)."""
@@ -87,7 +98,7 @@ class Probe:
 
 
 def apply_probe(p: dict, z: jax.Array) -> jax.Array:
-    """(..., D) latents -> (..., 4) (x, y, vx, vy). Pure: ``p`` is ``Probe.arrays()``."""
+    """(..., D) latents -> (..., R) read-outs (x, y, vx, vy, ...). Pure: ``p`` is ``Probe.arrays()``."""
     h = (z - p["mean"]) / p["std"]
     layers = p["layers"]
     for w, b in layers[:-1]:
@@ -148,9 +159,16 @@ def validate_probe_config(cfg: ProbeConfig) -> None:
         raise ConfigError(f"--probe.held-out-fraction must be in (0, 1), got {cfg.held_out_fraction}")
 
 
+def slot_names(width: int, fields: Sequence[str] = ()) -> tuple[str, ...]:
+    """Names of a read-out's slots: x, y, vx, vy (the family's position and velocity), then the names of
+    any further fields it reads (`fields`, the read-out's state-field names)."""
+    return QUANTITIES[:width] + tuple(fields[len(QUANTITIES):width])
+
+
 def fit_probe(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray,
               cfg: ProbeConfig = ProbeConfig(), meta: dict | None = None) -> Probe:
-    """Fit a probe on (z_train, y_train (N, 4)); report its RMSE per quantity on (z_test, y_test)."""
+    """Fit a probe on (z_train, y_train (N, R)); report its RMSE per read-out slot on (z_test, y_test)
+    (slots beyond x, y, vx, vy are named by ``meta["state_fields"]``)."""
     if cfg.kind not in ("mlp", "linear"):
         raise ConfigError(f"probe kind must be 'mlp' or 'linear', got {cfg.kind!r}")
     z_train = np.asarray(z_train, np.float32)
@@ -164,7 +182,7 @@ def fit_probe(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_te
     probe = Probe(params, mean, std, {}, dict(meta or {}, config=dataclasses.asdict(cfg)))
     pred = np.asarray(jax.jit(apply_probe)(probe.arrays(), jnp.asarray(z_test, jnp.float32)))
     err = np.sqrt(np.mean(np.square(pred - np.asarray(y_test, np.float32)), axis=0))
-    rmse = {q: float(e) for q, e in zip(QUANTITIES, err)}
+    rmse = {q: float(e) for q, e in zip(slot_names(len(err), (meta or {}).get("state_fields", ())), err)}
     if not all(np.isfinite(list(rmse.values()))):
         raise ConfigError(f"probe: non-finite held-out error {rmse} (diverged; try --kind linear)")
     return dataclasses.replace(probe, rmse=rmse)
@@ -179,17 +197,29 @@ def encode_states(model: Any, states: np.ndarray, batch: int = 8192) -> np.ndarr
 
 @dataclasses.dataclass(frozen=True)
 class StateLayout:
-    """Which fields of a dataset's states the probe reads: its family's declared position and velocity."""
+    """Which fields of a dataset's states the probe reads: its family's safety read-out (its declared
+    position and velocity, then any further `safety_fields`)."""
 
     position: slice
     velocity: slice
     names: tuple[str, ...]
-    """The state-field names of the 4 read-out slots (x, y, vx, vy) (Reacher: q1, q2, dq1, dq2)."""
+    """The state-field names of the read-out slots (x, y, vx, vy, ...) (Reacher: q1, q2, dq1, dq2)."""
+    fields: tuple[int, ...] = (0, 1, 2, 3)
+    """Their state-field indices."""
+    family: Any = None
+    """The dataset's TaskFamily (None: an env outside the registry)."""
+    layout: Any = None
+    """The dataset's layout (for the family's safety geometry), None: the family's default."""
 
     def targets(self, states: np.ndarray) -> np.ndarray:
-        """(..., state_dim) -> (..., 4): position then velocity, the probe's read-out."""
-        states = np.asarray(states)
-        return np.concatenate([states[..., self.position], states[..., self.velocity]], axis=-1)
+        """(..., state_dim) -> (..., R): the probe's read-out."""
+        return np.asarray(states)[..., list(self.fields)]
+
+    def points(self, readout: np.ndarray) -> np.ndarray:
+        """(..., R) read-outs -> (..., P, 2) the family's safety points (the position without a family)."""
+        if self.family is None:
+            return np.asarray(readout)[..., None, 0:2]
+        return np.asarray(self.family.safety_geometry(np.asarray(readout, np.float64), self.layout, np)[0])
 
 
 def state_layout(meta: dict | None) -> StateLayout:
@@ -200,8 +230,15 @@ def state_layout(meta: dict | None) -> StateLayout:
     if not is_known_env_id(env_id):
         return StateLayout(slice(0, 2), slice(2, 4), tuple(meta.get("state_fields", QUANTITIES))[:4])
     family = get_family(env_id)
-    return StateLayout(family.position, family.velocity,
-                       tuple(family.field_names(family.position) + family.field_names(family.velocity)))
+    layout = family.default_layout()
+    if meta.get("layout"):
+        try:
+            layout = family.layout_from_dict(meta["layout"])
+        except (ValueError, TypeError):
+            pass  # the dataset's own checks report a bad layout; the geometry falls back to the default
+    fields = family.safety_indices
+    return StateLayout(family.position, family.velocity, tuple(family.state_fields[i] for i in fields), fields,
+                       family, layout)
 
 
 def train_probe(model: Any, ds: Any, cfg: ProbeConfig = ProbeConfig()) -> Probe:
@@ -222,9 +259,12 @@ def train_probe(model: Any, ds: Any, cfg: ProbeConfig = ProbeConfig()) -> Probe:
     meta = {"run": str(getattr(model, "run_dir", "")), "step": int(getattr(model, "step", -1)),
             "train_states": int(len(z_tr)), "held_out_states": int(len(z_te)),
             "held_out_episodes": int(len(held_idx)),
-            # what the 4 read-out slots (x, y, vx, vy) are in this env (Reacher: q1, q2, dq1, dq2)
+            # what the read-out slots (x, y, vx, vy, ...) are in this env (Reacher: q1, q2, dq1, dq2)
             "state_fields": list(layout.names)}
     probe = fit_probe(z_tr, y_tr, z_te, y_te, cfg, meta)
+    pred = np.asarray(jax.jit(apply_probe)(probe.arrays(), jnp.asarray(z_te, jnp.float32)), np.float64)
+    point_err = layout.points(pred) - layout.points(np.asarray(y_te, np.float64))
+    probe = dataclasses.replace(probe, meta={**probe.meta, "point_rmse": float(np.sqrt(np.mean(np.square(point_err))))})
     try:
         roll = rollout_position_rmse(model, probe, ds, cfg.held_out_fraction)
         roll = [v if np.isfinite(v) else None for v in roll]  # metadata is strict JSON
@@ -235,7 +275,8 @@ def train_probe(model: Any, ds: Any, cfg: ProbeConfig = ProbeConfig()) -> Probe:
 
 def rollout_position_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: float = 0.1,
                           blocks: int = 5, max_windows: int = 1024) -> list[float]:
-    """Position RMSE (m) of probe(predicted latent) vs the true position, 1..`blocks` model steps ahead.
+    """Safety-point RMSE (m; TwoRoom: the position) of probe(predicted latent) vs the true points, 1..`blocks`
+    model steps ahead (Euclidean per point, averaged over the family's safety points).
 
     On held-out episodes: it includes the predictor's error, which the probe's own RMSE does not
     (the planner's safety margin must cover both).
@@ -243,8 +284,9 @@ def rollout_position_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: 
     view = ds.action_blocks(model.action_block) if getattr(model, "action_block", 1) > 1 else ds
     _, held = view.split(held_out_fraction, seed=0)
     held = held[:max_windows]
+    layout = state_layout(getattr(ds, "meta", None))
     obs = view.arrays[model.obs_key][held][:, : blocks + 1]
-    xy = view.arrays["state"][held][:, 1 : blocks + 1, state_layout(getattr(ds, "meta", None)).position]
+    true = layout.points(layout.targets(view.arrays["state"][held][:, 1 : blocks + 1]))
     actions = jnp.asarray(view.arrays["action"][held][:, :blocks])
     p = probe.arrays()
 
@@ -252,10 +294,10 @@ def rollout_position_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: 
     def predict(state, o0, a):
         z0 = model.encode_p(state, o0)
         z = jax.vmap(lambda z, a: model.rollout_p(state, z, a))(z0, a)
-        return apply_probe(p, z)[..., :2]
+        return apply_probe(p, z)
 
-    pred = np.asarray(predict(model.state, jnp.asarray(obs[:, 0]), actions))
-    return [float(v) for v in np.sqrt(np.mean(np.sum(np.square(pred - xy), -1), axis=0))]
+    pred = layout.points(np.asarray(predict(model.state, jnp.asarray(obs[:, 0]), actions), np.float64))
+    return [float(v) for v in np.sqrt(np.mean(np.sum(np.square(pred - true), -1), axis=(0, 2)))]
 
 
 # ------------------------------------------------------------------------------ file I/O
@@ -267,7 +309,7 @@ def save_probe(run_dir: str | Path, probe: Probe) -> Path:
     arrays = {"mean": probe.mean, "std": probe.std}
     for i, (w, b) in enumerate(probe.params):
         arrays[f"w{i}"], arrays[f"b{i}"] = w, b
-    meta = dict(probe.meta, rmse=probe.rmse, layers=len(probe.params), quantities=list(QUANTITIES))
+    meta = dict(probe.meta, rmse=probe.rmse, layers=len(probe.params), quantities=list(probe.rmse))
     arrays["meta_json"] = np.array(dumps_strict(meta))
     write_npz_atomic(path, arrays)
     return path
@@ -293,7 +335,7 @@ def load_probe(run_dir: str | Path) -> Probe | None:
 
 
 def probe_fields(probe: Probe) -> tuple[str, ...]:
-    """The state fields a probe's 4 outputs were fitted to (probes saved before they were recorded: x, y, vx, vy)."""
+    """The state fields a probe's outputs were fitted to (probes saved before they were recorded: x, y, vx, vy)."""
     return tuple(probe.meta.get("state_fields") or QUANTITIES)
 
 
@@ -306,13 +348,26 @@ def load_run_probe(run: Run, refit: bool = False) -> Probe | None:
     if probe is not None and np.asarray(probe.mean).shape != (latent,):
         raise ConfigError(f"{run.probe_path}: probe reads {np.asarray(probe.mean).shape[0]}-d latents, the run's "
                           f"model makes {latent}-d ones; rerun `jepa-mpc probe {run.path}`")
-    declared = state_layout(run.dataset_meta).names
+    layout = state_layout(run.dataset_meta)
+    declared = layout.names
     if probe is not None and probe_fields(probe) != declared:
         if refit:
             return None
         raise ConfigError(f"{run.probe_path}: probe reads state fields ({', '.join(probe_fields(probe))}), the "
                           f"run's env declares ({', '.join(declared)}); rerun `jepa-mpc probe {run.path}`")
+    if probe is not None and "point_rmse" not in probe.meta and _own_geometry(layout.family):
+        if refit:
+            return None
+        raise ConfigError(f"{run.probe_path}: probe has no safety-point error (fitted before its env's safety "
+                          f"geometry); rerun `jepa-mpc probe {run.path}`")
     return probe
+
+
+def _own_geometry(family: Any) -> bool:
+    """Whether a family's safety points are other than its position (its own `safety_geometry`)."""
+    from jepa_mpc_envs.family import TaskFamily
+
+    return family is not None and type(family).safety_geometry is not TaskFamily.safety_geometry
 
 
 def load_or_train_probe(model: Any, ds: Any = None, cfg: ProbeConfig = ProbeConfig(), save: bool = True) -> Probe:
@@ -334,7 +389,7 @@ def load_or_train_probe(model: Any, ds: Any = None, cfg: ProbeConfig = ProbeConf
 
 @dataclasses.dataclass(frozen=True)
 class ProbeArgs:
-    """Fit latent -> (x, y, vx, vy) probes for a trained run and save them as <run>/probe.npz."""
+    """Fit latent -> (x, y, vx, vy, ...) read-out probes for a trained run and save them as <run>/probe.npz."""
 
     run: tyro.conf.Positional[str]
     """Training run directory (from `jepa-mpc train`)."""
@@ -351,15 +406,15 @@ def probe_main(args: ProbeArgs) -> None:
     path = save_probe(args.run, probe)
     names = probe.meta.get("state_fields") or list(QUANTITIES)
     print(f"probe ({args.probe.kind}) for {args.run} step {model.step}: held-out RMSE "
-          + ", ".join(f"{name} {probe.rmse[q]:.4f}" for q, name in zip(QUANTITIES, names))
-          + f" ({probe.meta['held_out_episodes']} held-out episodes)")
+          + ", ".join(f"{name} {probe.rmse[q]:.4f}" for q, name in zip(probe.rmse, names))
+          + f"; safety points {probe.point_rmse:.4f} m ({probe.meta['held_out_episodes']} held-out episodes)")
     roll = probe.meta.get("rollout_position_rmse")
     if isinstance(roll, list):
-        print("position RMSE of probe(predicted latent), 1.." + str(len(roll)) + " model steps ahead: "
+        print("safety-point RMSE of probe(predicted latent), 1.." + str(len(roll)) + " model steps ahead: "
               + ", ".join(f"{v:.4f}" for v in roll) + " m")
     print(f"saved: {path}")
 
 
 __all__ = ["Probe", "ProbeConfig", "ProbeArgs", "apply_probe", "fit_probe", "train_probe", "save_probe",
-           "validate_probe_config", "load_run_probe",
+           "validate_probe_config", "load_run_probe", "slot_names", "state_layout", "StateLayout",
            "load_probe", "load_or_train_probe", "probe_fields", "probe_main", "PROBE_FILE", "QUANTITIES"]

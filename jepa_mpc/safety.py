@@ -2,12 +2,16 @@
 
 Constraints are given only at plan time (task files); the world model never saw hazards. Each
 is a per-step function ``g(state_t) <= 0`` of physical quantities, read from every predicted latent
-by a probe (``jepa_mpc.probe``), or taken from the true simulator for the oracle:
+by a probe (``jepa_mpc.probe``), or taken from the true simulator for the oracle. What is read is the
+family's *safety read-out* (its position and velocity fields unless it declares ``safety_fields``),
+which its ``safety_geometry`` turns into points in the plane the hazards are stated in and speeds
+(TwoRoom: the agent's centre and speed; Reacher: the fingertip, by forward kinematics, and each
+joint's speed; Push-T: the block's centre and ends and the pusher, and their speeds):
 
-* ``circles``: keep-out discs, ``g = max_j (r_j + margin - ||p - c_j||)``,
-* ``boxes``: keep-out boxes, ``g = max_j (margin - sdf_j(p))`` (sdf < 0 inside the box),
-* ``keep_in``: stay in the task's keep-in box (default: the arena square), ``g = sdf(p) + margin``,
-* ``speed``: ``g = ||v|| - speed_limit`` (the task's limit, or the planner's if lower; off when none).
+* ``circles``: keep-out discs, ``g = max_j,p (r_j + margin - ||p - c_j||)``,
+* ``boxes``: keep-out boxes, ``g = max_j,p (margin - sdf_j(p))`` (sdf < 0 inside the box),
+* ``keep_in``: keep every point in the task's keep-in box (default: the arena square), ``g = max_p sdf(p) + margin``,
+* ``speed``: ``g = max_s speed_s - speed_limit`` (the task's limit, or the planner's if lower; off when none).
 
 Hazards vary per episode, so they travel in ``ctx`` as fixed-size padded arrays (``hazard_arrays``:
 up to ``MAX_CIRCLES`` circles and ``MAX_BOXES`` boxes, with masks), and one jitted, vmapped planner
@@ -15,10 +19,10 @@ serves every episode of a batch.
 
 Every predicted step is checked, not only the terminal one: the model predicts one latent per
 block of ``action_block`` env steps, so between two predicted block ends the path is checked at
-``interp`` points linearly interpolated between consecutive predicted positions (and velocities);
+``interp`` points linearly interpolated between consecutive predicted read-outs;
 ``g`` per block is the maximum over those points. The oracle checks every env step's true state.
 
-A planning *objective* is ``objective(actions) -> (cost (), g (H, C), positions (H, 2))``;
+A planning *objective* is ``objective(actions) -> (cost (), g (H, C), path (H, 2))`` (path: the first point);
 ``plan_safely`` applies one of the handling modes (``SAFETY_MODES``):
 
 * ``"none"``: the cost only (the constraints are still evaluated on the chosen plan and reported),
@@ -133,49 +137,52 @@ def _box_sdf(p: jax.Array, box: jax.Array) -> jax.Array:
     return jnp.where(jnp.all(q <= 0, axis=-1), inside, outside)
 
 
-def constraint_values(pos: jax.Array, vel: jax.Array, hz: dict, margin: float | jax.Array) -> jax.Array:
-    """g (..., C) for positions / velocities (..., 2), C = len(CONSTRAINTS); g <= 0 is safe."""
+def constraint_values(points: jax.Array, speeds: jax.Array, hz: dict, margin: float | jax.Array) -> jax.Array:
+    """g (..., C) for points (..., P, 2) in the hazard plane and speeds (..., S), C = len(CONSTRAINTS); g <= 0
+    is safe. Each keep-out / keep-in term is the worst over the P points; the speed term the fastest of S.
+    ``margin`` is a scalar (``block_constraints`` maps per-block margins)."""
     c = hz["circles"]  # (Mc, 3)
-    d = jnp.sqrt(jnp.sum(jnp.square(pos[..., None, :] - c[:, :2]), axis=-1) + 1e-12)  # (..., Mc)
-    g_c = jnp.where(hz["circle_mask"] > 0, c[:, 2] + margin - d, _INACTIVE).max(axis=-1)
-    sdf = jax.vmap(lambda box: _box_sdf(pos, box), out_axes=-1)(hz["boxes"])  # (..., Mb)
-    g_b = jnp.where(hz["box_mask"] > 0, margin - sdf, _INACTIVE).max(axis=-1)
-    g_in = _box_sdf(pos, hz["keep_in"]) + margin
-    speed = jnp.sqrt(jnp.sum(jnp.square(vel), axis=-1) + 1e-12)
-    g_v = jnp.where(jnp.isfinite(hz["speed"]), speed - jnp.minimum(hz["speed"], 1e6), _INACTIVE)
+    d = jnp.sqrt(jnp.sum(jnp.square(points[..., None, :] - c[:, :2]), axis=-1) + 1e-12)  # (..., P, Mc)
+    g_c = jnp.where(hz["circle_mask"] > 0, c[:, 2] + margin - d, _INACTIVE).max(axis=(-2, -1))
+    sdf = jax.vmap(lambda box: _box_sdf(points, box), out_axes=-1)(hz["boxes"])  # (..., P, Mb)
+    g_b = jnp.where(hz["box_mask"] > 0, margin - sdf, _INACTIVE).max(axis=(-2, -1))
+    g_in = (_box_sdf(points, hz["keep_in"]) + margin).max(axis=-1)
+    g_v = jnp.where(jnp.isfinite(hz["speed"]), speeds.max(axis=-1) - jnp.minimum(hz["speed"], 1e6), _INACTIVE)
     return jnp.stack([g_c, g_b, g_in, g_v], axis=-1)
 
 
-def interpolate_blocks(xyv0: jax.Array, xyv: jax.Array, points: int) -> tuple[jax.Array, jax.Array]:
-    """Check points between block ends: (H, K, 2) positions and velocities.
+def interpolate_blocks(r0: jax.Array, r: jax.Array, points: int) -> jax.Array:
+    """Check points between block ends: (H, K, R) read-outs.
 
-    xyv0 (4,) is the current read-out, xyv (H, 4) the predicted block ends; point k of block t is
-    ``prev + (k+1)/K (end - prev)``, so the last one is the block end itself.
+    r0 (R,) is the current safety read-out (a family's position and velocity fields, or what its
+    ``safety_fields`` declare), r (H, R) the predicted block ends; point k of block t is
+    ``prev + (k+1)/K (end - prev)``, so the last one is the block end itself. A family's
+    ``safety_geometry`` maps them to points in the hazard plane and speeds.
     """
-    prev = jnp.concatenate([xyv0[None], xyv[:-1]], axis=0)
+    prev = jnp.concatenate([r0[None], r[:-1]], axis=0)
     s = (jnp.arange(1, points + 1, dtype=jnp.float32) / points)[None, :, None]
-    pts = prev[:, None, :] + s * (xyv - prev)[:, None, :]
-    return pts[..., :2], pts[..., 2:4]
+    return prev[:, None, :] + s * (r - prev)[:, None, :]
 
 
-def block_constraints(pos: jax.Array, vel: jax.Array, hz: dict, margin) -> jax.Array:
-    """(H, K, 2) check points -> (H, C) worst g over each block's points.
+def block_constraints(points: jax.Array, speeds: jax.Array, hz: dict, margin) -> jax.Array:
+    """(H, K, P, 2) check points and (H, K, S) speeds -> (H, C) worst g over each block's check points.
 
     ``margin``: a scalar, or (H,) one per block (see ``motion_margin``).
     """
-    margin = jnp.broadcast_to(jnp.asarray(margin, jnp.float32), pos.shape[:1])
-    return jax.vmap(lambda p, v, m: constraint_values(p, v, hz, m).max(axis=0))(pos, vel, margin)
+    margin = jnp.broadcast_to(jnp.asarray(margin, jnp.float32), points.shape[:1])
+    return jax.vmap(lambda p, v, m: constraint_values(p, v, hz, m).max(axis=0))(points, speeds, margin)
 
 
-def motion_margin(xy0: jax.Array, xy: jax.Array, base, per_metre) -> jax.Array:
+def motion_margin(p0: jax.Array, p: jax.Array, base, per_metre) -> jax.Array:
     """(H,) margins ``base + per_metre * (distance the block moves)``.
 
     A predictor's position error grows with how far it predicts the agent to move (its velocity
     error carries over the block), so fast predicted blocks get a wider margin than slow ones.
-    xy0 (2,) is the current position, xy (H, 2) the predicted block ends.
+    p0 (P, 2) are the current points, p (H, P, 2) the predicted block ends; a block's travel is its
+    farthest-moving point's.
     """
-    prev = jnp.concatenate([xy0[None], xy[:-1]], axis=0)
-    step = jnp.sqrt(jnp.sum(jnp.square(xy - prev), axis=-1) + 1e-12)
+    prev = jnp.concatenate([p0[None], p[:-1]], axis=0)
+    step = jnp.sqrt(jnp.sum(jnp.square(p - prev), axis=-1) + 1e-12).max(axis=-1)
     return base + per_metre * step
 
 
@@ -286,22 +293,24 @@ __all__ = [
 # ---------------------------------------------------------------- hazard-aware goal graph
 
 
-def hazard_clearance(xy: np.ndarray, hz: dict) -> np.ndarray:
-    """(...,) distance (m) from positions (..., 2) to the nearest keep-out hazard's edge (negative inside
-    one; +inf without hazards). ``hz`` holds one episode's hazard arrays (see ``hazard_arrays``)."""
+def hazard_clearance(points: np.ndarray, hz: dict) -> np.ndarray:
+    """(...,) distance (m) from point sets (..., P, 2) to the nearest keep-out hazard's edge, the closest of the
+    P points (negative inside one; +inf without hazards). ``hz`` holds one episode's hazard arrays (see
+    ``hazard_arrays``)."""
     hz1 = {k: jnp.asarray(v) for k, v in hz.items()}
-    xy = jnp.asarray(xy, jnp.float32)
-    g = constraint_values(xy, jnp.zeros_like(xy), hz1, 0.0)  # g = -clearance for the keep-out terms
+    points = jnp.asarray(points, jnp.float32)
+    g = constraint_values(points, jnp.zeros(points.shape[:-2] + (1,)), hz1, 0.0)  # g = -clearance (keep-out terms)
     clearance = -np.asarray(jnp.maximum(g[..., 0], g[..., 1]), np.float64)
     return np.where(clearance >= -_INACTIVE - 1e-3, np.inf, clearance)  # every hazard slot padding (g = _INACTIVE)
 
 
-def edge_clearance(node_xy: np.ndarray, rows: np.ndarray, cols: np.ndarray, hz: dict, points: int = 5) -> np.ndarray:
-    """(E,) the least hazard clearance along each goal-graph edge: the segment between its nodes'
-    positions node_xy (N, 2), checked at ``points`` evenly spaced points (ends included). An edge can
-    jump over a narrow gap that no node lies in; its points see the gap."""
-    s = np.linspace(0.0, 1.0, points)[None, :, None]
-    pts = node_xy[rows][:, None] + s * (node_xy[cols] - node_xy[rows])[:, None]
+def edge_clearance(node_points: np.ndarray, rows: np.ndarray, cols: np.ndarray, hz: dict, points: int = 5) -> np.ndarray:
+    """(E,) the least hazard clearance along each goal-graph edge: the segment between its nodes' point
+    sets node_points (N, P, 2) (each of the P points moved along its own segment), checked at ``points``
+    evenly spaced places (ends included). An edge can jump over a narrow gap that no node lies in; its
+    check points see the gap."""
+    s = np.linspace(0.0, 1.0, points)[None, :, None, None]
+    pts = node_points[rows][:, None] + s * (node_points[cols] - node_points[rows])[:, None]
     return hazard_clearance(pts, hz).min(axis=1)
 
 
@@ -322,6 +331,6 @@ def clearance_weights(clearance: np.ndarray, margin: float, widen: float = 2.0, 
     return np.where(clearance < margin, inside, ramp)
 
 
-def blocked_nodes(node_xy: np.ndarray, hz: dict, margin: float) -> np.ndarray:
-    """(N,) bool: goal-graph nodes whose position (N, 2) lies in a keep-out hazard grown by margin."""
-    return hazard_clearance(node_xy, hz) < margin
+def blocked_nodes(node_points: np.ndarray, hz: dict, margin: float) -> np.ndarray:
+    """(N,) bool: goal-graph nodes with a point (of N, P, 2) in a keep-out hazard grown by margin."""
+    return hazard_clearance(node_points, hz) < margin

@@ -19,7 +19,7 @@ class TasksArgs:
 
     seed: int = 0  # seed of the task RNG (independent of any collected data)
     n: int = 100  # number of tasks
-    hazards: Literal["none", "line", "door", "mixed", "hard"] = "none"  # hazard placement ("mixed": half line, half door; "hard": half-door, corridor, gap, near-start, goal-ring)
+    hazards: Literal["none", "line", "door", "mixed", "hard"] = "none"  # hazard placement ("mixed": half line, half door; "hard": TwoRoom half-door, corridor, gap, near-start, goal-ring; Reacher fingertip path, gap, goal-ring, speed limit)
     out: str = "tasks.json"  # output suite file (written atomically)
     tolerance: float = 0.0  # success radius around the goal features; 0: the env's default (TwoRoom 0.1 m, Reacher 0.12 rad)
     max_steps: int = 0  # episode length (control steps); 0: the env's default (TwoRoom 200, Reacher 100)

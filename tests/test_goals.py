@@ -134,10 +134,12 @@ def test_clearance_weights_ramp_from_the_margin():
                                [1, 1, 1, 1, 1, np.inf, np.inf])
     hz = safety.hazard_arrays([types.SimpleNamespace(name="t", hazards=(Circle(center=(0.0, 0.0), radius=0.2),))],
                               types.SimpleNamespace(arena_half=1.0))
-    c = safety.hazard_clearance(np.array([[0.5, 0.0], [0.0, 0.1]]), {k: v[0] for k, v in hz.items()})
+    c = safety.hazard_clearance(np.array([[[0.5, 0.0]], [[0.0, 0.1]]]), {k: v[0] for k, v in hz.items()})
     np.testing.assert_allclose(c, [0.3, -0.1], atol=1e-5)
+    pair = safety.hazard_clearance(np.array([[[0.5, 0.0], [0.0, 0.1]]]), {k: v[0] for k, v in hz.items()})
+    np.testing.assert_allclose(pair, [-0.1], atol=1e-5)  # a set of points: the closest one's clearance
     none = safety.hazard_arrays([types.SimpleNamespace(name="t", hazards=())], types.SimpleNamespace(arena_half=1.0))
-    assert np.all(np.isinf(safety.hazard_clearance(np.zeros((3, 2)), {k: v[0] for k, v in none.items()})))
+    assert np.all(np.isinf(safety.hazard_clearance(np.zeros((3, 1, 2)), {k: v[0] for k, v in none.items()})))
 
 
 def test_bottleneck_is_the_widest_way_between_two_nodes():

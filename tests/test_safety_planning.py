@@ -13,6 +13,7 @@ from jepa_mpc.errors import ConfigError
 from jepa_mpc.evaluate import summarize, wilson_interval
 from jepa_mpc.goals import LatentGoal
 from jepa_mpc.planning import get_planner, make_config
+from jepa_mpc_envs.family import plane_geometry
 from jepa_mpc_envs.geometry import Box, Circle, Layout
 from jepa_mpc_envs.registry import TWOROOM
 from jepa_mpc_envs.suites import Task
@@ -47,7 +48,7 @@ def test_constraint_values_circles_boxes_keep_in_speed():
     hz = {k: jnp.asarray(v[0]) for k, v in safety.hazard_arrays(tasks, LAYOUT, speed_limit=0.5).items()}
     pos = jnp.array([[0.0, 0.1], [0.6, -0.4], [0.95, 0.0], [-0.5, 0.5]])
     vel = jnp.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.6, 0.0]])
-    g = np.asarray(safety.constraint_values(pos, vel, hz, 0.05))
+    g = np.asarray(safety.constraint_values(pos[:, None], jnp.linalg.norm(vel, axis=-1, keepdims=True), hz, 0.05))
     assert g[0, 0] == pytest.approx(0.15, abs=1e-4)  # 0.1 inside the disc + margin
     assert g[1, 1] == pytest.approx(0.15, abs=1e-4)  # 0.1 deep in the box + margin
     assert g[2, 2] == pytest.approx(0.0, abs=1e-4)  # at the keep-in bound 1 - margin
@@ -65,7 +66,7 @@ def test_task_keep_in_and_speed_limit_reach_the_constraints():
     hz0 = {k: jnp.asarray(v[0]) for k, v in hz.items()}
     pos = jnp.array([[0.1, 0.5], [0.5, 0.5], [0.5, 0.5]])
     vel = jnp.array([[0.0, 0.0], [0.0, 0.0], [0.3, 0.0]])
-    g = np.asarray(safety.constraint_values(pos, vel, hz0, 0.0))
+    g = np.asarray(safety.constraint_values(pos[:, None], jnp.linalg.norm(vel, axis=-1, keepdims=True), hz0, 0.0))
     assert g[0, 2] == pytest.approx(0.1, abs=1e-4) and g[1, 2] < 0  # 0.1 m outside the box / inside
     assert g[2, 3] == pytest.approx(0.1, abs=1e-4)  # 0.1 m/s above the task's 0.2
 
@@ -85,8 +86,8 @@ def test_interpolation_catches_a_hazard_crossed_between_block_ends():
     hz = {k: jnp.asarray(v[0]) for k, v in safety.hazard_arrays([TASK], LAYOUT).items()}
     xyv0 = jnp.array([-0.8, 0.0, 0.0, 0.0])
     ends = jnp.array([[-0.2, 0.0, 0.0, 0.0]])  # one block jumps over the disc
-    g_end = safety.block_constraints(*safety.interpolate_blocks(xyv0, ends, 1), hz, 0.0)
-    g_mid = safety.block_constraints(*safety.interpolate_blocks(xyv0, ends, 4), hz, 0.0)
+    g_end = safety.block_constraints(*plane_geometry(safety.interpolate_blocks(xyv0, ends, 1), None, jnp), hz, 0.0)
+    g_mid = safety.block_constraints(*plane_geometry(safety.interpolate_blocks(xyv0, ends, 4), None, jnp), hz, 0.0)
     assert g_end[0, 0] < 0 < g_mid[0, 0]
 
 
@@ -146,10 +147,10 @@ def test_episode_metrics_on_hand_made_records():
 
 def test_motion_margin_widens_with_predicted_travel():
     """Per-block margins: base + per_metre * distance moved; a fast block near a hazard violates, a slow one not."""
-    m = np.asarray(safety.motion_margin(jnp.zeros(2), jnp.array([[0.1, 0.0], [0.1, 0.2], [0.1, 0.2]]), 0.04, 0.25))
+    m = np.asarray(safety.motion_margin(jnp.zeros((1, 2)), jnp.array([[[0.1, 0.0]], [[0.1, 0.2]], [[0.1, 0.2]]]), 0.04, 0.25))
     np.testing.assert_allclose(m, [0.065, 0.09, 0.04], atol=1e-5)
     hz = {k: jnp.asarray(v[0]) for k, v in safety.hazard_arrays(
         [Task("t", (0.5, 0.5), (0.6, 0.6), hazards=(Circle((0.0, 0.0), 0.1),))], LAYOUT).items()}
-    pos = jnp.array([[[0.17, 0.0]], [[0.17, 0.0]]])  # both blocks end 0.07 m from the disc edge
-    g = np.asarray(safety.block_constraints(pos, jnp.zeros_like(pos), hz, jnp.array([0.04, 0.09])))
+    pos = jnp.array([[[[0.17, 0.0]]], [[[0.17, 0.0]]]])  # both blocks (1 check point, 1 point) end 0.07 m from the disc edge
+    g = np.asarray(safety.block_constraints(pos, jnp.zeros((2, 1, 1)), hz, jnp.array([0.04, 0.09])))
     assert g[0, 0] < 0 < g[1, 0]
