@@ -86,7 +86,7 @@ class ControlConfig:
     safety: str = "none"
     """Constraint handling (jepa_mpc.safety): none | penalty | constrained (feasible-first ranking) | auglag."""
     safety_margin: float = 2.0
-    """Safety margin added to every hazard, as a multiple of the probe's held-out position RMSE."""
+    """Safety margin added to every hazard, as a multiple of the probe's held-out RMSE on the safety points (TwoRoom: position)."""
     safety_buffer: float = 0.03
     """Extra margin in metres, for the predictor's own error (runs/blk: one-block position RMSE 0.036 m
     through the probe, 5 blocks 0.054 m); the only margin on oracle dynamics, which need no probe."""

@@ -39,3 +39,18 @@ def test_probe_save_load_round_trip_no_pickle(tmp_path):
     path.write_bytes(b"garbage")
     with pytest.raises(ConfigError, match="probe"):
         load_probe(tmp_path)
+
+
+def test_read_out_slots_beyond_position_and_velocity_are_named_by_their_fields():
+    from jepa_mpc.probe import slot_names
+
+    assert slot_names(4) == ("x", "y", "vx", "vy")
+    assert slot_names(6, ("bx", "by", "bvx", "bvy", "px", "py")) == ("x", "y", "vx", "vy", "px", "py")
+    z, s = _synthetic(400, 0)
+    wide = np.concatenate([s, s[:, :2] * 2], axis=1)
+    probe = fit_probe(z, wide, z, wide, ProbeConfig(kind="linear"), meta={"state_fields": ["a", "b", "c", "d", "e", "f"]})
+    assert list(probe.rmse) == ["x", "y", "vx", "vy", "e", "f"] and probe.apply(z[:3]).shape == (3, 6)
+    # without a measured safety-point error the margin falls back to the position's
+    assert probe.point_rmse == pytest.approx(probe.position_rmse)
+    measured = type(probe)(probe.params, probe.mean, probe.std, probe.rmse, {**probe.meta, "point_rmse": 0.25})
+    assert measured.point_rmse == 0.25
