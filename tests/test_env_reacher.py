@@ -115,7 +115,7 @@ def test_generated_suite_round_trips(tmp_path):
     path = save_suite(suite, tmp_path / "r.json")
     loaded = load_suite(path)
     assert loaded.tasks == suite.tasks and loaded.layout == suite.layout
-    with pytest.raises(ConfigError, match="no hazards"):
+    with pytest.raises(ConfigError, match="Reacher suites take"):
         R.generate_suite(7, 5, hazards="line")
 
 
@@ -146,8 +146,11 @@ def _set(path, value):
         (_set(["tasks", 0, "start"], [0.1, 0.2, 50.0, 0.0]), 0, "start"),
         (_set(["tasks", 1, "tolerance"], 0.0), 1, "tolerance"),
         (_set(["tasks", 1, "max_steps"], 0), 1, "max_steps"),
-        (_set(["tasks", 0, "hazards"], [{"type": "circle", "center": [0, 0], "radius": 0.1}]), 0, "hazards"),
-        (_set(["tasks", 0, "speed_limit"], 1.0), 0, "speed_limit"),
+        (_set(["tasks", 0, "hazards"], {"type": "circle"}), 0, "hazards"),
+        (_set(["tasks", 0, "hazards"], [{"type": "circle", "center": [0, 0], "radius": -0.1}]), 0, "hazards[0].radius"),
+        (_set(["tasks", 0, "hazards"], [{"type": "circle", "center": [0.234, 0.0475], "radius": 0.02}]), 0, "start"),
+        (_set(["tasks", 0, "speed_limit"], -1.0), 0, "speed_limit"),
+        (_set(["tasks", 0, "keep_in"], {"lo": [0, 0], "hi": [1, 1]}), 0, "keep_in"),
         (_set(["tasks", 1, "name"], "a"), 1, "name"),
         (_set(["tasks", 0, "goal"], KeyError), 0, "goal"),
         (_set(["layout"], {"upper_length": -1}), None, "layout"),
