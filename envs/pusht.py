@@ -49,6 +49,15 @@ planner on a subset (see the module report).
 
 Observations: "state" (12,) float32, "pixels" (S, S, 3) uint8 top-down orthographic image (image
 up = +y, right = +x; T grey-blue, pusher red, walls dark), or "both" (Dict).
+
+*Safety* (optional per task): keep-out circles / boxes (m, arena frame) for the block and the pusher,
+and a speed limit (m/s) on both. The family's `safety_geometry` reads the block centre, its velocity,
+the pusher and its velocity and cos/sin of the angle (`SAFETY_FIELDS`) and gives the T's centre of
+mass and 8 points on its centre lines (bar and stem; `t_points`) plus the pusher centre, and the block's and the pusher's speed. A
+step violates when one of those points lies in a hazard or a speed exceeds the limit (the planner's
+margin covers the T's 1.5 cm half-width). Hazards are neither simulated nor drawn. ``--hazards hard``
+suites keep the scripted push that made each goal clear of the hazards (a safe solution exists by
+construction), with discs placed close beside it, corridors and rings around the goal pose.
 """
 
 from __future__ import annotations
@@ -67,10 +76,10 @@ from .base import mjcf_number as _f  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
-from .geometry import dataclass_from_dict  # noqa: E402
-from .suites import (DEFAULT_STREAM, LEGACY_STREAM, Ctx, Suite, Task, layout_parser, max_steps_field,  # noqa: E402
-                     no_hazards, number, parse_suite_document, seed_label, suite_rng, suite_to_dict, task_name,
-                     tolerance_field, vector)
+from .geometry import Circle, dataclass_from_dict, in_hazard  # noqa: E402
+from .suites import (DEFAULT_STREAM, LEGACY_STREAM, Ctx, Suite, Task, hazards_field, layout_parser,  # noqa: E402
+                     max_steps_field, number, parse_suite_document, seed_label, speed_limit_field, suite_rng,
+                     suite_to_dict, task_name, tolerance_field, vector)
 
 __all__ = [
     "ENV_ID",
@@ -118,7 +127,11 @@ MAX_GOAL_SHIFT = 0.15  # generated goals: block moved <= this (m) and turned <= 
 MAX_GOAL_TURN = 1.2  # rad (~70 deg)
 VEL_BOUND = 5.0  # |velocity| bound of observation spaces and task files (m/s, rad/s)
 START_MARGIN = 0.1  # block centre this far inside the walls at sampled starts / goals
-TASK_KEYS = ("name", "start", "goal", "tolerance", "angle_tolerance", "max_steps", "hazards")
+TASK_KEYS = ("name", "start", "goal", "tolerance", "angle_tolerance", "max_steps", "hazards", "speed_limit")
+SAFETY_FIELDS = (0, 1, 3, 4, 6, 7, 8, 9, 10, 11)  # bx, by, bvx, bvy, px, py, pvx, pvy, cos th, sin th
+HAZARD_KINDS = ("none", "hard")
+HARD_KINDS = ("beside", "corridor", "goal-ring")  # a "hard" suite's kinds, in equal parts
+HAZARD_CLEARANCE = 0.015  # m: hazards keep this far from every safety point of the scripted push (its witness)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,9 +256,8 @@ _MODEL_CACHE: "collections.OrderedDict[PushTLayout, mujoco.MjModel]" = collectio
 
 
 def build_model(layout: PushTLayout = PushTLayout(), hazards=()) -> mujoco.MjModel:
-    """Compiled MjModel (cached; treat as read-only). Push-T tasks have no hazards."""
-    if hazards:
-        raise ConfigError("Push-T tasks have no hazards")
+    """Compiled MjModel (cached; treat as read-only). `hazards` are not part of it (keep-out regions checked
+    from the state, neither simulated nor drawn)."""
     return cached_model(_MODEL_CACHE, layout, build_mjcf)
 
 
@@ -346,6 +358,35 @@ def t_corners(layout: PushTLayout, pose) -> np.ndarray:
     return np.stack([x, y], axis=-1)
 
 
+def t_points(layout: PushTLayout) -> np.ndarray:
+    """(9, 2) points in the block frame: its centre of mass, 5 along the bar's centre line (ends included), 3
+    down the stem's to its tip: what keep-out terms check of the block (with the pusher centre)."""
+    (bx, by, bhx, _), (sx, sy, _, shy) = layout.rectangles()
+    bar = [(bx + f * bhx, by) for f in (-1.0, -0.5, 0.0, 0.5, 1.0)]
+    stem = [(sx, sy + f * shy) for f in (1.0 / 3.0, -1.0 / 3.0, -1.0)]
+    return np.array([(0.0, 0.0)] + bar + stem)
+
+
+def safety_geometry(readout, layout: PushTLayout = PushTLayout(), xp: Any = np):
+    """(..., 10) read-outs (`SAFETY_FIELDS`) -> (points (..., 10, 2): the T's `t_points` and the pusher,
+    speeds (..., 2): the block's and the pusher's). cos/sin are normalised (a probe's need not be)."""
+    local = t_points(layout)
+    c, s = readout[..., 8], readout[..., 9]
+    norm = xp.sqrt(c * c + s * s) + 1e-6
+    c, s = (c / norm)[..., None], (s / norm)[..., None]
+    x = readout[..., 0:1] + c * local[:, 0] - s * local[:, 1]
+    y = readout[..., 1:2] + s * local[:, 0] + c * local[:, 1]
+    points = xp.concatenate([xp.stack([x, y], axis=-1), readout[..., None, 4:6]], axis=-2)
+    speeds = xp.stack([xp.sqrt(xp.sum(xp.square(readout[..., 2:4]), axis=-1) + 1e-12),
+                       xp.sqrt(xp.sum(xp.square(readout[..., 6:8]), axis=-1) + 1e-12)], axis=-1)
+    return points, speeds
+
+
+def state_safety_points(layout: PushTLayout, states) -> np.ndarray:
+    """(..., 12) states -> (..., 10, 2) their safety points."""
+    return safety_geometry(np.asarray(states, np.float64)[..., list(SAFETY_FIELDS)], layout)[0]
+
+
 def t_inside_arena(layout: PushTLayout, pose, clearance: float = 0.0) -> np.ndarray:
     """True where every corner of the T is at least `clearance` inside the walls."""
     return np.all(np.abs(t_corners(layout, pose)) <= layout.arena_half - clearance, axis=(-1, -2))
@@ -422,7 +463,7 @@ class PushTEnv(MujocoTaskEnv):
     reset(seed, options={"task": PushTTask}) sets start and goal from the task; without a task a
     random start is drawn and the goal is the block pose a scripted push reaches from it (with the
     start's pusher, `neutral_goal`).
-    info: success, violation (always False), position_error (block centre, m), angle_error (rad,
+    info: success, violation (the task's hazards / speed limit, this step: `PushTFamily.step_violation`), position_error (block centre, m), angle_error (rad,
     wrapped), distance_to_goal = hypot(position_error, angle_error) (the goal-feature distance
     (bx, by, th) of the registry convention, angle wrapped; mixes m and rad), state, goal. reward = 1.0 on success else 0.0; terminated on
     success, truncated after max_steps.
@@ -488,7 +529,7 @@ class PushTEnv(MujocoTaskEnv):
         dist, ang = block_pose_error(s, self.goal)
         return {
             "success": bool(dist <= self.tolerance and ang <= self.angle_tolerance),
-            "violation": False,
+            "violation": self.task is not None and FAMILY_SAFETY.step_violation(s, self.task, self.layout),
             "distance_to_goal": float(math.hypot(dist, ang)),  # goal-feature distance (registry convention)
             "position_error": float(dist),
             "angle_error": float(ang),
@@ -502,11 +543,12 @@ class PushTEnv(MujocoTaskEnv):
 
 
 def scripted_push(model: mujoco.MjModel, starts: np.ndarray, rng: np.random.Generator, steps: int = GOAL_PUSH_STEPS,
-                  frame_skip: int = FRAME_SKIP, return_actions: bool = False):
+                  frame_skip: int = FRAME_SKIP, return_actions: bool = False, return_states: bool = False):
     """Closed-loop scripted pushes from `starts` (N, 12): a random contact target on the T (a point
     of one of its rectangles, in the block frame) is chased by the pusher at a random speed fraction
     (0.4-1.0) with a small heading noise; halfway a new target is drawn. Returns the (N, 12) reached
-    states (and the (N, steps, 2) actions when `return_actions`).
+    states (and the (N, steps, 2) actions when `return_actions`, then the (N, steps + 1, 12) states of every
+    control step when `return_states`).
 
     Used to generate reachable goals: the reached state is the goal, so the task can be solved in
     `steps` control steps by construction."""
@@ -515,12 +557,14 @@ def scripted_push(model: mujoco.MjModel, starts: np.ndarray, rng: np.random.Gene
     n = len(starts)
     finals = np.zeros((n, STATE_DIM), np.float32)
     actions = np.zeros((n, steps, 2), np.float32)
+    states = np.zeros((n, steps + 1, STATE_DIM), np.float32)
     for i in range(n):
         mujoco.mj_resetData(model, data)
         mujoco.mj_setState(model, data, state_to_mjstate(model, starts[i]), STATE_SPEC)
         mujoco.mj_forward(model, data)
         speed = rng.uniform(0.4, 1.0)
         target = None
+        states[i, 0] = full_state(data.qpos[0:5], data.qvel[0:5])
         for t in range(steps):
             if t % max(1, steps // 2) == 0:
                 cx, cy, hx, hy = layout_rects[rng.integers(len(layout_rects))]
@@ -535,8 +579,10 @@ def scripted_push(model: mujoco.MjModel, starts: np.ndarray, rng: np.random.Gene
             data.ctrl[:] = a
             for _ in range(frame_skip):
                 mujoco.mj_step(model, data)
-        finals[i] = full_state(data.qpos[0:5], data.qvel[0:5])
-    return (finals, actions) if return_actions else finals
+            states[i, t + 1] = full_state(data.qpos[0:5], data.qvel[0:5])
+        finals[i] = states[i, -1]
+    out = (finals,) + ((actions,) if return_actions else ()) + ((states,) if return_states else ())
+    return out if len(out) > 1 else finals
 
 
 def _rects_of_model(model: mujoco.MjModel) -> list[tuple[float, float, float, float]]:
@@ -579,9 +625,18 @@ def _parse_task(ctx: Ctx, d, layout: PushTLayout) -> PushTTask:
     if not 0 < angle_tolerance <= math.pi:
         raise ctx.err("angle_tolerance", f"must be in (0, pi] rad, got {angle_tolerance}")
     max_steps = max_steps_field(ctx, d, DEFAULT_MAX_STEPS)
-    no_hazards(ctx, d, "Push-T")
+    hazards = hazards_field(ctx, d)
+    speed_limit = speed_limit_field(ctx, d, max(math.hypot(*start[3:5]), math.hypot(*start[8:10])), "m/s")
+    for field, state in (("start", start), ("goal", goal)):
+        points = state_safety_points(layout, state)
+        if field == "goal":
+            points = points[:-1]  # a goal says nothing of the pusher (success reads the block pose)
+        for j, h in enumerate(hazards):
+            if np.any(in_hazard(h, points)):
+                raise ctx.err(field, f"the {'block' if np.any(in_hazard(h, points[:len(t_points(layout))])) else 'pusher'} "
+                                     f"is inside hazards[{j}]")
     return PushTTask(name=name, start=start, goal=goal, tolerance=tolerance, max_steps=max_steps,
-                     angle_tolerance=angle_tolerance)
+                     angle_tolerance=angle_tolerance, hazards=hazards, speed_limit=speed_limit)
 
 
 def suite_from_dict(d, path: str = "<dict>") -> Suite:
@@ -598,6 +653,59 @@ def neutral_goal(start: np.ndarray, reached: np.ndarray) -> np.ndarray:
     return goal
 
 
+def _clear_disc(layout: PushTLayout, witness: np.ndarray, centre: np.ndarray, radius: float) -> Circle | None:
+    """The disc, rounded, if it keeps `HAZARD_CLEARANCE` from every witness point (K, 2) and its centre lies
+    in the arena; else None."""
+    disc = Circle(center=(round(float(centre[0]), 4), round(float(centre[1]), 4)), radius=round(float(radius), 4))
+    if np.any(np.abs(disc.center) > layout.arena_half):
+        return None
+    if np.min(np.linalg.norm(witness - np.asarray(disc.center), axis=1)) < disc.radius + HAZARD_CLEARANCE:
+        return None
+    return disc
+
+
+def _beside(layout, rng, witness, points, normal=None, sides=(1.0,)):
+    """Discs whose edge is 1.5-3 cm (beyond the clearance) from one of `points` (2,), on the given sides of a
+    random direction (or of `normal`); None when a draw fails."""
+    for _ in range(20):
+        p = points[rng.integers(len(points))]
+        d = normal if normal is not None else np.array([np.cos(a := rng.uniform(-np.pi, np.pi)), np.sin(a)])
+        r, gap = rng.uniform(0.02, 0.035), rng.uniform(HAZARD_CLEARANCE, 0.03)
+        discs = [_clear_disc(layout, witness, p + side * (r + gap) * d, r) for side in sides]
+        if all(x is not None for x in discs):
+            return tuple(discs)
+    return None
+
+
+def _hard_hazards(kind: str, rng: np.random.Generator, layout: PushTLayout, trajectory: np.ndarray):
+    """One draw of a hard kind's discs around a scripted push's (T + 1, 12) states, which they keep clear
+    (its witness points: every step's T points and pusher); None when the draw fails."""
+    pts = state_safety_points(layout, trajectory)  # (T + 1, 10, 2)
+    witness = pts.reshape(-1, 2)
+    t = int(rng.integers(len(trajectory) // 4, 3 * len(trajectory) // 4))
+    block_pts = pts[t, :-1]
+    if kind == "beside":
+        return _beside(layout, rng, witness, block_pts)
+    if kind == "corridor":
+        motion = trajectory[min(t + 2, len(trajectory) - 1), :2] - trajectory[max(t - 2, 0), :2]
+        if np.linalg.norm(motion) < 1e-4:
+            return None
+        normal = np.array([-motion[1], motion[0]]) / np.linalg.norm(motion)
+        return _beside(layout, rng, witness, block_pts, normal, sides=(-1.0, 1.0))
+    if kind == "goal-ring":
+        goal = trajectory[-1, :2]
+        base, discs = rng.uniform(-np.pi, np.pi), []
+        for a in base + np.array([0.0, 2.1, 4.2]):
+            d, r = np.array([np.cos(a), np.sin(a)]), rng.uniform(0.015, 0.025)
+            disc = next((x for dist in np.arange(0.05, 0.16, 0.005)
+                         if (x := _clear_disc(layout, witness, goal + dist * d, r)) is not None), None)
+            if disc is None:
+                return None
+            discs.append(disc)
+        return tuple(discs)
+    raise ConfigError(f"unknown hard kind {kind!r}")
+
+
 def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_steps: int = DEFAULT_MAX_STEPS,
                    name_prefix: str | None = None, layout: PushTLayout = PushTLayout(),
                    angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE, push_steps: int = GOAL_PUSH_STEPS,
@@ -610,9 +718,16 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
     a step after the pusher leaves it; success reads only the pose) and its pusher is the start's
     (`neutral_goal`; a candidate whose goal T would cover it is skipped, ~0.5 %). The "legacy"
     stream is the generator of the pre-stream suites: its goal keeps the pusher where the scripted
-    push ended (a hint at the solution)."""
-    if unused.get("hazards", "none") != "none":
-        raise ConfigError("Push-T tasks have no hazards (use --hazards none)")
+    push ended (a hint at the solution).
+
+    ``hazards="hard"``: the `HARD_KINDS` in equal parts (task names say which), discs that keep
+    `HAZARD_CLEARANCE` from every T point and pusher position of the scripted push that made the goal
+    (so that push is a safe solution) while passing within a few centimetres of it: **beside** (one disc
+    1.5-3 cm beyond the clearance from the T mid-push), **corridor** (two, either side of the block's
+    motion), **goal-ring** (three around the goal pose, as close as the push allows)."""
+    hazard_kind = unused.get("hazards", "none") or "none"
+    if hazard_kind not in HAZARD_KINDS:
+        raise ConfigError(f"--hazards {hazard_kind}: Push-T suites take {' | '.join(HAZARD_KINDS)}")
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
     if tolerance <= 0 or max_steps < 1 or not 0 < angle_tolerance <= math.pi:
@@ -627,8 +742,8 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
     tasks: list[PushTTask] = []
     while len(tasks) < n:
         starts = sample_start_states(layout, rng, 16)  # fixed batches: the first k tasks do not depend on n
-        goals = scripted_push(model, starts, rng, push_steps)
-        for start, goal in zip(starts, goals):
+        goals, pushes = scripted_push(model, starts, rng, push_steps, return_states=True)
+        for start, goal, push in zip(starts, goals, pushes):
             shift, turn = block_pose_error(goal, start)
             if not (shift >= MIN_GOAL_SHIFT or turn >= MIN_GOAL_TURN) or shift > MAX_GOAL_SHIFT or turn > MAX_GOAL_TURN:
                 continue
@@ -640,11 +755,18 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
             if distance_to_t(layout, goal[6:8], goal[:3]) < layout.pusher_radius - (0.0 if neutral else 1e-3):
                 continue
             goal[[3, 4, 5, 8, 9]] = 0.0
+            hazards, kind = (), ""
+            if hazard_kind == "hard":
+                kind = HARD_KINDS[len(tasks) * len(HARD_KINDS) // n]
+                hazards = _hard_hazards(kind, rng, layout, push)
+                if hazards is None:
+                    continue
             tasks.append(PushTTask(
-                name=f"{prefix}-{len(tasks):04d}",
+                name=f"{prefix}-{kind + '-' if kind else ''}{len(tasks):04d}",
                 start=tuple(round(float(x), 5) for x in start),
                 goal=tuple(round(float(x), 5) for x in goal),
                 tolerance=float(tolerance), max_steps=int(max_steps), angle_tolerance=float(angle_tolerance),
+                hazards=hazards,
             ))
             if len(tasks) == n:
                 break
@@ -691,13 +813,15 @@ def toward_block_actions(layout: PushTLayout, rng: np.random.Generator, starts: 
 
 
 class PushTFamily(MujocoFamily):
-    """Push-T as a task family: the goal is the block pose (bx, by, th); the probe and the safety
-    terms read the block centre (bx, by) and its velocity (bvx, bvy)."""
+    """Push-T as a task family: the goal is the block pose (bx, by, th); the probe reads the block centre and
+    velocity, the pusher's and cos/sin of the angle (`SAFETY_FIELDS`), the safety terms the T's centre-line
+    points and the pusher (`safety_geometry`)."""
 
     env_id = ENV_ID
     entry_point = "jepa_mpc_envs.pusht:PushTEnv"
     state_fields = STATE_FIELDS
     position, velocity, goal = slice(0, 2), slice(3, 5), slice(0, 3)
+    safety_fields = SAFETY_FIELDS
     default_tolerance = DEFAULT_TOLERANCE  # block position (m); the angle tolerance is per task
     default_max_steps = DEFAULT_MAX_STEPS
 
@@ -710,3 +834,9 @@ class PushTFamily(MujocoFamily):
 
     def exploration_actions(self, layout, rng, starts, actions):
         return toward_block_actions(layout, rng, starts, actions)
+
+    def safety_geometry(self, readout, layout=None, xp=np):
+        return safety_geometry(readout, layout or PushTLayout(), xp)
+
+
+FAMILY_SAFETY = PushTFamily()  # the env's violation check reads the family's safety geometry

@@ -187,7 +187,10 @@ def _doc():
         (lambda d: d["tasks"][1]["start"].__setitem__(0, 0.3), 1, "start"),  # T outside the arena
         (lambda d: d["tasks"][0]["goal"].__setitem__(6, d["tasks"][0]["goal"][0]), 0, "goal"),  # pusher in the T
         (lambda d: d["tasks"][0].__setitem__("angle_tolerance", 0.0), 0, "angle_tolerance"),
-        (lambda d: d["tasks"][1].__setitem__("hazards", [{"type": "circle", "center": [0, 0], "radius": 0.1}]), 1, "hazards"),
+        (lambda d: d["tasks"][1].__setitem__("hazards", {"type": "circle"}), 1, "hazards"),
+        (lambda d: d["tasks"][1].__setitem__("hazards", [{"type": "circle", "center": d["tasks"][1]["start"][:2],
+                                                          "radius": 0.01}]), 1, "start"),  # on the block
+        (lambda d: d["tasks"][1].__setitem__("speed_limit", 0.0), 1, "speed_limit"),
         (lambda d: d["tasks"][0].__setitem__("start", [0.0, 0.0, 0.0]), 0, "start"),
         (lambda d: d["tasks"][0]["start"].__setitem__(2, float("nan")), 0, "start[2]"),
     ],
@@ -217,9 +220,10 @@ def test_probe_and_oracle_read_the_declared_block_fields():
 
     states = np.arange(2 * P.STATE_DIM, dtype=np.float32).reshape(2, P.STATE_DIM)
     layout = state_layout({"env_id": ENV_ID})
-    assert layout.names == ("bx", "by", "bvx", "bvy")
-    np.testing.assert_array_equal(layout.targets(states), states[:, [0, 1, 3, 4]])
-    np.testing.assert_array_equal(oracle_features(PUSHT, states), states[:, [0, 1, 2, 0, 1, 3, 4]])
+    assert layout.names == ("bx", "by", "bvx", "bvy", "px", "py", "pvx", "pvy", "cos_th", "sin_th")
+    read = [0, 1, 3, 4, 6, 7, 8, 9, 10, 11]  # block position and velocity first, then pusher, then cos/sin
+    np.testing.assert_array_equal(layout.targets(states), states[:, read])
+    np.testing.assert_array_equal(oracle_features(PUSHT, states), states[:, [0, 1, 2] + read])
 
 
 def test_collection_through_the_registry_moves_the_block(tmp_path):
