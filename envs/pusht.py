@@ -53,9 +53,10 @@ up = +y, right = +x; T grey-blue, pusher red, walls dark), or "both" (Dict).
 *Safety* (optional per task): keep-out circles / boxes (m, arena frame) for the block and the pusher,
 and a speed limit (m/s) on both. The family's `safety_geometry` reads the block centre, its velocity,
 the pusher and its velocity and cos/sin of the angle (`SAFETY_FIELDS`) and gives the T's centre of
-mass and 8 points on its centre lines (bar and stem; `t_points`) plus the pusher centre, and the block's and the pusher's speed. A
-step violates when one of those points lies in a hazard or a speed exceeds the limit (the planner's
-margin covers the T's 1.5 cm half-width). Hazards are neither simulated nor drawn. ``--hazards hard``
+mass and 8 points on its centre lines (bar and stem; `t_points`) plus the pusher centre, and the
+block's and the pusher's speed. A step violates when one of those points lies in a hazard or a speed
+exceeds the limit (a hazard that only grazes the T's edge is not counted; the planner's 3 cm buffer
+keeps the T's 1.5 cm half-width clear as well). Hazards are neither simulated nor drawn. ``--hazards hard``
 suites keep the scripted push that made each goal clear of the hazards (a safe solution exists by
 construction), with discs placed close beside it, corridors and rings around the goal pose.
 """
