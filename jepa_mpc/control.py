@@ -102,7 +102,8 @@ class ControlConfig:
     interp_points: int = 4
     """Constraint check points per predicted block, linearly interpolated between block ends."""
     speed_limit: float = 0.0
-    """Speed limit (m/s) as a per-step constraint; 0: none."""
+    """Speed limit as a per-step constraint, on the family's speeds (TwoRoom: m/s; Reacher: rad/s, each joint;
+    Push-T: m/s, block and pusher); the lower of it and a task's applies; 0: none."""
     penalty_weight: float = 100.0
     """safety=penalty: weight on the summed violations (metres)."""
     auglag_rounds: int = 3
@@ -554,7 +555,8 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
             for a in blocks[j]:
                 o, _, terminated, truncated, info = env.step(a)
                 rec.steps += 1
-                too_fast = speed_limits[i] > 0 and float(np.hypot(*family.velocities(info["state"]))) > speed_limits[i]
+                too_fast = speed_limits[i] > 0 and float(np.max(family.safety_geometry(
+                    family.safety_readout(np.asarray(info["state"], np.float64)), env.layout, np)[1])) > speed_limits[i]
                 rec.speed_violation_steps += int(too_fast)
                 rec.violation_steps += int(bool(info["violation"]) or too_fast)
                 rec.path.append([float(v) for v in family.positions(info["state"])])

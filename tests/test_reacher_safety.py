@@ -113,3 +113,15 @@ def test_hazard_arrays_reach_the_planner_in_the_fingertip_plane():
     g = np.asarray(safety.constraint_values(points, speeds, hz, 0.0))
     assert g[0, 0] == pytest.approx(0.02, abs=1e-4) and g[0, 3] == pytest.approx(0.5, abs=1e-4)
     assert g[1, 0] < 0 and g[1, 3] < 0 and np.all(g[:, 2] < 0)  # keep-in (the joint-space box) never binds
+
+
+def test_episode_counts_speed_violations_as_the_env_defines_them():
+    """Per joint (max |dq|), not the norm of the joint velocity: the planner's terms, the env and the episode
+    record agree."""
+    from jepa_mpc.control import RandomActionsPolicy
+
+    task = Task("fast", (-1.0, 0.5, 0.0, 0.0), (1.0, -0.5, 0.0, 0.0), max_steps=60, speed_limit=2.0)
+    rec = run_mpc([R.ReacherEnv()], [task], RandomActionsPolicy(), jax.random.key(3), family=REACHER)[0]
+    dq = np.abs(np.asarray(rec.states)[1:, 2:4])
+    assert rec.violation_steps == int(np.sum(dq.max(axis=1) > 2.0))
+    assert np.sum(np.hypot(dq[:, 0], dq[:, 1]) > 2.0) > rec.violation_steps  # the norm would count more
