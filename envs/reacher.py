@@ -52,7 +52,7 @@ from .errors import ConfigError  # noqa: E402
 from .family import MujocoFamily  # noqa: E402
 
 from .geometry import dataclass_from_dict  # noqa: E402
-from .geometry import Circle, in_hazard  # noqa: E402
+from .geometry import Circle, distance_to_hazard, in_hazard  # noqa: E402
 from .suites import (DEFAULT_STREAM, Ctx, Suite, Task, hazards_field, layout_parser, max_steps_field,  # noqa: E402
                      parse_suite_document, seed_label, speed_limit_field, suite_rng, suite_to_dict, task_name,
                      tolerance_field, vector)
@@ -306,22 +306,9 @@ def suite_from_dict(d, path: str = "<dict>") -> Suite:
 
 
 def _hazard_clearance(layout: ReacherLayout, hazards, q: np.ndarray) -> np.ndarray:
-    """(...,) distance (m) of the fingertip at angles q (..., 2) to the nearest hazard (negative inside one)."""
-    from .geometry import Box
-
+    """(...,) distance (m) of the fingertip at angles q (..., 2) to the nearest hazard (0 inside one)."""
     tip = fingertip(q, layout)
-    out = np.full(tip.shape[:-1], np.inf)
-    for h in hazards:
-        if isinstance(h, Circle):
-            d = np.linalg.norm(tip - np.asarray(h.center), axis=-1) - h.radius
-        elif isinstance(h, Box):
-            lo, hi = np.asarray(h.lo), np.asarray(h.hi)
-            q_ = np.abs(tip - 0.5 * (lo + hi)) - 0.5 * (hi - lo)
-            d = np.linalg.norm(np.maximum(q_, 0.0), axis=-1) + np.minimum(q_.max(-1), 0.0)
-        else:
-            raise TypeError(f"not a hazard: {h!r}")
-        out = np.minimum(out, d)
-    return out
+    return np.min([np.asarray(distance_to_hazard(h, tip)) for h in hazards], axis=0)
 
 
 def joint_path_exists(layout: ReacherLayout, hazards, start, goal, clearance: float = 0.0,
@@ -332,7 +319,8 @@ def joint_path_exists(layout: ReacherLayout, hazards, start, goal, clearance: fl
 
     axes = [np.arange(lo, hi + resolution / 2, resolution) for lo, hi in JOINT_LIMITS]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
-    labels, _ = ndimage.label(_hazard_clearance(layout, hazards, grid) >= clearance)
+    d = _hazard_clearance(layout, hazards, grid)
+    labels, _ = ndimage.label((d > 0) & (d >= clearance))
     cell = [tuple(int(np.argmin(np.abs(ax - v))) for ax, v in zip(axes, q)) for q in (start, goal)]
     return bool(labels[cell[0]] != 0 and labels[cell[0]] == labels[cell[1]])
 
@@ -371,7 +359,7 @@ def _hard_hazards(kind: str, rng: np.random.Generator, layout: ReacherLayout, st
     ends = _hazard_clearance(layout, hazards, np.stack([np.asarray(start)[:2], np.asarray(goal)[:2]]))
     if np.min(ends) < START_CLEARANCE:
         return None
-    if kind != "goal-ring" and np.min(_hazard_clearance(layout, hazards, tips)) >= 0:
+    if kind != "goal-ring" and np.min(_hazard_clearance(layout, hazards, tips)) > 0:
         return None  # the straight move must cross a hazard
     if not joint_path_exists(layout, hazards, start[:2], goal[:2], clearance=PATH_CLEARANCE):
         return None
