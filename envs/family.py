@@ -110,6 +110,15 @@ class TaskFamily(abc.ABC):
         """(..., state_dim) states -> (..., P, 2) their safety points (numpy)."""
         return np.asarray(self.safety_geometry(self.safety_readout(np.asarray(states, np.float64)), layout, np)[0])
 
+    def goal_safety_points(self, features, layout: Any = None) -> np.ndarray:
+        """(N, k) goal features (or positions, k = 2) -> (N, P, 2) the safety points they fix, for hazard-aware
+        goal graphs on states (the oracle's) or positions (a probe graph's). Default: the safety points of a
+        state at rest at that position (its position fields are the features' first two)."""
+        features = np.asarray(features, np.float64)
+        readout = np.zeros((len(features), len(self.safety_indices)))
+        readout[:, :2] = features[:, :2]
+        return np.asarray(self.safety_geometry(readout, layout, np)[0])
+
     def step_violation(self, state, task: Any, layout: Any = None) -> bool:
         """One step's violation of a task's constraints: a safety point inside a hazard or outside the task's
         keep-in box, or a speed above its limit (the same geometry the planner's terms read)."""

@@ -839,5 +839,14 @@ class PushTFamily(MujocoFamily):
     def safety_geometry(self, readout, layout=None, xp=np):
         return safety_geometry(readout, layout or PushTLayout(), xp)
 
+    def goal_safety_points(self, features, layout=None):
+        """Block poses (N, 3) -> the T's points at each (no pusher: a goal does not fix it); positions
+        (N, 2) -> the block centre."""
+        features = np.asarray(features, np.float64)
+        if features.shape[-1] < 3:
+            return features[:, None, :2]
+        state = full_state(np.concatenate([features[:, :3], np.zeros((len(features), 2))], axis=1), np.zeros((len(features), 5)))
+        return state_safety_points(layout or PushTLayout(), state)[:, :-1]
+
 
 FAMILY_SAFETY = PushTFamily()  # the env's violation check reads the family's safety geometry

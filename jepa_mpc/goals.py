@@ -83,14 +83,11 @@ class LatentSpace:
 
 
 def position_points(env: Any, layout: Any, xy: np.ndarray) -> np.ndarray:
-    """Positions (N, 2) -> the family's safety points (N, P, 2) at rest there (velocities and any further
-    read-out fields zero); the position itself without a family's safety geometry."""
-    xy = np.asarray(xy, np.float64)
-    if not hasattr(env, "safety_geometry"):
-        return xy[:, None, :]
-    readout = np.zeros((len(xy), len(env.safety_indices)))
-    readout[:, :2] = xy
-    return np.asarray(env.safety_geometry(readout, layout, np)[0])
+    """Goal features or positions (N, k) -> the family's safety points they fix (N, P, 2)
+    (`TaskFamily.goal_safety_points`); the position itself without a family's safety geometry."""
+    if not hasattr(env, "goal_safety_points"):
+        return np.asarray(xy, np.float64)[:, None, :2]
+    return env.goal_safety_points(xy, layout)
 
 
 class StateSpace:
@@ -106,8 +103,8 @@ class StateSpace:
         return None  # the points are positions already: a "probe" graph is the "data" graph
 
     def to_points(self, features: np.ndarray) -> np.ndarray:
-        """Goal features (N, goal_dim) -> safety points (N, P, 2) of their position fields (the first two)."""
-        return position_points(self.env, self.layout, np.asarray(features)[:, :2])
+        """Goal features (N, goal_dim) -> the safety points (N, P, 2) they fix."""
+        return position_points(self.env, self.layout, features)
 
     def explore_embedder(self) -> Callable[[np.ndarray], np.ndarray]:
         return self.env.goal_features

@@ -76,3 +76,12 @@ def test_hard_suites_keep_the_scripted_push_clear_and_pass_close_to_it(monkeypat
             assert P.HAZARD_CLEARANCE - 2e-4 <= gap < 0.09  # clear of the safe push, and close to it
     with pytest.raises(Exception, match="Push-T suites take"):
         PUSHT.generate_suite(2, 3, hazards="door")
+
+
+def test_goal_graph_points_of_block_poses_are_the_t_without_a_pusher():
+    from jepa_mpc.goals import position_points
+
+    pose = np.array([[0.05, -0.02, 0.7]])
+    pts = position_points(PUSHT, LAYOUT, pose)
+    assert pts.shape == (1, 9, 2) and np.all(P.distance_to_t(LAYOUT, pts[0], pose[0]) < 1e-6)
+    np.testing.assert_allclose(position_points(PUSHT, LAYOUT, pose[:, :2]), [[[0.05, -0.02]]])
