@@ -124,9 +124,12 @@ class TaskFamily(abc.ABC):
         keep-in box, or a speed above its limit (the same geometry the planner's terms read)."""
         from .geometry import in_hazard
 
-        points, speeds = self.safety_geometry(self.safety_readout(np.asarray(state, np.float64)), layout, np)
+        hazards = getattr(task, "hazards", ())
         keep_in, limit = getattr(task, "keep_in", None), getattr(task, "speed_limit", None)
-        if any(np.any(in_hazard(h, points)) for h in getattr(task, "hazards", ())):
+        if not hazards and keep_in is None and limit is None:
+            return False  # nothing to check (every step of a task without constraints)
+        points, speeds = self.safety_geometry(self.safety_readout(np.asarray(state, np.float64)), layout, np)
+        if any(np.any(in_hazard(h, points)) for h in hazards):
             return True
         if keep_in is not None and not np.all(in_hazard(keep_in, points)):
             return True

@@ -383,11 +383,6 @@ def safety_geometry(readout, layout: PushTLayout = PushTLayout(), xp: Any = np):
     return points, speeds
 
 
-def state_safety_points(layout: PushTLayout, states) -> np.ndarray:
-    """(..., 12) states -> (..., 10, 2) their safety points."""
-    return safety_geometry(np.asarray(states, np.float64)[..., list(SAFETY_FIELDS)], layout)[0]
-
-
 def t_inside_arena(layout: PushTLayout, pose, clearance: float = 0.0) -> np.ndarray:
     """True where every corner of the T is at least `clearance` inside the walls."""
     return np.all(np.abs(t_corners(layout, pose)) <= layout.arena_half - clearance, axis=(-1, -2))
@@ -629,7 +624,7 @@ def _parse_task(ctx: Ctx, d, layout: PushTLayout) -> PushTTask:
     hazards = hazards_field(ctx, d)
     speed_limit = speed_limit_field(ctx, d, max(math.hypot(*start[3:5]), math.hypot(*start[8:10])), "m/s")
     for field, state in (("start", start), ("goal", goal)):
-        points = state_safety_points(layout, state)
+        points = FAMILY_SAFETY.safety_points(state, layout)
         if field == "goal":
             points = points[:-1]  # a goal says nothing of the pusher (success reads the block pose)
         for j, h in enumerate(hazards):
@@ -681,7 +676,7 @@ def _beside(layout, rng, witness, points, normal=None, sides=(1.0,)):
 def _hard_hazards(kind: str, rng: np.random.Generator, layout: PushTLayout, trajectory: np.ndarray):
     """One draw of a hard kind's discs around a scripted push's (T + 1, 12) states, which they keep clear
     (its witness points: every step's T points and pusher); None when the draw fails."""
-    pts = state_safety_points(layout, trajectory)  # (T + 1, 10, 2)
+    pts = FAMILY_SAFETY.safety_points(trajectory, layout)  # (T + 1, 10, 2)
     witness = pts.reshape(-1, 2)
     t = int(rng.integers(len(trajectory) // 4, 3 * len(trajectory) // 4))
     block_pts = pts[t, :-1]
@@ -846,7 +841,7 @@ class PushTFamily(MujocoFamily):
         if features.shape[-1] < 3:
             return features[:, None, :2]
         state = full_state(np.concatenate([features[:, :3], np.zeros((len(features), 2))], axis=1), np.zeros((len(features), 5)))
-        return state_safety_points(layout or PushTLayout(), state)[:, :-1]
+        return self.safety_points(state, layout)[:, :-1]
 
 
 FAMILY_SAFETY = PushTFamily()  # the env's violation check reads the family's safety geometry

@@ -92,7 +92,6 @@ HAZARD_KINDS = ("none", "hard")
 # The kinds of a "hard" suite, in equal parts: a disc on the fingertip's straight (joint-space) path; two discs
 # leaving a narrow gap on it; discs around the goal; a disc on the path and a joint-speed limit.
 HARD_KINDS = ("path", "gap", "goal-ring", "speed")
-HAZARD_MAX_STEPS = 150  # steps of a hazard task (detours and speed limits take longer than the 100 default)
 START_CLEARANCE = 0.02  # m: start and goal fingertips stay this far from every hazard
 PATH_CLEARANCE = 0.01  # m: the hazard-free path a task must leave keeps the fingertip this far from them
 
@@ -378,7 +377,7 @@ def generate_suite(seed: int, n: int, tolerance: float = DEFAULT_TOLERANCE, max_
     ``hazards="hard"``: the `HARD_KINDS` in equal parts (task names say which), each drawn until its
     straight joint-space move crosses a hazard (goal rings excepted), start and goal fingertips keep
     `START_CLEARANCE` and a path keeping `PATH_CLEARANCE` exists (the shipped hard suites are generated
-    with `--max-steps` `HAZARD_MAX_STEPS`).
+    with `--max-steps 150`: detours and speed limits take longer than the 100-step default).
     """
     hazard_kind = unused.get("hazards", "none") or "none"
     if hazard_kind not in HAZARD_KINDS:

@@ -6,8 +6,8 @@ dispatches on its ``env_id``). This module holds what every family's parser uses
 
 * `Task` / `Suite`: the parsed records (a family may subclass `Task`, e.g. Push-T's angle tolerance);
 * `Ctx`, `number`, `vector`, `check_keys`, `task_name`, `tolerance_field`, `max_steps_field`,
-  `hazards_field`, `hazard_field`, `box_field`, `speed_limit_field`, `no_hazards`, `layout_parser`: checks that raise a one-line `TaskFileError` naming the file, the
-  task index and the field;
+  `hazards_field`, `hazard_field`, `box_field`, `speed_limit_field`, `layout_parser`: checks that raise a one-line `TaskFileError`
+  naming the file, the task index and the field;
 * `parse_suite_document`: the skeleton (root keys, schema version, env id, layout, task list, unique
   names) around a family's `parse_layout` / `parse_task`;
 * `suite_to_dict` / `save_suite` (atomic) / `shipped_suite_path` (the suites shipped in envs/tasks/);
@@ -52,7 +52,6 @@ __all__ = [
     "task_name",
     "tolerance_field",
     "max_steps_field",
-    "no_hazards",
     "hazards_field",
     "hazard_field",
     "box_field",
@@ -275,12 +274,6 @@ def speed_limit_field(ctx: Ctx, d: dict, start_speed: float, unit: str) -> float
     if start_speed > limit:
         raise ctx.err("start", f"start speed {start_speed:.3f} {unit} exceeds speed_limit {limit}")
     return limit
-
-
-def no_hazards(ctx: Ctx, d: dict, family: str) -> None:
-    """A task of a family without hazards may only give ``"hazards": []``."""
-    if d.get("hazards", []) != []:
-        raise ctx.err("hazards", f"{family} tasks have no hazards (only [] is accepted)")
 
 
 def layout_parser(layout_class):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -166,9 +166,11 @@ def slot_names(width: int, fields: Sequence[str] = ()) -> tuple[str, ...]:
 
 
 def fit_probe(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray,
-              cfg: ProbeConfig = ProbeConfig(), meta: dict | None = None) -> Probe:
+              cfg: ProbeConfig = ProbeConfig(), meta: dict | None = None,
+              points: Callable[[np.ndarray], np.ndarray] | None = None) -> Probe:
     """Fit a probe on (z_train, y_train (N, R)); report its RMSE per read-out slot on (z_test, y_test)
-    (slots beyond x, y, vx, vy are named by ``meta["state_fields"]``)."""
+    (slots beyond x, y, vx, vy are named by ``meta["state_fields"]``) and, given ``points`` (read-outs ->
+    safety points, `StateLayout.points`), the held-out RMSE of those points as ``meta["point_rmse"]``."""
     if cfg.kind not in ("mlp", "linear"):
         raise ConfigError(f"probe kind must be 'mlp' or 'linear', got {cfg.kind!r}")
     z_train = np.asarray(z_train, np.float32)
@@ -185,6 +187,9 @@ def fit_probe(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_te
     rmse = {q: float(e) for q, e in zip(slot_names(len(err), (meta or {}).get("state_fields", ())), err)}
     if not all(np.isfinite(list(rmse.values()))):
         raise ConfigError(f"probe: non-finite held-out error {rmse} (diverged; try --kind linear)")
+    if points is not None:
+        point_err = points(pred.astype(np.float64)) - points(np.asarray(y_test, np.float64))
+        probe = dataclasses.replace(probe, meta={**probe.meta, "point_rmse": float(np.sqrt(np.mean(np.square(point_err))))})
     return dataclasses.replace(probe, rmse=rmse)
 
 
@@ -261,10 +266,7 @@ def train_probe(model: Any, ds: Any, cfg: ProbeConfig = ProbeConfig()) -> Probe:
             "held_out_episodes": int(len(held_idx)),
             # what the read-out slots (x, y, vx, vy, ...) are in this env (Reacher: q1, q2, dq1, dq2)
             "state_fields": list(layout.names)}
-    probe = fit_probe(z_tr, y_tr, z_te, y_te, cfg, meta)
-    pred = np.asarray(jax.jit(apply_probe)(probe.arrays(), jnp.asarray(z_te, jnp.float32)), np.float64)
-    point_err = layout.points(pred) - layout.points(np.asarray(y_te, np.float64))
-    probe = dataclasses.replace(probe, meta={**probe.meta, "point_rmse": float(np.sqrt(np.mean(np.square(point_err))))})
+    probe = fit_probe(z_tr, y_tr, z_te, y_te, cfg, meta, points=layout.points)
     try:
         roll = rollout_position_rmse(model, probe, ds, cfg.held_out_fraction)
         roll = [v if np.isfinite(v) else None for v in roll]  # metadata is strict JSON

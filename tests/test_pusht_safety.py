@@ -33,7 +33,7 @@ def test_geometry_puts_points_on_the_t_and_the_pusher_and_reads_both_speeds():
 
 
 def test_env_and_planner_terms_flag_the_block_the_pusher_and_speed():
-    on_bar = P.state_safety_points(LAYOUT, _state())[1]  # the bar's left end
+    on_bar = PUSHT.safety_points(_state(), LAYOUT)[1]  # the bar's left end
     task = Task("t", tuple(_state(0.1, 0.1)), tuple(_state(0.1, 0.1)), hazards=(Circle(tuple(on_bar), 0.01),),
                 speed_limit=0.2)
     assert PUSHT.step_violation(_state(), task, LAYOUT)  # the block's bar end is in the disc
@@ -70,7 +70,7 @@ def test_hard_suites_keep_the_scripted_push_clear_and_pass_close_to_it(monkeypat
     for t in suite.tasks:
         push = kept[t.hazards]
         np.testing.assert_allclose(push[0], t.start, atol=1e-4)  # the witness starts at the task's start
-        witness = P.state_safety_points(LAYOUT, push).reshape(-1, 2)
+        witness = PUSHT.safety_points(push, LAYOUT).reshape(-1, 2)
         for h in t.hazards:
             gap = np.min(np.linalg.norm(witness - np.asarray(h.center), axis=1)) - h.radius
             assert P.HAZARD_CLEARANCE - 2e-4 <= gap < 0.09  # clear of the safe push, and close to it
