@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, ClassVar, Protocol, Union
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Union
 
 import jax
 import jax.numpy as jnp
@@ -100,7 +100,16 @@ class ControlConfig:
     way to the goal that wide (the widest way on the goal graph from the start's node to the goal's, by the
     nodes' positions; goal:graph on a learned model); the motion margin still adds. None: never shrinks."""
     interp_points: int = 4
-    """Constraint check points per predicted block, linearly interpolated between block ends."""
+    """Constraint check points per predicted block, linearly interpolated between block ends (within_block=line)."""
+    within_block: Literal["line", "learned"] = "line"
+    """Where a learned model's constraints are checked inside a predicted block: `line`, at interp_points
+    points on the straight line between its predicted read-outs; `learned`, at every env step, read by the
+    probe's within-block read-out from the block's actions (it sees a block that speeds up and brakes again
+    before its end; `jepa-mpc probe` fits it for models that predict blocks of several steps)."""
+    speed_margin: float = 0.0
+    """A learned model plans to below every speed limit by this multiple of the probe's held-out speed error
+    (the RMSE of the speeds it reads one block ahead, at each env step of the block, as within_block reads
+    them; `jepa-mpc probe` measures it); 0: up to the limit."""
     speed_limit: float = 0.0
     """Speed limit as a per-step constraint, on the family's speeds (TwoRoom: m/s; Reacher: rad/s, each joint;
     Push-T: m/s, block and pusher); the lower of it and a task's applies; 0: none."""
@@ -131,10 +140,9 @@ def validate_control(cfg: ControlConfig) -> None:
     cfg.planner_config()  # validates the planner's settings
     cfg.goal.validate()
     safety_lib.validate(cfg.safety_config())
-    if min(cfg.safety_margin, cfg.safety_buffer, cfg.safety_motion, cfg.speed_limit, cfg.safety_min_margin or 0.0) < 0:
-        raise ConfigError("--control.safety-margin, --control.safety-buffer, --control.safety-motion, "
-                          "--control.safety-min-margin and "
-                          "--control.speed-limit must be >= 0")
+    for name in ("safety_margin", "safety_buffer", "safety_motion", "safety_min_margin", "speed_margin", "speed_limit"):
+        if (getattr(cfg, name) or 0.0) < 0:
+            raise ConfigError(f"--control.{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
 
 
 # ------------------------------------------------------------------------------- policies
@@ -312,6 +320,18 @@ class LatentPlannerPolicy(_PlannerPolicy):
         self.model = model
         self.probe = probe
         self.margin = cfg.safety_buffer + (cfg.safety_margin * probe.point_rmse if probe is not None else 0.0)
+        learned_steps = cfg.within_block == "learned" and cfg.safety != "none" and probe is not None
+        if learned_steps and probe.within_block != model.action_block:
+            raise ConfigError(f"--control.within-block learned needs the probe's within-block read-out for blocks of "
+                              f"{model.action_block} env steps (rerun `jepa-mpc probe {model.run_dir}`)")
+        self.speed_reserve = 0.0
+        if cfg.speed_margin > 0 and cfg.safety != "none" and probe is not None:
+            scale = probe.speed_rmse(cfg.within_block)
+            if scale is None:
+                raise ConfigError(f"--control.speed-margin needs the probe's measured speed error "
+                                  f"(rerun `jepa-mpc probe {model.run_dir}`)")
+            self.speed_reserve = cfg.speed_margin * scale
+        speed_reserve = self.speed_reserve
         geometry = geometry or family_geometry(None)
         encode_p = model.encode_p
         self._encode = jax.jit(lambda state, obs: encode_p(state, obs))
@@ -321,7 +341,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
         self.chunk = chunk = episode_chunk(pcfg.samples, chunk)
         mesh = episode_mesh(devices)
         self.devices = 1 if mesh is None else mesh.devices.size
-        from jepa_mpc.probe import apply_probe
+        from jepa_mpc.probe import apply_probe, apply_within_block
 
         @jax.jit
         def plan_batch(params, probe_p, z0, ctx, init, keys):
@@ -335,7 +355,10 @@ class LatentPlannerPolicy(_PlannerPolicy):
                         h = a.shape[0]
                         return c, jnp.full((h, len(safety_lib.CONSTRAINTS)), -1.0), jnp.zeros((h, 2))
                     r, r0 = apply_probe(probe_p, z), apply_probe(probe_p, z0)
-                    pts, speeds = geometry(safety_lib.interpolate_blocks(r0, r, points))
+                    steps = apply_within_block(probe_p["within"], r0, r, a) if learned_steps else \
+                        safety_lib.interpolate_blocks(r0, r, points)
+                    pts, speeds = geometry(steps)
+                    speeds = speeds + speed_reserve  # planned to below the limit by the reserve
                     ends, now = geometry(r)[0], geometry(r0)[0]
                     margins = safety_lib.motion_margin(now, ends, ctx["margin"], per_metre)
                     return c, safety_lib.block_constraints(pts, speeds, ctx, margins), ends[:, 0]

@@ -45,6 +45,7 @@ from jepa_mpc.atomic import dumps_strict, write_npz_atomic
 from jepa_mpc.config import check_finite
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.run import PROBE_FILE, Run
+from jepa_mpc.safety import interpolate_blocks
 from jepa_mpc_envs.registry import ENV_IDS, get_family, is_known_env_id
 
 QUANTITIES = ("x", "y", "vx", "vy")
@@ -72,6 +73,8 @@ class Probe:
     std: np.ndarray
     rmse: dict[str, float]
     meta: dict
+    within: tuple[np.ndarray, np.ndarray] | None = None
+    """The within-block read-out (W, b) of a model that predicts blocks of k > 1 env steps (`fit_within_block`)."""
 
     @property
     def position_rmse(self) -> float:
@@ -85,13 +88,28 @@ class Probe:
         value = self.meta.get("point_rmse")
         return float(value) if value is not None else self.position_rmse
 
+    def speed_rmse(self, within_block: str = "line") -> float | None:
+        """Held-out RMSE of the speeds the planner reads one block ahead, at every env step of the block (the
+        steps between its ends read as ``within_block`` says: line | learned); None: not measured."""
+        value = (self.meta.get("rollout_speed_rmse") or {}).get(within_block)
+        return float(value[0]) if isinstance(value, list) and value and value[0] is not None else None
+
+    @property
+    def within_block(self) -> int:
+        """Env steps per block of its within-block read-out (0: it has none)."""
+        info = self.meta.get("within_block")
+        return int(info["block"]) if self.within is not None and isinstance(info, dict) else 0
+
     def arrays(self) -> dict[str, jax.Array]:
         """The probe as a pytree of jnp arrays (pass it through jit as an argument)."""
-        return {
+        out = {
             "mean": jnp.asarray(self.mean),
             "std": jnp.asarray(self.std),
             "layers": [(jnp.asarray(w), jnp.asarray(b)) for w, b in self.params],
         }
+        if self.within is not None:
+            out["within"] = tuple(jnp.asarray(x) for x in self.within)
+        return out
 
     def apply(self, z: jax.Array) -> jax.Array:
         return apply_probe(self.arrays(), z)
@@ -107,7 +125,65 @@ def apply_probe(p: dict, z: jax.Array) -> jax.Array:
     return h @ w + b
 
 
+def apply_within_block(within: tuple[jax.Array, jax.Array], r0: jax.Array, r: jax.Array, actions: jax.Array) -> jax.Array:
+    """Read-outs at every env step of each predicted block: (H, k, R), the last of each block its end.
+
+    r0 (R,) is the current read-out, r (H, R) the predicted block ends, actions (H, k * A) each block's
+    actions; ``within`` (W, b) maps a block's (start read-out, end read-out, actions) to the read-outs of
+    its k - 1 inner steps (`fit_within_block`). Unlike a straight line between the ends, it sees a block
+    that speeds up and brakes again before its end.
+    """
+    w, b = within
+    prev = jnp.concatenate([r0[None], r[:-1]], axis=0)
+    inner = jnp.concatenate([prev, r, actions], axis=-1) @ w + b
+    inner = inner.reshape(r.shape[:1] + (-1, r.shape[-1]))
+    return jnp.concatenate([inner, r[:, None]], axis=1)
+
+
 # ------------------------------------------------------------------------------ fitting
+
+
+def within_block_windows(readouts: np.ndarray, actions: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of ``block`` env steps of episodes readouts (E, T+1, R), actions (E, T, A):
+    inputs (E, W, 2R + kA) (start read-out, end read-out, the k actions) and the k - 1 inner read-outs
+    (E, W, (k - 1) R) as targets; W = T - k + 1 windows start at every step."""
+    t = actions.shape[1]
+    starts = np.arange(t - block + 1)
+    steps = starts[:, None] + np.arange(block + 1)[None]  # (W, k + 1) state indices of each window
+    r = readouts[:, steps]  # (E, W, k + 1, R)
+    a = actions[:, steps[:, :-1]].reshape(actions.shape[0], len(starts), -1)  # (E, W, k A)
+    x = np.concatenate([r[:, :, 0], r[:, :, -1], a], axis=-1)
+    return x, r[:, :, 1:-1].reshape(r.shape[:2] + (-1,))
+
+
+def fit_within_block(readouts: np.ndarray, actions: np.ndarray, block: int, held: np.ndarray,
+                     names: Sequence[str], ridge: float = 1e-6) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """A within-block read-out for a model that predicts one step per ``block`` env steps.
+
+    Least squares (ridge ``ridge`` x the features' scale) from a block's start and end read-outs and its
+    actions to the read-outs of its inner steps, fitted on the dataset's true states of the episodes not in
+    ``held`` (E,) bool. Returns (W, b) and its held-out RMSE per read-out slot (``names``) beside a
+    straight line's between the ends (what the planner checks without it)."""
+    x, y = within_block_windows(np.asarray(readouts, np.float64), np.asarray(actions, np.float64), block)
+    train, test = ~np.asarray(held, bool), np.asarray(held, bool)
+    if not train.any() or not test.any():
+        raise ConfigError("probe: the within-block read-out needs training and held-out episodes")
+    xt, yt = x[train].reshape(-1, x.shape[-1]), y[train].reshape(-1, y.shape[-1])
+    a = np.concatenate([xt, np.ones((len(xt), 1))], axis=1)
+    gram = a.T @ a
+    reg = ridge * np.trace(gram) / len(gram) * np.eye(len(gram))
+    reg[-1, -1] = 0.0
+    coef = np.linalg.solve(gram + reg, a.T @ yt)
+    w, b = coef[:-1].astype(np.float32), coef[-1].astype(np.float32)
+    r = readouts.shape[-1]
+    xh = x[test].reshape(-1, x.shape[-1])
+    pred = (xh @ w + b).reshape(-1, block - 1, r)
+    true = y[test].reshape(-1, block - 1, r)
+    s = (np.arange(1, block) / block)[None, :, None]
+    line = xh[:, None, :r] + s * (xh[:, None, r : 2 * r] - xh[:, None, :r])
+    rmse = lambda p: {n: float(e) for n, e in zip(names, np.sqrt(np.mean(np.square(p - true), axis=(0, 1))))}  # noqa: E731
+    return (w, b), {"block": int(block), "rmse": rmse(pred), "line_rmse": rmse(line)}
+
 
 
 def _fit_linear(z: np.ndarray, y: np.ndarray, mean, std, cfg: ProbeConfig):
@@ -267,12 +343,68 @@ def train_probe(model: Any, ds: Any, cfg: ProbeConfig = ProbeConfig()) -> Probe:
             # what the read-out slots (x, y, vx, vy, ...) are in this env (Reacher: q1, q2, dq1, dq2)
             "state_fields": list(layout.names)}
     probe = fit_probe(z_tr, y_tr, z_te, y_te, cfg, meta, points=layout.points)
+    block = int(getattr(model, "action_block", 1))
+    if block > 1 and np.all(ds.episode_lengths == ds.episode_len) and ds.episode_len >= block:
+        held = np.zeros(ds.num_episodes, bool)
+        held[held_idx] = True
+        within, info = fit_within_block(layout.targets(ds.arrays["state"]), ds.arrays["action"], block, held,
+                                        slot_names(len(layout.fields), layout.names))
+        probe = dataclasses.replace(probe, within=within, meta={**probe.meta, "within_block": info})
+    elif block > 1:  # episodes of unequal length: none (recorded, so loading does not refit it again)
+        probe = dataclasses.replace(probe, meta={**probe.meta, "within_block": False})
     try:
         roll = rollout_position_rmse(model, probe, ds, cfg.held_out_fraction)
         roll = [v if np.isfinite(v) else None for v in roll]  # metadata is strict JSON
     except Exception as err:  # noqa: BLE001  (a diagnostic only: never block the probe itself)
         roll = {"error": f"{type(err).__name__}: {err}"[:200]}
-    return dataclasses.replace(probe, meta={**probe.meta, "rollout_position_rmse": roll})
+    try:
+        speed = rollout_speed_rmse(model, probe, ds, cfg.held_out_fraction)
+    except Exception as err:  # noqa: BLE001  (as above)
+        speed = {"error": f"{type(err).__name__}: {err}"[:200]}
+    return dataclasses.replace(probe, meta={**probe.meta, "rollout_position_rmse": roll, "rollout_speed_rmse": speed})
+
+
+def rollout_speed_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: float = 0.1,
+                       blocks: int = 5, max_windows: int = 1024) -> dict[str, list[float]]:
+    """RMSE of the family's speeds (TwoRoom: m/s; Reacher: rad/s per joint) the planner reads at every env
+    step of a predicted block, 1..`blocks` model steps ahead, on held-out episodes: probe(predicted latent)
+    at the block ends, the steps between read by the within-block read-out ("learned", when the probe has
+    one) and by a straight line between the ends ("line"). The scale of ``--control.speed-margin``.
+    """
+    block = int(getattr(model, "action_block", 1))
+    layout = state_layout(getattr(ds, "meta", None))
+    if layout.family is None:
+        return {}
+    steps = blocks * block
+    _, held = ds.split(held_out_fraction, seed=0)
+    length = int(np.min(ds.episode_lengths[held]))
+    starts = np.arange(0, length - steps + 1, steps)
+    if len(starts) == 0:
+        return {}
+    obs = ds.arrays[model.obs_key][held][:, starts].reshape((-1,) + ds.arrays[model.obs_key].shape[2:])[:max_windows]
+    idx = starts[:, None] + np.arange(steps)[None]
+    actions = ds.arrays["action"][held][:, idx].reshape(-1, blocks, block * ds.arrays["action"].shape[-1])[:max_windows]
+    states = ds.arrays["state"][held][:, idx + 1].reshape(-1, steps, ds.arrays["state"].shape[-1])[:max_windows]
+    true = layout.family.safety_geometry(layout.targets(states).astype(np.float64), layout.layout, np)[1]
+    p = probe.arrays()
+
+    @jax.jit
+    def predict(state, o0, a):
+        z0 = model.encode_p(state, o0)
+        z = jax.vmap(lambda z, a: model.rollout_p(state, z, a))(z0, a)
+        r0, r = apply_probe(p, z0), apply_probe(p, z)
+        out = {"line": jax.vmap(lambda r0, r: interpolate_blocks(r0, r, block))(r0, r)}
+        if "within" in p and probe.within_block == block:
+            out["learned"] = jax.vmap(lambda r0, r, a: apply_within_block(p["within"], r0, r, a))(r0, r, a)
+        return out
+
+    pred = predict(model.state, jnp.asarray(obs), jnp.asarray(actions))
+    result = {}
+    for name, readouts in pred.items():
+        speeds = layout.family.safety_geometry(np.asarray(readouts, np.float64), layout.layout, np)[1]
+        err = np.square(speeds.reshape(true.shape) - true).reshape(len(true), blocks, -1)
+        result[name] = [float(v) for v in np.sqrt(err.mean(axis=(0, 2)))]
+    return result
 
 
 def rollout_position_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: float = 0.1,
@@ -311,6 +443,8 @@ def save_probe(run_dir: str | Path, probe: Probe) -> Path:
     arrays = {"mean": probe.mean, "std": probe.std}
     for i, (w, b) in enumerate(probe.params):
         arrays[f"w{i}"], arrays[f"b{i}"] = w, b
+    if probe.within is not None:
+        arrays["within_w"], arrays["within_b"] = probe.within
     meta = dict(probe.meta, rmse=probe.rmse, layers=len(probe.params), quantities=list(probe.rmse))
     arrays["meta_json"] = np.array(dumps_strict(meta))
     write_npz_atomic(path, arrays)
@@ -326,11 +460,12 @@ def load_probe(run_dir: str | Path) -> Probe | None:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta_json"]))
             params = tuple((f[f"w{i}"], f[f"b{i}"]) for i in range(int(meta["layers"])))
-            probe = Probe(params, f["mean"], f["std"], {k: float(v) for k, v in meta["rmse"].items()}, meta)
+            within = (f["within_w"], f["within_b"]) if "within_w" in f.files else None
+            probe = Probe(params, f["mean"], f["std"], {k: float(v) for k, v in meta["rmse"].items()}, meta, within)
     except Exception as err:  # noqa: BLE001  (truncated zip, garbled arrays or metadata: all one answer)
         detail = " ".join(f"{type(err).__name__}: {err}".split())[:160]
         raise ConfigError(f"{path}: unreadable probe ({detail}); rerun `jepa-mpc probe`") from None
-    arrays = [probe.mean, probe.std, *(x for layer in probe.params for x in layer)]
+    arrays = [probe.mean, probe.std, *(x for layer in probe.params for x in layer), *(probe.within or ())]
     if not all(np.isfinite(np.asarray(a, np.float64)).all() for a in arrays):
         raise ConfigError(f"{path}: probe holds non-finite (NaN/inf) weights; rerun `jepa-mpc probe`")
     return probe
@@ -376,7 +511,9 @@ def load_or_train_probe(model: Any, ds: Any = None, cfg: ProbeConfig = ProbeConf
     """The run's saved probe if its checkpoint step and state fields match, else train one (and save it)."""
     run = Run.open(model.run_dir)
     probe = load_run_probe(run, refit=True)
-    if probe is not None and int(probe.meta.get("step", -1)) == int(model.step):
+    block = int(getattr(model, "action_block", 1))
+    if probe is not None and int(probe.meta.get("step", -1)) == int(model.step) and \
+            (block == 1 or probe.within_block == block or probe.meta.get("within_block") is False):
         return probe
     if ds is None:
         ds = run.dataset()
@@ -414,9 +551,18 @@ def probe_main(args: ProbeArgs) -> None:
     if isinstance(roll, list):
         print("safety-point RMSE of probe(predicted latent), 1.." + str(len(roll)) + " model steps ahead: "
               + ", ".join(f"{v:.4f}" for v in roll) + " m")
+    speed = probe.meta.get("rollout_speed_rmse") or {}
+    if isinstance(speed.get("line"), list):
+        print("speed RMSE the planner reads at each env step, 1.." + str(len(speed["line"])) + " model steps ahead: "
+              + "; ".join(f"{how} " + ", ".join(f"{v:.4f}" for v in speed[how]) for how in ("learned", "line") if how in speed))
+    within = probe.meta.get("within_block")
+    if isinstance(within, dict):
+        print(f"within-block read-out ({within['block']} env steps per block), held-out RMSE of the inner steps: "
+              + ", ".join(f"{name} {within['rmse'][q]:.4f} (straight line {within['line_rmse'][q]:.4f})"
+                          for q, name in zip(within["rmse"], names)))
     print(f"saved: {path}")
 
 
-__all__ = ["Probe", "ProbeConfig", "ProbeArgs", "apply_probe", "fit_probe", "train_probe", "save_probe",
+__all__ = ["Probe", "ProbeConfig", "ProbeArgs", "apply_probe", "apply_within_block", "fit_probe", "fit_within_block", "train_probe", "save_probe",
            "validate_probe_config", "load_run_probe", "slot_names", "state_layout", "StateLayout",
            "load_probe", "load_or_train_probe", "probe_fields", "probe_main", "PROBE_FILE", "QUANTITIES"]

@@ -74,6 +74,7 @@ def on_ray(tmp_path_factory, ray_address) -> Path:
     return root
 
 
+@pytest.mark.slow  # a whole experiment on Ray, then locally (minutes on 2 cores): `make test-slow`
 def test_ray_executor_runs_every_job_once(on_ray):
     assert starts(on_ray) == {i: 1 for i in JOBS}
     status = json.loads((on_ray / "results/tiny/status.json").read_text())["jobs"]
@@ -83,6 +84,7 @@ def test_ray_executor_runs_every_job_once(on_ray):
     assert len(comparable_csv(on_ray)) == 2
 
 
+@pytest.mark.slow  # a whole experiment on Ray, then locally (minutes on 2 cores): `make test-slow`
 def test_ray_rerun_runs_no_job(on_ray, ray_address):
     before = starts(on_ray)
     proc = experiment(on_ray, "--executor", "ray", "--address", ray_address, "--no-report")
@@ -91,6 +93,7 @@ def test_ray_rerun_runs_no_job(on_ray, ray_address):
     assert starts(on_ray) == before
 
 
+@pytest.mark.slow  # a whole experiment on Ray, then locally (minutes on 2 cores): `make test-slow`
 def test_ray_executor_gives_the_local_result_files(on_ray, tmp_path):
     """The same experiment run by the local executor: the same digests and result files (measured times,
     creation stamps and the paths of the two folders aside). A second pipeline, ~35-45 s here."""
@@ -103,6 +106,7 @@ def test_ray_executor_gives_the_local_result_files(on_ray, tmp_path):
     assert comparable_csv(tmp_path) == comparable_csv(on_ray)
 
 
+@pytest.mark.slow  # a whole experiment on Ray, then locally (minutes on 2 cores): `make test-slow`
 def test_ray_stop_sends_sigterm_and_the_job_checkpoints(on_ray, tmp_path):
     """RayExecutor.stop cancels the task without force; the task's SIGTERM makes `train` save a checkpoint
     at its next step and exit as interrupted, before stop returns."""

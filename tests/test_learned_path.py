@@ -8,6 +8,7 @@ The model is far too small to plan well: these tests check shapes, bounds, count
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -18,10 +19,11 @@ import pytest
 from jepa_mpc import provenance
 from jepa_mpc.control import ControlConfig, LatentPlannerPolicy, RandomActions, run_mpc
 from jepa_mpc.data.store import Dataset
+from jepa_mpc.errors import ConfigError
 from jepa_mpc.evaluate import EvalArgs, evaluate
 from jepa_mpc.goals import GraphGoal, LatentGoal
 from jepa_mpc.model import load_world_model
-from jepa_mpc.probe import ProbeConfig, load_or_train_probe
+from jepa_mpc.probe import ProbeConfig, load_or_train_probe, load_probe, save_probe
 from jepa_mpc_envs.registry import TWOROOM
 from jepa_mpc_envs.suites import Task
 from jepa_mpc_envs.tworoom import Layout, TwoRoomEnv
@@ -155,6 +157,24 @@ def test_eval_with_a_hazard_loads_the_probe_and_counts_consistently(hazard_eval)
         assert e["violation_free"] == (e["violation_steps"] == 0)
         if e["task"] != "hazard-line":  # no hazard, no speed limit, no keep-in box: nothing to violate
             assert e["violation_steps"] == 0
+
+
+def test_constraints_checked_at_every_env_step_by_the_probes_within_block_read_out(hazard_eval, tmp_path):
+    run, probe_sha, suite, _, _ = hazard_eval
+    probe = load_or_train_probe(load_world_model(run))
+    assert probe.within_block == 5 and set(probe.meta["within_block"]["rmse"]) == {"x", "y", "vx", "vy"}
+    result, _ = _eval(run, suite, tmp_path / "learned", goal=LatentGoal(), safety="constrained",
+                      within_block="learned")
+    assert result["summary"]["episodes"] == 4 and result["args"]["control"]["within_block"] == "learned"
+    assert provenance.file_sha256(run / "probe.npz") == probe_sha  # the saved one, with its read-out
+
+    bare = tmp_path / "bare"
+    shutil.copytree(run, bare)
+    save_probe(bare, dataclasses.replace(probe, within=None))
+    model = load_world_model(bare)
+    cfg = ControlConfig(goal=LatentGoal(), safety="constrained", within_block="learned", action_block=5, **BUDGET)
+    with pytest.raises(ConfigError, match="within-block learned.*jepa-mpc probe"):
+        LatentPlannerPolicy(model, cfg, None, probe=load_probe(bare))
 
 
 def test_explore_goal_graph_with_the_learned_encoder(tiny_run, tmp_path):
