@@ -19,6 +19,13 @@ The predictor adds more: probe(predicted latent) vs the true position is 0.036 m
 (5 env steps) ahead and 0.054 m five blocks ahead (``meta["rollout_position_rmse"]``); the
 planner's safety margin (``ControlConfig.safety_margin`` x probe RMSE + ``safety_buffer``) covers both.
 
+A model that predicts one latent per block of k > 1 env steps also gets a *within-block read-out*
+(``fit_within_block``): least squares from a block's start and end read-outs and its k actions to the
+read-outs of its k - 1 inner steps, fitted on the dataset's true states, so the planner can check
+constraints at every env step (``--control.within-block learned``) instead of on a straight line between
+block ends, which misses a block that speeds up and brakes again. ``rollout_speed_rmse`` measures the
+error of the speeds the planner then reads, the scale of ``--control.speed-margin``.
+
 Saved with the checkpoint as ``<run>/probe.npz`` (numpy arrays only, no pickle; written to a temp
 file then renamed) holding the weights and a JSON metadata string (kind, quantities, rmse, ...).
 
