@@ -331,7 +331,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
                 raise ConfigError(f"--control.speed-margin needs the probe's measured speed error "
                                   f"(rerun `jepa-mpc probe {model.run_dir}`)")
             self.speed_reserve = cfg.speed_margin * scale
-        speed_reserve = self.speed_reserve
+        speed_reserve, within_block = self.speed_reserve, "learned" if learned_steps else "line"
         geometry = geometry or family_geometry(None)
         encode_p = model.encode_p
         self._encode = jax.jit(lambda state, obs: encode_p(state, obs))
@@ -341,7 +341,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
         self.chunk = chunk = episode_chunk(pcfg.samples, chunk)
         mesh = episode_mesh(devices)
         self.devices = 1 if mesh is None else mesh.devices.size
-        from jepa_mpc.probe import apply_probe, apply_within_block
+        from jepa_mpc.probe import apply_probe, block_readouts
 
         @jax.jit
         def plan_batch(params, probe_p, z0, ctx, init, keys):
@@ -355,9 +355,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
                         h = a.shape[0]
                         return c, jnp.full((h, len(safety_lib.CONSTRAINTS)), -1.0), jnp.zeros((h, 2))
                     r, r0 = apply_probe(probe_p, z), apply_probe(probe_p, z0)
-                    steps = apply_within_block(probe_p["within"], r0, r, a) if learned_steps else \
-                        safety_lib.interpolate_blocks(r0, r, points)
-                    pts, speeds = geometry(steps)
+                    pts, speeds = geometry(block_readouts(probe_p, r0, r, a, within_block, points))
                     speeds = speeds + speed_reserve  # planned to below the limit by the reserve
                     ends, now = geometry(r)[0], geometry(r0)[0]
                     margins = safety_lib.motion_margin(now, ends, ctx["margin"], per_metre)

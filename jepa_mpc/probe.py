@@ -37,6 +37,7 @@ file then renamed) holding the weights and a JSON metadata string (kind, quantit
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -147,6 +148,29 @@ def apply_within_block(within: tuple[jax.Array, jax.Array], r0: jax.Array, r: ja
     return jnp.concatenate([inner, r[:, None]], axis=1)
 
 
+def block_readouts(p: dict, r0: jax.Array, r: jax.Array, actions: jax.Array, within_block: str = "line",
+                   points: int = 4) -> jax.Array:
+    """(H, K, R) read-outs where constraints are checked inside each predicted block: ``line``, ``points``
+    on the straight line between the block's ends (`jepa_mpc.safety.interpolate_blocks`); ``learned``,
+    every env step by the probe's within-block read-out (``p["within"]``, `apply_within_block`)."""
+    if within_block == "learned":
+        return apply_within_block(p["within"], r0, r, actions)
+    return interpolate_blocks(r0, r, points)
+
+
+def predicted_readouts(model: Any, p: dict, obs: np.ndarray, actions: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    """Read-outs (N, R) of observations obs (N, ...) and (N, H, R) of the latents the model predicts from
+    them under action blocks actions (N, H, k A). ``p`` is ``Probe.arrays()``."""
+
+    @jax.jit
+    def predict(state, o0, a):
+        z0 = model.encode_p(state, o0)
+        z = jax.vmap(lambda z, a: model.rollout_p(state, z, a))(z0, a)
+        return apply_probe(p, z0), apply_probe(p, z)
+
+    return predict(model.state, jnp.asarray(obs), jnp.asarray(actions))
+
+
 # ------------------------------------------------------------------------------ fitting
 
 
@@ -190,7 +214,6 @@ def fit_within_block(readouts: np.ndarray, actions: np.ndarray, block: int, held
     line = xh[:, None, :r] + s * (xh[:, None, r : 2 * r] - xh[:, None, :r])
     rmse = lambda p: {n: float(e) for n, e in zip(names, np.sqrt(np.mean(np.square(p - true), axis=(0, 1))))}  # noqa: E731
     return (w, b), {"block": int(block), "rmse": rmse(pred), "line_rmse": rmse(line)}
-
 
 
 def _fit_linear(z: np.ndarray, y: np.ndarray, mean, std, cfg: ProbeConfig):
@@ -394,21 +417,13 @@ def rollout_speed_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: flo
     states = ds.arrays["state"][held][:, idx + 1].reshape(-1, steps, ds.arrays["state"].shape[-1])[:max_windows]
     true = layout.family.safety_geometry(layout.targets(states).astype(np.float64), layout.layout, np)[1]
     p = probe.arrays()
-
-    @jax.jit
-    def predict(state, o0, a):
-        z0 = model.encode_p(state, o0)
-        z = jax.vmap(lambda z, a: model.rollout_p(state, z, a))(z0, a)
-        r0, r = apply_probe(p, z0), apply_probe(p, z)
-        out = {"line": jax.vmap(lambda r0, r: interpolate_blocks(r0, r, block))(r0, r)}
-        if "within" in p and probe.within_block == block:
-            out["learned"] = jax.vmap(lambda r0, r, a: apply_within_block(p["within"], r0, r, a))(r0, r, a)
-        return out
-
-    pred = predict(model.state, jnp.asarray(obs), jnp.asarray(actions))
+    r0, r = predicted_readouts(model, p, obs, actions)
+    kinds = ("line", "learned") if probe.within_block == block else ("line",)
     result = {}
-    for name, readouts in pred.items():
-        speeds = layout.family.safety_geometry(np.asarray(readouts, np.float64), layout.layout, np)[1]
+    for name in kinds:
+        step = jax.vmap(functools.partial(block_readouts, within_block=name, points=block), in_axes=(None, 0, 0, 0))
+        readouts = np.asarray(step(p, r0, r, jnp.asarray(actions)), np.float64)
+        speeds = layout.family.safety_geometry(readouts, layout.layout, np)[1]
         err = np.square(speeds.reshape(true.shape) - true).reshape(len(true), blocks, -1)
         result[name] = [float(v) for v in np.sqrt(err.mean(axis=(0, 2)))]
     return result
@@ -429,15 +444,8 @@ def rollout_position_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: 
     obs = view.arrays[model.obs_key][held][:, : blocks + 1]
     true = layout.points(layout.targets(view.arrays["state"][held][:, 1 : blocks + 1]))
     actions = jnp.asarray(view.arrays["action"][held][:, :blocks])
-    p = probe.arrays()
-
-    @jax.jit
-    def predict(state, o0, a):
-        z0 = model.encode_p(state, o0)
-        z = jax.vmap(lambda z, a: model.rollout_p(state, z, a))(z0, a)
-        return apply_probe(p, z)
-
-    pred = layout.points(np.asarray(predict(model.state, jnp.asarray(obs[:, 0]), actions), np.float64))
+    _, r = predicted_readouts(model, probe.arrays(), obs[:, 0], actions)
+    pred = layout.points(np.asarray(r, np.float64))
     return [float(v) for v in np.sqrt(np.mean(np.sum(np.square(pred - true), -1), axis=(0, 2)))]
 
 
@@ -570,6 +578,6 @@ def probe_main(args: ProbeArgs) -> None:
     print(f"saved: {path}")
 
 
-__all__ = ["Probe", "ProbeConfig", "ProbeArgs", "apply_probe", "apply_within_block", "fit_probe", "fit_within_block", "train_probe", "save_probe",
-           "validate_probe_config", "load_run_probe", "slot_names", "state_layout", "StateLayout",
+__all__ = ["Probe", "ProbeConfig", "ProbeArgs", "apply_probe", "apply_within_block", "block_readouts", "fit_probe",
+           "fit_within_block", "predicted_readouts", "train_probe", "save_probe", "validate_probe_config", "load_run_probe", "slot_names", "state_layout", "StateLayout",
            "load_probe", "load_or_train_probe", "probe_fields", "probe_main", "PROBE_FILE", "QUANTITIES"]
