@@ -31,6 +31,7 @@ import tyro
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jepa_mpc import costs as cost_lib
+from jepa_mpc import hierarchy as hierarchy_lib
 from jepa_mpc import safety as safety_lib
 from jepa_mpc.config import check_finite
 from jepa_mpc.errors import ConfigError
@@ -83,6 +84,14 @@ class ControlConfig:
     the run's (eval reads it; without a run the family's default_action_block); a value that differs
     from a learned model's is refused."""
     seed: int = 0
+    hierarchy: Literal["none", "graph"] = "none"
+    """The high level (jepa_mpc/hierarchy.py). none: the planner plans to the goal (flat MPC). graph: before
+    every plan, the shortest route from the agent's cell to the goal on the goal graph (goal:graph; edges
+    weighted by the env steps the data took) gives the next subgoal, `subgoal_steps` ahead, and the planner
+    plans to it; to the goal itself once it is that near."""
+    subgoal_steps: int = 0
+    """hierarchy=graph: how far ahead along the route the subgoal lies, in the data's env steps; 0: the plan's
+    reach (horizon x action_block)."""
     safety: str = "none"
     """Constraint handling (jepa_mpc.safety): none | penalty | constrained (feasible-first ranking) | auglag."""
     safety_margin: float = 2.0
@@ -140,9 +149,15 @@ def validate_control(cfg: ControlConfig) -> None:
     cfg.planner_config()  # validates the planner's settings
     cfg.goal.validate()
     safety_lib.validate(cfg.safety_config())
-    for name in ("safety_margin", "safety_buffer", "safety_motion", "safety_min_margin", "speed_margin", "speed_limit"):
+    for name in ("safety_margin", "safety_buffer", "safety_motion", "safety_min_margin", "speed_margin", "speed_limit",
+                 "subgoal_steps"):
         if (getattr(cfg, name) or 0.0) < 0:
             raise ConfigError(f"--control.{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.hierarchy not in hierarchy_lib.HIERARCHIES:
+        raise ConfigError(f"--control.hierarchy must be one of {', '.join(hierarchy_lib.HIERARCHIES)}, "
+                          f"got {cfg.hierarchy!r}")
+    if cfg.hierarchy == "graph" and not isinstance(cfg.goal, GraphGoal):
+        raise ConfigError("--control.hierarchy graph plans its subgoals on the goal graph: use goal:graph")
 
 
 # ------------------------------------------------------------------------------- policies
@@ -190,6 +205,9 @@ class _PlannerPolicy:
         self.safety = cfg.safety_config()
         self.hazards: dict | None = None
         self.speed_limit = cfg.speed_limit
+        self.routes: dict[str, np.ndarray] | None = None  # hierarchy=graph: each episode's routes to its goal
+        self.subgoal_ahead = cfg.subgoal_steps or self.planner_cfg.horizon * self.action_block
+        self.node_positions = getattr(self.goal, "node_positions", None)
 
     @property
     def room_graphs(self) -> Any:
@@ -211,8 +229,10 @@ class _PlannerPolicy:
         if hz is None or len(hz["speed"]) != len(goals):
             hz = safety_lib.empty_hazards(len(goals), speed_limit=self.cfg.speed_limit)
         self.hazards = None
+        hierarchical = self.cfg.hierarchy == "graph"
         ctx = self.goal.episode_ctx(goals, hz if self.cfg.safety != "none" else None, self.margin, starts=starts,
-                                    min_margin=self.cfg.safety_min_margin)
+                                    min_margin=self.cfg.safety_min_margin, routes=hierarchical)
+        self.routes = {"next": ctx.pop("route_next"), "steps": ctx.pop("route_steps")} if hierarchical else None
         ctx.setdefault("margin", jnp.full((len(goals),), self.margin, jnp.float32))
         return {**ctx, **{k: jnp.asarray(v) for k, v in hz.items()}}
 
@@ -224,18 +244,36 @@ class _PlannerPolicy:
         size = min(1 << (n - 1).bit_length(), len(self.plans))
         return -(-size // self.devices) * self.devices
 
-    def _plan(self, start: np.ndarray, key: jax.Array, idx: np.ndarray) -> tuple[np.ndarray, dict]:
+    def _with_subgoals(self, ctx: dict, keys: np.ndarray, idx: np.ndarray) -> tuple[dict, dict]:
+        """hierarchy=graph: ctx rows (first len(idx) the live episodes') with each live episode's goal replaced
+        by its next subgoal's node (plain distance to it: no detour excess), and the subgoals' record."""
+        nodes = np.asarray(self.ctx["nodes"])[idx] if "nodes" in self.ctx else np.asarray(self.nodes)
+        cells = hierarchy_lib.current_cells(keys, nodes)
+        sub = hierarchy_lib.subgoal_nodes(cells, self.routes["next"][idx], self.routes["steps"][idx],
+                                          self.subgoal_ahead)
+        rows = np.flatnonzero(sub != hierarchy_lib.FINAL_GOAL)
+        goal, excess = np.array(ctx["goal"]), np.array(ctx["excess"])
+        goal[rows] = nodes[sub[rows]] if nodes.ndim == 2 else nodes[rows, sub[rows]]
+        excess[rows] = 0.0
+        where = np.full((len(idx), 2), np.nan, np.float32)
+        if self.node_positions is not None and len(rows):
+            where[rows] = self.node_positions[sub[rows], :2]
+        return {**ctx, "goal": jnp.asarray(goal), "excess": jnp.asarray(excess)}, {"subgoal": sub, "subgoal_at": where}
+
+    def _plan(self, start: np.ndarray, key: jax.Array, idx: np.ndarray,
+              graph_keys: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
         """Plan for the live episodes `idx` (their start rows first in `start`, which may already be
-        padded by `pad_rows`), padded to `_padded_size`."""
+        padded by `pad_rows`), padded to `_padded_size`. `graph_keys` (first len(idx) rows): where each live
+        episode is in the goal graph's space (hierarchy=graph picks its subgoal from it)."""
         n = len(idx)
         size = self._padded_size(n)
         rows = np.concatenate([idx, np.full(size - n, idx[0])])  # pad with copies of a live episode
         start = jnp.asarray(pad_rows(np.asarray(start), size))
+        ctx, subgoals = {k: v[rows] for k, v in self.ctx.items()}, {}
+        if self.routes is not None:
+            ctx, subgoals = self._with_subgoals(ctx, np.asarray(graph_keys)[:n], idx)
         t0 = time.perf_counter()
-        actions, info = self._plan_batch(
-            start, {k: v[rows] for k, v in self.ctx.items()}, jnp.asarray(self.plans[rows]),
-            jax.random.split(key, size),
-        )
+        actions, info = self._plan_batch(start, ctx, jnp.asarray(self.plans[rows]), jax.random.split(key, size))
         actions = np.asarray(jax.block_until_ready(actions))[:n]
         latency = time.perf_counter() - t0
         self.plans[idx] = np.concatenate([actions[:, 1:], actions[:, -1:]], axis=1)  # shift_plan, fill "repeat"
@@ -246,6 +284,7 @@ class _PlannerPolicy:
             "infeasible": np.asarray(info["infeasible"])[:n],
             "predicted_violation": np.asarray(info["violation"])[:n],
             "planned_path": np.asarray(info["path"])[:n],
+            **subgoals,
         }
 
     def _reset_plans(self, b: int) -> None:
@@ -379,8 +418,8 @@ class LatentPlannerPolicy(_PlannerPolicy):
 
     def act(self, obs, states, key, idx):
         # encoded at the padded size, so the encoder compiles once per size, not once per live count
-        padded = pad_rows(obs, self._padded_size(len(idx)))
-        return self._plan(np.asarray(self.encode(padded)), key, idx)
+        z = np.asarray(self.encode(pad_rows(obs, self._padded_size(len(idx)))))
+        return self._plan(z, key, idx, graph_keys=z)
 
 
 class OraclePlannerPolicy(_PlannerPolicy):
@@ -392,9 +431,13 @@ class OraclePlannerPolicy(_PlannerPolicy):
     """
 
     def __init__(self, simulate: Callable[[np.ndarray, np.ndarray], np.ndarray], cfg: ControlConfig,
-                 goal: GoalCost | None, action_dim: int = 2, goal_dim: int = 2, geometry: Geometry | None = None):
-        """`geometry`: the family's safety geometry on its read-outs (`family_geometry`; None: (x, y, vx, vy))."""
+                 goal: GoalCost | None, action_dim: int = 2, goal_dim: int = 2, geometry: Geometry | None = None,
+                 features: Callable[[np.ndarray], np.ndarray] | None = None):
+        """`geometry`: the family's safety geometry on its read-outs (`family_geometry`; None: (x, y, vx, vy));
+        `features`: states (B, S) -> goal features (B, goal_dim), where the goal graph's nodes live
+        (`TaskFamily.goal_features`; None: the first goal_dim state fields)."""
         super().__init__(cfg, action_dim, goal)
+        self.features = features or (lambda states: np.asarray(states)[:, :goal_dim])
         cost, planner, pcfg, nodes = self.cost, self.planner, self.planner_cfg, self.nodes
         horizon, block = pcfg.horizon, cfg.action_block
         # A simulator marked `per_step` returns every env step's (goal features, safety read-out) (N, H, block,
@@ -446,7 +489,7 @@ class OraclePlannerPolicy(_PlannerPolicy):
         self._reset_plans(len(obs))
 
     def act(self, obs, states, key, idx):
-        return self._plan(jnp.asarray(states, jnp.float32), key, idx)
+        return self._plan(jnp.asarray(states, jnp.float32), key, idx, graph_keys=self.features(np.asarray(states)))
 
 
 class RandomActionsPolicy:
@@ -506,6 +549,7 @@ class EpisodeRecord:
     infeasible_plans: int = 0  # plans acted on although predicted to violate a constraint (none feasible found)
     speed_violation_steps: int = 0  # steps above the speed limit (when one is set); also in violation_steps
     planned_paths: list = dataclasses.field(default_factory=list)  # (step, predicted block ends (H, 2), infeasible)
+    subgoals: list = dataclasses.field(default_factory=list)  # hierarchy: (step, node, its position or None) per change
 
     @property
     def violation_free(self) -> bool:
@@ -573,6 +617,10 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
                 rec.infeasible_plans += int(plan_info["infeasible"][j])
                 rec.planned_paths.append((rec.steps, np.asarray(plan_info["planned_path"][j]).tolist(),
                                           bool(plan_info["infeasible"][j])))
+            if "subgoal" in plan_info and (not rec.subgoals or rec.subgoals[-1][1] != int(plan_info["subgoal"][j])):
+                at = np.asarray(plan_info["subgoal_at"][j], np.float64)
+                rec.subgoals.append((rec.steps, int(plan_info["subgoal"][j]),
+                                     at.tolist() if np.all(np.isfinite(at)) else None))
             for a in blocks[j]:
                 o, _, terminated, truncated, info = env.step(a)
                 rec.steps += 1

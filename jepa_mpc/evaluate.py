@@ -58,7 +58,9 @@ results.json (schema_version 1)::
                  "other", "episodes_per_s"} (see `time_breakdown`; null for an eval resumed from
                  records that predate it)},
      "episodes": [{"task", "success", "steps", "violation_steps", "violation_free",
-                   "final_distance" (null when undefined), "plans", "infeasible_plans"}]}
+                   "final_distance" (null when undefined), "plans", "infeasible_plans",
+                   "subgoals" (--control.hierarchy graph: [step, node (-1: the goal itself), the node's
+                   mean data position or null] at every change of subgoal)}]}
 
 Every results file is strict JSON (no NaN/inf); float flags must be finite.
 
@@ -328,6 +330,7 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
         sim = mujoco_block_simulator(env.build_model(suite.layout), frame_skip, cfg.action_block, env=env,
                                      backend=args.sim_backend)
         policy = OraclePlannerPolicy(sim, cfg, goal, action_dim=env.action_dim, goal_dim=env.goal_dim,
+                                     features=env.goal_features,
                                      geometry=family_geometry(env, suite.layout))
         return policy, "state", policy.planner_cfg, None
     model = run.load_world_model()
@@ -385,6 +388,7 @@ IDENTITY_UNLESS_DEFAULT = {"sim_backend": DEFAULT_SIM_BACKEND, "control.safety_m
                            "control.goal.split_cells": 0.0}
 EPISODE_FIELDS = ("task", "success", "steps", "violation_steps", "violation_free", "final_distance", "plans",
                   "infeasible_plans")
+OPTIONAL_EPISODE_FIELDS = ("subgoals",)  # --control.hierarchy graph
 
 
 def results_folder(args: EvalArgs) -> Path:
@@ -552,6 +556,8 @@ def episode_record(r: EpisodeRecord, trajectory: bool = False) -> dict:
     rec = {"task": r.task, "success": bool(r.success), "steps": int(r.steps), "violation_steps": int(r.violation_steps),
            "violation_free": bool(r.violation_free), "final_distance": float(r.final_distance) if finite else None,
            "plans": int(r.plans), "infeasible_plans": int(r.infeasible_plans)}
+    if r.subgoals:  # hierarchy: [step, node (-1: the goal itself), its data position or None] at each change
+        rec["subgoals"] = [[int(step), int(node), at] for step, node, at in r.subgoals]
     if trajectory:
         rec.update(path=[[float(v) for v in p] for p in r.path],
                    states=[np.asarray(s, np.float64).tolist() for s in r.states],
@@ -566,6 +572,7 @@ def episode_from_record(d: dict) -> EpisodeRecord:
         final_distance=float("nan") if d["final_distance"] is None else d["final_distance"], plans=d["plans"],
         infeasible_plans=d["infeasible_plans"], path=d.get("path", []),
         states=[np.asarray(s, np.float32) for s in d.get("states", [])], planned_paths=d.get("planned_paths", []),
+        subgoals=[tuple(s) for s in d.get("subgoals", [])],
     )
 
 
@@ -680,7 +687,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
         "planner_config": to_dict(planner_cfg) if planner_cfg is not None else None,
         "goal_config": to_dict(args.control.goal) if planner_cfg is not None and args.planner != "gcbc" else None,
         "summary": summary,
-        "episodes": [{k: e[k] for k in EPISODE_FIELDS} for e in episodes],
+        "episodes": [{k: e[k] for k in EPISODE_FIELDS + OPTIONAL_EPISODE_FIELDS if k in e} for e in episodes],
     }
     if args.video:
         from jepa_mpc.video import write_episode_video

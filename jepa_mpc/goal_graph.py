@@ -38,6 +38,9 @@ class GraphConfig:
     max_points: int = 60_000
     """Embeddings considered when building the graph (a random subset beyond that)."""
     seed: int = 0
+    pace_steps: int = 25
+    """Window (env steps) over which the data's pace is measured: long enough that a point's noisy velocity
+    averages out (a latent holding velocity moves ~3x farther per single step than its position does)."""
     split_cells: float = 0.0
     """Metres; 0: off. With the data's positions, a node's cell whose points fall into groups farther apart
     than this (single linkage), e.g. the two sides of a thin wall, becomes one node per group of at least
@@ -50,6 +53,15 @@ class LatentGraph:
     nodes: np.ndarray  # (N, D) float32
     adjacency: scipy.sparse.csr_matrix  # (N, N) symmetric edge lengths
     scale: float = 1.0  # goal-cost units per graph unit (see `metric_scale`)
+    pace: float | None = None
+    """The data's pace: median distance its points move per env step, over windows of
+    `GraphConfig.pace_steps` steps (graph units per step). Edge length / pace is a temporal distance in env
+    steps (`steps`), for routes (`goal_routes`)."""
+
+    @property
+    def steps(self) -> scipy.sparse.csr_matrix | None:
+        """(N, N) the edges in env steps at the data's pace (None when the pace is unknown)."""
+        return None if self.pace is None else (self.adjacency / self.pace).tocsr()
 
     @property
     def num_nodes(self) -> int:
@@ -62,7 +74,7 @@ def _nearest_chunk(points: jax.Array, nodes: jax.Array) -> jax.Array:
     return jnp.argmin(d, axis=1)
 
 
-def _nearest(points: np.ndarray, nodes: np.ndarray, chunk: int = 8192) -> np.ndarray:
+def nearest_nodes(points: np.ndarray, nodes: np.ndarray, chunk: int = 8192) -> np.ndarray:
     """Index of the nearest node for every point (fixed-size chunks: one compile, bounded memory)."""
     n = len(points)
     padded = np.zeros((-(-n // chunk) * chunk, points.shape[1]), np.float32)
@@ -128,7 +140,7 @@ def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig(),
     k = min(config.num_nodes, len(pool))
     nodes = pool[_farthest_points(pool, k, rng)]
 
-    cells = _nearest(points, nodes)
+    cells = nearest_nodes(points, nodes)
     if config.split_cells > 0 and positions is not None:
         flat_xy = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in positions])
         if len(flat_xy) != len(points):
@@ -143,13 +155,60 @@ def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig(),
     pairs = np.unique(np.sort(np.stack([src, dst], axis=1), axis=1), axis=0)
     length = np.linalg.norm(nodes[pairs[:, 0]] - nodes[pairs[:, 1]], axis=1) + 1e-6
     adj = scipy.sparse.coo_matrix((length, (pairs[:, 0], pairs[:, 1])), shape=(k, k))
-    return LatentGraph(nodes=nodes, adjacency=adj.tocsr())
+    return LatentGraph(nodes=nodes, adjacency=adj.tocsr(), pace=data_pace(episodes, config.pace_steps))
+
+
+def data_pace(episodes: list[np.ndarray], window: int) -> float | None:
+    """Median distance per env step the points of the episodes (each (T, D)) move over `window` steps (over
+    the longest window the episodes allow; None for episodes of a single point)."""
+    window = min(window, max(len(e) for e in episodes) - 1)
+    if window < 1:
+        return None
+    moves = [np.linalg.norm(e[window:] - e[:-window], axis=1) for e in episodes if len(e) > window]
+    return max(float(np.median(np.concatenate(moves))) / window, 1e-12)
+
+
+def cell_means(graph: LatentGraph, episodes: list[np.ndarray], values: list[np.ndarray]) -> np.ndarray:
+    """(N, K) the mean of ``values`` (per episode (T, K)) over the points (per episode (T, D)) of each node's
+    cell (NaN for an empty cell), e.g. the recorded positions a node's embeddings came from."""
+    cells = nearest_nodes(np.concatenate(episodes).astype(np.float32), graph.nodes)
+    flat = np.concatenate([np.asarray(v, np.float64).reshape(len(e), -1) for e, v in zip(episodes, values)])
+    counts = np.bincount(cells, minlength=graph.num_nodes).astype(np.float64)
+    sums = np.stack([np.bincount(cells, flat[:, k], graph.num_nodes) for k in range(flat.shape[1])], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts[:, None]
 
 
 def edges(graph: LatentGraph) -> tuple[np.ndarray, np.ndarray]:
     """(E,) first and second node of every edge, in the order of ``graph.adjacency.data`` (CSR)."""
     a = graph.adjacency.tocsr()
     return np.repeat(np.arange(a.shape[0]), np.diff(a.indptr)), a.indices.copy()
+
+
+def _goal_search(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | None, edge_factor: np.ndarray | None,
+                 lengths: scipy.sparse.csr_matrix) -> tuple[scipy.sparse.csr_matrix, int, np.ndarray]:
+    """The graph to search from one goal (D,): `lengths` (N, N) with blocked nodes removed or edges priced by
+    ``edge_factor`` (see `detour_excess`), the goal's cell, and every node's straight distance to the goal."""
+    goal = np.asarray(goal, np.float32)
+    straight = np.linalg.norm(graph.nodes - goal[None], axis=1)
+    adjacency = lengths.tocsr()
+    if blocked is None or not np.any(blocked):
+        cell = int(nearest_nodes(goal[None], graph.nodes, chunk=1)[0])
+    else:
+        keep = scipy.sparse.diags((~np.asarray(blocked)).astype(np.float64))
+        adjacency = (keep @ adjacency @ keep).tocsr()
+        adjacency.eliminate_zeros()
+        cell = int(np.argmin(np.where(blocked, np.inf, straight)))
+    if edge_factor is not None:
+        if blocked is not None and np.any(blocked):
+            raise ValueError("detour_excess: give blocked nodes or edge factors, not both")
+        rows, cols = edges(graph)
+        factor = np.asarray(edge_factor, np.float64).copy()
+        factor[~np.isfinite(factor) & ((rows == cell) | (cols == cell))] = 1.0  # the goal stays reachable
+        adjacency = adjacency.copy()
+        adjacency.data = np.where(np.isfinite(factor), adjacency.data * factor, 0.0)
+        adjacency.eliminate_zeros()
+    return adjacency, cell, straight
 
 
 def detour_excess(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | None = None,
@@ -164,37 +223,35 @@ def detour_excess(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | No
     ``edges(graph)``: each edge costs its length times its factor (e.g. by its clearance from hazards,
     ``jepa_mpc.safety.clearance_weights``); inf removes it, except at the goal's cell.
     """
-    goal = np.asarray(goal, np.float32)
-    straight = np.linalg.norm(graph.nodes - goal[None], axis=1)
-    adjacency = graph.adjacency.tocsr()
-    if blocked is None or not np.any(blocked):
-        cell = int(_nearest(goal[None], graph.nodes)[0])
-        to_cell = np.linalg.norm(graph.nodes[cell] - goal)
-    else:
-        keep = scipy.sparse.diags((~np.asarray(blocked)).astype(np.float64))
-        adjacency = (keep @ adjacency @ keep).tocsr()
-        adjacency.eliminate_zeros()
-        cell = int(np.argmin(np.where(blocked, np.inf, straight)))
-        to_cell = straight[cell]
-    if edge_factor is not None:
-        if blocked is not None and np.any(blocked):
-            raise ValueError("detour_excess: give blocked nodes or edge factors, not both")
-        rows, cols = edges(graph)
-        factor = np.asarray(edge_factor, np.float64).copy()
-        factor[~np.isfinite(factor) & ((rows == cell) | (cols == cell))] = 1.0  # the goal stays reachable
-        adjacency = adjacency.copy()
-        adjacency.data = np.where(np.isfinite(factor), adjacency.data * factor, 0.0)
-        adjacency.eliminate_zeros()
-    dist = scipy.sparse.csgraph.dijkstra(adjacency, directed=False, indices=cell) + to_cell
+    adjacency, cell, straight = _goal_search(graph, goal, blocked, edge_factor, graph.adjacency)
+    dist = scipy.sparse.csgraph.dijkstra(adjacency, directed=False, indices=cell) + straight[cell]
     excess = np.maximum(dist - straight, 0.0)
     finite = np.isfinite(excess)
     cap = (excess[finite].max() if finite.any() else 0.0) + float(straight.max())
     return np.where(finite, excess, cap).astype(np.float32)
 
 
+NO_ROUTE = -1
+
+
+def goal_routes(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | None = None,
+                edge_factor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shortest routes to one goal (D,) over the graph's temporal edge lengths (`LatentGraph.steps`), with
+    hazards handled as by `detour_excess`: (next (N,) int32, steps (N,) float32). ``next[n]`` is the node after
+    n on its route to the goal's cell (the cell itself for the cell, NO_ROUTE where none leads there) and
+    ``steps[n]`` the data's env steps along that route (inf without one)."""
+    if graph.steps is None:
+        raise ValueError("goal_routes: the graph has no pace (build it with build_graph from episodes of several steps)")
+    adjacency, cell, _ = _goal_search(graph, goal, blocked, edge_factor, graph.steps)
+    steps, previous = scipy.sparse.csgraph.dijkstra(adjacency, directed=False, indices=cell, return_predecessors=True)
+    nxt = np.where(previous < 0, NO_ROUTE, previous).astype(np.int32)  # from the cell's side, the step toward it
+    nxt[cell] = cell
+    return nxt, steps.astype(np.float32)
+
+
 def nearest_node(graph: LatentGraph, point: np.ndarray) -> int:
     """The index of the node nearest to one point (D,) of the graph's space."""
-    return int(_nearest(np.asarray(point, np.float32)[None], graph.nodes)[0])
+    return int(nearest_nodes(np.asarray(point, np.float32)[None], graph.nodes, chunk=1)[0])
 
 
 def bottleneck_clearance(graph: LatentGraph, edge_clearance: np.ndarray, a: int, b: int) -> float:

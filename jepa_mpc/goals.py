@@ -135,12 +135,14 @@ class GoalCost(Protocol):
         ...
 
     def episode_ctx(self, goals: np.ndarray, hazards: dict | None = None, margin: float = 0.0,
-                    starts: np.ndarray | None = None, min_margin: float | None = None) -> dict:
+                    starts: np.ndarray | None = None, min_margin: float | None = None, routes: bool = False) -> dict:
         """ctx rows for goal points (B, D); ``hazards`` (padded arrays, safety on) may reshape the cost.
 
         With ``starts`` (B, D) and ``min_margin`` < ``margin``, a goal cost that sees hazards may fit each
         episode's safety margin (ctx["margin"] (B,)): the widest its graph leaves between start and goal,
-        within [min_margin, margin]."""
+        within [min_margin, margin]. With ``routes`` (a goal cost with a graph), also each episode's routes
+        to its goal over the graph (ctx["route_next"], ctx["route_steps"] (B, N), numpy; `goal_graph.goal_routes`)
+        for the high level of `jepa_mpc.hierarchy`."""
         ...
 
 
@@ -159,7 +161,9 @@ class StraightGoalCost:
     def set_tasks(self, tasks):
         pass
 
-    def episode_ctx(self, goals, hazards=None, margin=0.0, starts=None, min_margin=None):
+    def episode_ctx(self, goals, hazards=None, margin=0.0, starts=None, min_margin=None, routes=False):
+        if routes:
+            raise ConfigError("--control.hierarchy graph plans its subgoals on the goal graph: use goal:graph")
         return {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(np.zeros((len(goals), 1), np.float32))}
 
 
@@ -168,15 +172,19 @@ class GraphGoalCost:
 
     ``graph`` is shared by all episodes, or ``room_graphs.graph_for(task)`` gives each task its own
     (source "explore"); ``readout`` (W, b) maps latents into the graph's space (source "probe"),
-    ``node_points`` (N, P, 2) are the nodes' safety points (for routing the detour search around hazards).
+    ``node_points`` (N, P, 2) are the nodes' safety points (for routing the detour search around hazards),
+    ``node_positions`` (N, k) the data's mean recorded position (`TaskFamily.positions`) in each node's cell
+    (to show subgoals).
     """
 
     def __init__(self, mode: str, graph: goal_graph.LatentGraph | None = None, room_graphs: Any = None,
                  readout: tuple[np.ndarray, np.ndarray] | None = None, node_points: np.ndarray | None = None,
-                 avoid_hazards: bool = True, hazard_widen: float = 1.0, hazard_weight: float = 0.0):
+                 avoid_hazards: bool = True, hazard_widen: float = 1.0, hazard_weight: float = 0.0,
+                 node_positions: np.ndarray | None = None):
         if (graph is None) == (room_graphs is None):
             raise ValueError("GraphGoalCost: give either a graph or room graphs")
         self.mode, self.graph, self.room_graphs, self.node_points = mode, graph, room_graphs, node_points
+        self.node_positions = node_positions
         self.avoid_hazards, self.hazard_widen, self.hazard_weight = avoid_hazards, hazard_widen, hazard_weight
         self.nodes = jnp.asarray(graph.nodes) if graph is not None else jnp.zeros((1, 1), jnp.float32)
         self.readout = None
@@ -212,9 +220,12 @@ class GraphGoalCost:
         if self.room_graphs is not None:
             self._task_graphs = [self.room_graphs.graph_for(t) for t in tasks]
 
-    def episode_ctx(self, goals, hazards=None, margin=0.0, starts=None, min_margin=None):
+    def episode_ctx(self, goals, hazards=None, margin=0.0, starts=None, min_margin=None, routes=False):
         from jepa_mpc import safety as safety_lib
 
+        if routes and self.readout is not None:
+            raise ConfigError("--control.hierarchy graph needs a goal graph of embeddings (--goal.source data or "
+                              "explore), not of the probe's positions")
         b = len(goals)
         graph_goals = goals if self.readout is None else np.asarray(self.readout(goals))
         graph_starts = starts if starts is None or self.readout is None else np.asarray(self.readout(starts))
@@ -227,13 +238,15 @@ class GraphGoalCost:
         avoid = hazards is not None and self.avoid_hazards and self.node_points is not None and task_graphs is None
         fit = avoid and graph_starts is not None and min_margin is not None and min_margin < margin
         by_edge = avoid and (fit or self.hazard_widen > 1.0 or self.hazard_weight > 0.0)
-        excess, margins = [], np.full(b, margin, np.float32)
+        excess, margins, route = [], np.full(b, margin, np.float32), []
         rows, cols = goal_graph.edges(self.graph) if by_edge else (None, None)  # (avoid: the one shared graph)
         for i, g in enumerate(graph_goals):
             hz = {k: v[i] for k, v in hazards.items()} if avoid else None
             if not by_edge:  # nodes within the margin of a hazard leave the graph
                 blocked = safety_lib.blocked_nodes(self.node_points, hz, margin) if avoid else None
                 excess.append(goal_graph.detour_excess(graphs[i], g, blocked))
+                if routes:
+                    route.append(goal_graph.goal_routes(graphs[i], g, blocked))
                 continue
             clearance = safety_lib.edge_clearance(self.node_points, rows, cols, hz)
             if fit:  # the widest way the hazards leave, if narrower than the margin
@@ -243,12 +256,24 @@ class GraphGoalCost:
             factor = safety_lib.clearance_weights(clearance, float(margins[i]), self.hazard_widen,
                                                   self.hazard_weight or np.inf)
             excess.append(goal_graph.detour_excess(self.graph, g, edge_factor=factor))
+            if routes:
+                route.append(goal_graph.goal_routes(self.graph, g, edge_factor=factor))
         ctx = {"goal": jnp.asarray(goals, jnp.float32), "excess": jnp.asarray(np.stack(excess))}
+        if routes:
+            ctx["route_next"], ctx["route_steps"] = (np.stack(r) for r in zip(*route))
         if fit:
             ctx["margin"] = jnp.asarray(margins)
         if task_graphs is not None:  # each episode searches its own graph's nodes
             ctx["nodes"] = jnp.asarray(np.stack([g.nodes for g in task_graphs]), jnp.float32)
         return ctx
+
+
+def _node_positions(space: Any, graph: goal_graph.LatentGraph, episodes: list[np.ndarray]) -> np.ndarray | None:
+    """(N, k) the data's mean recorded position in each node's cell (None without recorded states)."""
+    states = getattr(space.dataset, "arrays", {}).get("state")
+    if states is None or not hasattr(space.env, "positions"):
+        return None
+    return goal_graph.cell_means(graph, episodes, list(space.env.positions(states)))
 
 
 # ------------------------------------------------------------------------------- configs
@@ -348,7 +373,8 @@ class GraphGoal:
             graph = goal_graph.build_graph(episodes, config, split)
             node_points = None if space.to_points is None else space.to_points(graph.nodes)
             return GraphGoalCost(self.mode, graph, node_points=node_points, avoid_hazards=self.avoid_hazards,
-                             hazard_widen=self.hazard_widen, hazard_weight=self.hazard_weight)
+                                 hazard_widen=self.hazard_widen, hazard_weight=self.hazard_weight,
+                                 node_positions=_node_positions(space, graph, episodes))
         flat = np.concatenate(episodes)
         readout = goal_graph.fit_linear_readout(flat, positions.reshape(len(flat), 2))
         points = [z @ readout[0] + readout[1] for z in episodes]

@@ -14,6 +14,7 @@ GOAL_RGB = np.array([40, 200, 60], np.uint8)
 TRAIL_RGB = np.array([30, 90, 255], np.uint8)
 PLAN_RGB = np.array([255, 150, 0], np.uint8)
 INFEASIBLE_RGB = np.array([230, 30, 30], np.uint8)
+SUBGOAL_RGB = np.array([220, 40, 220], np.uint8)
 
 
 def world_to_pixel(xy: np.ndarray, view_half: float, size: int) -> np.ndarray:
@@ -30,7 +31,8 @@ def _dot(frame: np.ndarray, rc: np.ndarray, radius: int, rgb: np.ndarray) -> Non
 
 
 def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Sequence = (),
-                   env_id: str = "jepa_mpc_envs/TwoRoom-v0", states: np.ndarray | None = None) -> np.ndarray:
+                   env_id: str = "jepa_mpc_envs/TwoRoom-v0", states: np.ndarray | None = None,
+                   subgoals: Sequence = ()) -> np.ndarray:
     """(T, size, size, 3) uint8 frames: the agent along `path` (T, 2) of its declared positions, goal and trail marked.
 
     `states` (T, state_dim): the full physical states to render (EpisodeRecord.states; Push-T needs
@@ -38,6 +40,8 @@ def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Seque
 
     `plans`: (step, predicted block-end positions (H, 2)) per plan (EpisodeRecord.planned_paths); each
     frame shows the latest plan made at or before it (orange dots; red when it was infeasible).
+    `subgoals`: (step, node, position or None) per change of subgoal (EpisodeRecord.subgoals, hierarchy=graph);
+    each frame marks the current one (magenta square; none while the goal itself is planned to).
     Goal features are drawn where the env puts them in the camera plane (TwoRoom: the position;
     Reacher: the fingertip of that arm configuration).
     """
@@ -53,6 +57,7 @@ def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Seque
     goal = world_to_pixel(to_world(env.goal_features(np.asarray(task.goal, np.float32))), view_half, size)
     trail = world_to_pixel(to_world(path), view_half, size)
     plan_steps = np.array([p[0] for p in plans], int)
+    subgoal_steps = np.array([g[0] for g in subgoals], int)
     for t, frame in enumerate(frames):
         for rc in trail[: t + 1 : 2]:
             _dot(frame, rc, 0, TRAIL_RGB)
@@ -61,6 +66,10 @@ def episode_frames(layout, task, path: np.ndarray, size: int = 256, plans: Seque
             rgb = INFEASIBLE_RGB if len(plans[k]) > 2 and plans[k][2] else PLAN_RGB
             for rc in world_to_pixel(to_world(plans[k][1]), view_half, size):
                 _dot(frame, rc, 1, rgb)
+        k = int(np.searchsorted(subgoal_steps, t, side="right")) - 1 if len(subgoal_steps) else -1
+        if k >= 0 and subgoals[k][2] is not None:
+            _dot(frame, world_to_pixel(to_world(np.asarray(subgoals[k][2], np.float32)[None]), view_half, size)[0],
+                 max(size // 64, 2), SUBGOAL_RGB)
         _dot(frame, goal, max(size // 64, 2), GOAL_RGB)
     return frames
 
@@ -76,7 +85,7 @@ def write_episode_video(out: Path, suite, tasks: Sequence, records: Sequence, fp
             plans = getattr(rec, "planned_paths", ())
             states = np.asarray(rec.states, np.float32) if getattr(rec, "states", None) else None
             for frame in episode_frames(suite.layout, task, np.asarray(rec.path, np.float32), size, plans,
-                                        suite.env_id, states):
+                                        suite.env_id, states, getattr(rec, "subgoals", ())):
                 writer.send(np.ascontiguousarray(frame))
         writer.close()
     return out

@@ -55,9 +55,9 @@ def test_split_cells_remove_edges_through_a_thin_wall():
 
     def wall_crossings(graph, cfg):
         points = np.concatenate(walks)
-        from jepa_mpc.goal_graph import _nearest, edges
+        from jepa_mpc.goal_graph import edges, nearest_nodes
 
-        cells = _nearest(points, graph.nodes)
+        cells = nearest_nodes(points, graph.nodes)
         side = np.array([np.sign(points[cells == n, 0].mean()) if np.any(cells == n) else 0 for n in range(graph.num_nodes)])
         far = np.array([np.abs(points[cells == n, 1]).min() > DOOR + 0.05 if np.any(cells == n) else False
                         for n in range(graph.num_nodes)])
