@@ -620,7 +620,7 @@ def run_mpc(envs: Sequence[Any], tasks: Sequence[Any], policy: Policy, key: jax.
             if "subgoal" in plan_info and (not rec.subgoals or rec.subgoals[-1][1] != int(plan_info["subgoal"][j])):
                 at = np.asarray(plan_info["subgoal_at"][j], np.float64)
                 rec.subgoals.append((rec.steps, int(plan_info["subgoal"][j]),
-                                     at.tolist() if np.all(np.isfinite(at)) else None))
+                                     np.round(at, 4).tolist() if np.all(np.isfinite(at)) else None))
             for a in blocks[j]:
                 o, _, terminated, truncated, info = env.step(a)
                 rec.steps += 1
