@@ -99,3 +99,16 @@ def test_eval_records_the_subgoal_sequence_of_every_episode(tiny_run, tmp_path):
         assert all((s[2] is None) == (s[1] == -1) for s in subgoals)
     batches = [json.loads(line) for line in (out / "batches.jsonl").read_text().splitlines()]
     assert [e["subgoals"] for b in batches for e in b["episodes"]] == [e["subgoals"] for e in result["episodes"]]
+
+
+def test_video_frames_mark_the_current_subgoal():
+    from jepa_mpc.video import SUBGOAL_RGB, episode_frames
+    from jepa_mpc_envs.suites import Task
+    from jepa_mpc_envs.tworoom import Layout
+
+    task = Task(name="t", start=(-0.6, 0.6, 0.0, 0.0), goal=(0.6, -0.6, 0.0, 0.0), tolerance=0.1, max_steps=10)
+    path = np.linspace([-0.6, 0.6], [-0.2, 0.1], 6).astype(np.float32)
+    subgoals = [(0, 3, [-0.1, 0.05]), (3, -1, None)]  # a node, then the goal itself from step 3 on
+    frames = episode_frames(Layout(), task, path, size=64, subgoals=subgoals)
+    marked = [bool(np.all(f == SUBGOAL_RGB, axis=-1).any()) for f in frames]
+    assert marked == [True, True, True, False, False, False]
