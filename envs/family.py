@@ -64,6 +64,8 @@ class TaskFamily(abc.ABC):
     suites are drawn otherwise (OGBench: its own evaluation tasks)."""
     sim_backends: ClassVar[tuple[str, ...]] = (DEFAULT_SIM_BACKEND,)
     """The simulators its collectors run on (`make_collector(..., backend=)`; envs/rollout.py SIM_BACKENDS)."""
+    renders: ClassVar[bool] = True
+    """Whether `pixel_renderer` draws its states (pixel observations, videos); OGBench's adapter does not."""
 
     # ---------------------------------------------------------------- declared state layout
 

@@ -443,6 +443,8 @@ class PointMazeFamily(TaskFamily):
         return generate_suite_for(self.dataset, seed, n, tolerance=tolerance or self.default_tolerance,
                                   max_steps=max_steps or self.default_max_steps, hazards=hazards)
 
+    renders = False
+
     def pixel_renderer(self, model, size=64):
         return _no_pixels()
 

@@ -630,6 +630,8 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     suite = _load_suite(args.suite)
     family = get_family(suite.env_id)
     family.check_sim_backend(args.sim_backend)
+    if args.video and not family.renders:  # refused before any episode runs, not after the last
+        raise ConfigError(f"--video {args.video}: {suite.env_id} has no renderer (state only); leave the flag out")
     tasks = suite.tasks[: args.episodes or None]
     args, settings = with_run_settings(args, suite)  # the run's action block, its data's frame skip
     frame_skip = settings["frame_skip"]

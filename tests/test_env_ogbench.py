@@ -152,3 +152,16 @@ def test_collect_writes_a_dataset_through_the_gym_collector(spec, tmp_path):
     assert summary["complete"] and summary["episodes"] == 3 and summary["steps"] == 18
     ds = Dataset.open(cfg.out)
     assert ds.meta["env_id"] == ENV_ID and ds.arrays["state"].shape == (3, 7, 4)
+
+
+def test_eval_video_of_a_family_without_renderer_is_refused_before_any_episode(spec, tmp_path):
+    from jepa_mpc.control import ControlConfig, RandomActions
+    from jepa_mpc.evaluate import EvalArgs, evaluate
+    from jepa_mpc_envs.suites import save_suite
+
+    assert not spec.renders
+    path = save_suite(spec.generate_suite(0, 2), tmp_path / "s.json")
+    with pytest.raises(ConfigError, match="--video 1: .* has no renderer"):
+        evaluate(EvalArgs(suite=str(path), out=str(tmp_path / "r"), video=1,
+                          control=ControlConfig(planner=RandomActions())))
+    assert not (tmp_path / "r" / "batches.jsonl").exists()
