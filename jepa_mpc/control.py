@@ -86,12 +86,12 @@ class ControlConfig:
     seed: int = 0
     hierarchy: Literal["none", "graph"] = "none"
     """The high level (jepa_mpc/hierarchy.py). none: the planner plans to the goal (flat MPC). graph: before
-    every plan, the shortest route from the agent's cell to the goal on the goal graph (goal:graph; edges
-    weighted by the env steps the data took) gives the next subgoal, `subgoal_steps` ahead, and the planner
-    plans to it; to the goal itself once it is that near."""
+    every plan, the shortest route from the agent's cell to the goal on the goal graph (goal:graph) gives the
+    next subgoal, `subgoal_steps` ahead along it, and the planner plans to it; to the goal itself once it is
+    that near."""
     subgoal_steps: int = 0
-    """hierarchy=graph: how far ahead along the route the subgoal lies, in the data's env steps; 0: the plan's
-    reach (horizon x action_block)."""
+    """hierarchy=graph: how far ahead along the route the subgoal lies, in env steps at the data's pace (the
+    route's latent length / the data's median motion per step); 0: the plan's reach (horizon x action_block)."""
     safety: str = "none"
     """Constraint handling (jepa_mpc.safety): none | penalty | constrained (feasible-first ranking) | auglag."""
     safety_margin: float = 2.0
@@ -248,9 +248,9 @@ class _PlannerPolicy:
         """hierarchy=graph: ctx rows (first len(idx) the live episodes') with each live episode's goal replaced
         by its next subgoal's node (plain distance to it: no detour excess), and the subgoals' record."""
         nodes = np.asarray(self.ctx["nodes"])[idx] if "nodes" in self.ctx else np.asarray(self.nodes)
-        cells = hierarchy_lib.current_cells(keys, nodes)
-        sub = hierarchy_lib.subgoal_nodes(cells, self.routes["next"][idx], self.routes["steps"][idx],
-                                          self.subgoal_ahead)
+        route_next, route_steps = self.routes["next"][idx], self.routes["steps"][idx]
+        cells = hierarchy_lib.current_cells(keys, nodes, reachable=np.isfinite(route_steps))
+        sub = hierarchy_lib.subgoal_nodes(cells, route_next, route_steps, self.subgoal_ahead)
         rows = np.flatnonzero(sub != hierarchy_lib.FINAL_GOAL)
         goal, excess = np.array(ctx["goal"]), np.array(ctx["excess"])
         goal[rows] = nodes[sub[rows]] if nodes.ndim == 2 else nodes[rows, sub[rows]]

@@ -186,29 +186,32 @@ def edges(graph: LatentGraph) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _goal_search(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | None, edge_factor: np.ndarray | None,
-                 lengths: scipy.sparse.csr_matrix) -> tuple[scipy.sparse.csr_matrix, int, np.ndarray]:
+                 lengths: scipy.sparse.csr_matrix) -> tuple[scipy.sparse.csr_matrix, int, float, np.ndarray]:
     """The graph to search from one goal (D,): `lengths` (N, N) with blocked nodes removed or edges priced by
-    ``edge_factor`` (see `detour_excess`), the goal's cell, and every node's straight distance to the goal."""
+    ``edge_factor`` (see `detour_excess`), the goal's cell, the goal's distance to it, and every node's straight
+    distance to the goal."""
     goal = np.asarray(goal, np.float32)
     straight = np.linalg.norm(graph.nodes - goal[None], axis=1)
     adjacency = lengths.tocsr()
     if blocked is None or not np.any(blocked):
-        cell = int(nearest_nodes(goal[None], graph.nodes, chunk=1)[0])
+        cell = int(nearest_nodes(goal[None], graph.nodes)[0])
+        to_cell = np.linalg.norm(graph.nodes[cell] - goal)
     else:
         keep = scipy.sparse.diags((~np.asarray(blocked)).astype(np.float64))
         adjacency = (keep @ adjacency @ keep).tocsr()
         adjacency.eliminate_zeros()
         cell = int(np.argmin(np.where(blocked, np.inf, straight)))
+        to_cell = straight[cell]
     if edge_factor is not None:
         if blocked is not None and np.any(blocked):
-            raise ValueError("detour_excess: give blocked nodes or edge factors, not both")
+            raise ValueError("goal graph search: give blocked nodes or edge factors, not both")
         rows, cols = edges(graph)
         factor = np.asarray(edge_factor, np.float64).copy()
         factor[~np.isfinite(factor) & ((rows == cell) | (cols == cell))] = 1.0  # the goal stays reachable
         adjacency = adjacency.copy()
         adjacency.data = np.where(np.isfinite(factor), adjacency.data * factor, 0.0)
         adjacency.eliminate_zeros()
-    return adjacency, cell, straight
+    return adjacency, cell, to_cell, straight
 
 
 def detour_excess(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | None = None,
@@ -223,8 +226,8 @@ def detour_excess(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | No
     ``edges(graph)``: each edge costs its length times its factor (e.g. by its clearance from hazards,
     ``jepa_mpc.safety.clearance_weights``); inf removes it, except at the goal's cell.
     """
-    adjacency, cell, straight = _goal_search(graph, goal, blocked, edge_factor, graph.adjacency)
-    dist = scipy.sparse.csgraph.dijkstra(adjacency, directed=False, indices=cell) + straight[cell]
+    adjacency, cell, to_cell, straight = _goal_search(graph, goal, blocked, edge_factor, graph.adjacency)
+    dist = scipy.sparse.csgraph.dijkstra(adjacency, directed=False, indices=cell) + to_cell
     excess = np.maximum(dist - straight, 0.0)
     finite = np.isfinite(excess)
     cap = (excess[finite].max() if finite.any() else 0.0) + float(straight.max())
@@ -236,13 +239,14 @@ NO_ROUTE = -1
 
 def goal_routes(graph: LatentGraph, goal: np.ndarray, blocked: np.ndarray | None = None,
                 edge_factor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Shortest routes to one goal (D,) over the graph's temporal edge lengths (`LatentGraph.steps`), with
-    hazards handled as by `detour_excess`: (next (N,) int32, steps (N,) float32). ``next[n]`` is the node after
-    n on its route to the goal's cell (the cell itself for the cell, NO_ROUTE where none leads there) and
-    ``steps[n]`` the data's env steps along that route (inf without one)."""
+    """Shortest routes to one goal (D,), with hazards handled as by `detour_excess` (the same routes as its
+    detours), measured in env steps at the data's pace (`LatentGraph.steps`: an estimate, not a count):
+    (next (N,) int32, steps (N,) float32). ``next[n]`` is the node after n on its route to the goal's cell
+    (the cell itself for the cell, NO_ROUTE where none leads there) and ``steps[n]`` the route's length in
+    env steps (inf without one)."""
     if graph.steps is None:
         raise ValueError("goal_routes: the graph has no pace (build it with build_graph from episodes of several steps)")
-    adjacency, cell, _ = _goal_search(graph, goal, blocked, edge_factor, graph.steps)
+    adjacency, cell, _, _ = _goal_search(graph, goal, blocked, edge_factor, graph.steps)
     steps, previous = scipy.sparse.csgraph.dijkstra(adjacency, directed=False, indices=cell, return_predecessors=True)
     nxt = np.where(previous < 0, NO_ROUTE, previous).astype(np.int32)  # from the cell's side, the step toward it
     nxt[cell] = cell

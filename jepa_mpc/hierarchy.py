@@ -5,18 +5,20 @@ The flat planner sees the goal through its cost only, a horizon of a few blocks 
 the goal cost is built on (`jepa_mpc.goal_graph`; nodes are embeddings of the reward-free data,
 edges join cells the data moved between):
 
-1. at the start of an episode, the shortest route from every node to the goal's cell, over the
-   graph's *temporal* edge lengths (the env steps the data took from cell to cell, `LatentGraph.steps`),
-   with hazards given at plan time priced or removed as for the detour cost (`goal_graph.goal_routes`);
-2. before every plan, the node of the agent's current cell and, along its route, the first node at
-   least ``ahead`` data steps closer to the goal: the subgoal;
+1. at the start of an episode, the shortest route from every node to the goal's cell (the detour
+   cost's routes, with hazards given at plan time priced or removed as there), its length counted in
+   env steps at the data's pace (latent length / the data's median motion per step, `LatentGraph.steps`:
+   an estimate; `goal_graph.goal_routes`);
+2. before every plan, the node of the agent's current cell (the nearest node with a route to the goal)
+   and, along its route, the first node at least ``ahead`` steps closer to the goal: the subgoal;
 3. the low level (any planner, with its constraints) plans to that node's embedding with the plain
    distance; once the goal is within ``ahead`` steps of the route (or no route leads to it), to the goal
    itself with the usual goal cost.
 
 Both levels re-plan at every MPC step, so a subgoal the agent cannot reach is replaced as soon as the
-agent's cell changes. The subgoal sequence is explicit and recorded per episode (node, step, and the
-data's mean position in the node's cell, drawn in videos).
+agent's cell changes. The subgoal sequence is explicit and recorded per episode ((step, node, the data's
+mean recorded position in the node's cell) at every change, drawn in videos; no position for graphs built
+by exploration, which record none).
 """
 
 from __future__ import annotations
@@ -30,12 +32,19 @@ FINAL_GOAL = -1
 """`subgoal_nodes`' value for "plan to the goal itself"."""
 
 
-def current_cells(keys: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-    """(B,) the node nearest to each key (B, D); ``nodes`` (N, D) shared or (B, N, D) per episode."""
-    keys = np.asarray(keys, np.float32)
-    if np.ndim(nodes) == 2:  # chunks of the next power of two: few compiles, little padding
-        return goal_graph.nearest_nodes(keys, np.asarray(nodes, np.float32), 1 << (len(keys) - 1).bit_length())
-    return np.array([goal_graph.nearest_nodes(k[None], np.asarray(n, np.float32), 1)[0] for k, n in zip(keys, nodes)])
+def current_cells(keys: np.ndarray, nodes: np.ndarray, reachable: np.ndarray | None = None) -> np.ndarray:
+    """(B,) the node nearest to each key (B, D); ``nodes`` (N, D) shared or (B, N, D) per episode. With
+    ``reachable`` (B, N) bool, among each episode's nodes that have a route to its goal (an agent whose own
+    node is cut off, e.g. within a hazard's margin, takes the nearest that is not; all nodes where none is)."""
+    keys, nodes = np.asarray(keys, np.float32), np.asarray(nodes, np.float32)
+    if nodes.ndim == 2:
+        d = np.sum(nodes**2, axis=1)[None] - 2.0 * keys @ nodes.T
+    else:
+        d = np.sum(nodes**2, axis=2) - 2.0 * np.einsum("bd,bnd->bn", keys, nodes)
+    if reachable is not None:
+        usable = reachable & reachable.any(axis=1, keepdims=True) | ~reachable.any(axis=1, keepdims=True)
+        d = np.where(usable, d, np.inf)
+    return np.argmin(d, axis=1)
 
 
 def subgoal_nodes(cells: np.ndarray, route_next: np.ndarray, route_steps: np.ndarray, ahead: float) -> np.ndarray:

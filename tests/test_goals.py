@@ -249,6 +249,10 @@ def test_new_goal_and_safety_flags_enter_the_eval_identity_only_when_set():
 
     flags = identity_flags(EvalArgs())
     assert "safety_min_margin" not in flags["control"]
+    assert not {"within_block", "speed_margin", "hierarchy", "subgoal_steps"} & set(flags["control"])
+    set_ = identity_flags(EvalArgs(control=ControlConfig(hierarchy="graph", subgoal_steps=25, speed_margin=2.0)))
+    assert (set_["control"]["hierarchy"], set_["control"]["subgoal_steps"], set_["control"]["speed_margin"]) == \
+        ("graph", 25, 2.0)
     assert not {"hazard_widen", "hazard_weight", "split_cells"} & set(flags["control"]["goal"])
     goal = GraphGoal(split_cells=0.06, hazard_widen=2.0)
     flags = identity_flags(EvalArgs(control=ControlConfig(goal=goal, safety_min_margin=0.02)))

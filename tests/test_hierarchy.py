@@ -112,3 +112,35 @@ def test_video_frames_mark_the_current_subgoal():
     frames = episode_frames(Layout(), task, path, size=64, subgoals=subgoals)
     marked = [bool(np.all(f == SUBGOAL_RGB, axis=-1).any()) for f in frames]
     assert marked == [True, True, True, False, False, False]
+
+
+def test_an_agent_whose_node_has_no_route_starts_from_the_nearest_node_that_has_one():
+    nodes = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]], np.float32)
+    keys = np.array([[0.1, 0.0], [0.1, 0.0]], np.float32)
+    reachable = np.array([[False, True, True], [False, False, False]])
+    np.testing.assert_array_equal(hierarchy.current_cells(keys, nodes, reachable), [1, 0])  # none: all nodes
+    per_episode = np.stack([nodes, nodes[::-1]])
+    np.testing.assert_array_equal(hierarchy.current_cells(keys, per_episode), [0, 2])
+
+
+def test_routes_go_around_blocked_nodes_and_priced_edges():
+    """A ring of 8 nodes: the short way from node 0 to node 3 passes nodes 1-2; blocking node 1 (or pricing
+    its edges out) sends the route the long way round, and its step count says so."""
+    angles = np.arange(8) * 2 * np.pi / 8
+    nodes = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    rows, cols = np.arange(8), (np.arange(8) + 1) % 8
+    adjacency = scipy.sparse.coo_matrix((np.full(8, 1.0), (np.minimum(rows, cols), np.maximum(rows, cols))),
+                                        shape=(8, 8)).tocsr()
+    graph = LatentGraph(nodes=nodes, adjacency=adjacency, pace=1.0)
+    nxt, steps = goal_routes(graph, nodes[3])
+    assert nxt[0] == 1 and steps[0] == pytest.approx(3.0)
+    blocked = np.zeros(8, bool)
+    blocked[1] = True
+    nxt, steps = goal_routes(graph, nodes[3], blocked=blocked)
+    assert nxt[0] == 7 and steps[0] == pytest.approx(5.0) and nxt[1] == NO_ROUTE
+    from jepa_mpc.goal_graph import edges
+
+    a, b = edges(graph)
+    factor = np.where((a == 1) | (b == 1), np.inf, 1.0)
+    nxt, steps = goal_routes(graph, nodes[3], edge_factor=factor)
+    assert nxt[0] == 7 and steps[0] == pytest.approx(5.0)
