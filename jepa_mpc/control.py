@@ -158,6 +158,12 @@ def validate_control(cfg: ControlConfig) -> None:
                           f"got {cfg.hierarchy!r}")
     if cfg.hierarchy == "graph" and not isinstance(cfg.goal, GraphGoal):
         raise ConfigError("--control.hierarchy graph plans its subgoals on the goal graph: use goal:graph")
+    if cfg.hierarchy == "graph" and cfg.goal.source == "probe":
+        raise ConfigError("--control.hierarchy graph needs a goal graph of embeddings (--goal.source data or "
+                          "explore), not of the probe's positions")
+    if cfg.hierarchy != "none" and isinstance(cfg.planner, NON_PLANNERS):
+        raise ConfigError(f"--control.hierarchy {cfg.hierarchy} hands subgoals to a planner; "
+                          f"planner:{cfg.planner.kind} does not plan")
 
 
 # ------------------------------------------------------------------------------- policies

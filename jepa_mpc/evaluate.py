@@ -618,6 +618,8 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     from jepa_mpc.run import Run
 
     check_finite(args)
+    if args.control.hierarchy != "none":
+        validate_control(args.control)  # e.g. a hierarchy for a policy that does not plan, before anything runs
     if args.episodes < 0 or args.batch <= 0 or args.video < 0 or args.plan_chunk < 0 or args.devices < 0:
         raise ConfigError("--episodes, --video, --plan-chunk and --devices must be >= 0 and --batch > 0")
     if args.sim_backend != DEFAULT_SIM_BACKEND and args.dynamics != "oracle":

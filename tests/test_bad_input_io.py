@@ -73,6 +73,8 @@ BAD_IO = {
                                   "--control.within-block"),
     "eval-hierarchy-unknown": ([*RANDOM, "--control.hierarchy", "tree", "--out", "{tmp}/r"], None,
                                "--control.hierarchy"),
+    "eval-hierarchy-without-planner": ([*RANDOM, "--control.hierarchy", "graph", "--out", "{tmp}/r"], None,
+                                       "planner:random-actions does not plan"),
     "eval-hierarchy-without-graph": (["eval", "--control.hierarchy", "graph", "--checkpoint", "{tmp}", "--out",
                                       "{tmp}/r", "goal:latent"], None, "use goal:graph"),
     "eval-subgoal-steps-negative": (["eval", "--control.subgoal-steps", "-5", "--checkpoint", "{tmp}", "--out",

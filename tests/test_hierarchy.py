@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse
 
 from jepa_mpc import hierarchy
-from jepa_mpc.control import ControlConfig, validate_control
+from jepa_mpc.control import ControlConfig, RandomActions, validate_control
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.goal_graph import NO_ROUTE, GraphConfig, LatentGraph, build_graph, data_pace, goal_routes
 from jepa_mpc.goals import GraphGoal, LatentGoal
@@ -78,6 +78,10 @@ def test_hierarchy_needs_the_goal_graph_and_a_non_negative_reach():
         validate_control(ControlConfig(hierarchy="graph", goal=LatentGoal()))
     with pytest.raises(ConfigError, match="--control.subgoal-steps"):
         validate_control(ControlConfig(hierarchy="graph", subgoal_steps=-1))
+    with pytest.raises(ConfigError, match="probe's positions"):
+        validate_control(ControlConfig(hierarchy="graph", goal=GraphGoal(source="probe")))
+    with pytest.raises(ConfigError, match="planner:random-actions does not plan"):
+        validate_control(ControlConfig(hierarchy="graph", planner=RandomActions()))
     validate_control(ControlConfig(hierarchy="graph", goal=GraphGoal()))
 
 
