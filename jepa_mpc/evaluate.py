@@ -312,7 +312,6 @@ def build_policy(args: EvalArgs, suite, frame_skip: int):
     env = get_family(suite.env_id)
     if isinstance(cfg.planner, RandomActions):
         return RandomActionsPolicy(cfg.action_block, env.action_dim), "state", None, None
-    validate_control(cfg)
     from jepa_mpc.run import Run
 
     run = Run.open(args.checkpoint)
@@ -618,8 +617,7 @@ def evaluate(args: EvalArgs) -> tuple[dict, Path]:
     from jepa_mpc.run import Run
 
     check_finite(args)
-    if args.control.hierarchy != "none":
-        validate_control(args.control)  # e.g. a hierarchy for a policy that does not plan, before anything runs
+    validate_control(args.control)  # every policy's control settings, before anything runs
     if args.episodes < 0 or args.batch <= 0 or args.video < 0 or args.plan_chunk < 0 or args.devices < 0:
         raise ConfigError("--episodes, --video, --plan-chunk and --devices must be >= 0 and --batch > 0")
     if args.sim_backend != DEFAULT_SIM_BACKEND and args.dynamics != "oracle":

@@ -53,6 +53,9 @@ class LatentGraph:
     nodes: np.ndarray  # (N, D) float32
     adjacency: scipy.sparse.csr_matrix  # (N, N) symmetric edge lengths
     scale: float = 1.0  # goal-cost units per graph unit (see `metric_scale`)
+    positions: np.ndarray | None = None
+    """(N, k) the mean recorded position of the points in each node's cell (NaN for an empty cell), when
+    `build_graph` was given the points' positions (to show where a node is, e.g. a subgoal)."""
     pace: float | None = None
     """The data's pace: median distance its points move per env step, over windows of
     `GraphConfig.pace_steps` steps (graph units per step). Edge length / pace is a temporal distance in env
@@ -128,8 +131,9 @@ def _split_cells(points: np.ndarray, xy: np.ndarray, nodes: np.ndarray, cells: n
 
 def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig(),
                 positions: list[np.ndarray] | None = None) -> LatentGraph:
-    """Build the graph from per-episode embedding sequences, each (T, D) in time order (with
-    `config.split_cells`, also their positions, each (T, 2))."""
+    """Build the graph from per-episode embedding sequences, each (T, D) in time order. With the points'
+    recorded positions (per episode (T, k)) the graph keeps each node's mean position, and
+    `config.split_cells` splits cells by them (k = 2)."""
     if not episodes:
         raise ConfigError("goal graph: no episodes to build it from")
     if config.num_nodes < 2:
@@ -141,11 +145,14 @@ def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig(),
     nodes = pool[_farthest_points(pool, k, rng)]
 
     cells = nearest_nodes(points, nodes)
-    if config.split_cells > 0 and positions is not None:
-        flat_xy = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in positions])
-        if len(flat_xy) != len(points):
+    flat_xy = None
+    if positions is not None:
+        flat_xy = np.concatenate([np.asarray(p, np.float64).reshape(len(e), -1) for e, p in zip(episodes, positions)])
+        if len(positions) != len(episodes) or len(flat_xy) != len(points):
             raise ConfigError(f"goal graph: {len(flat_xy)} positions for {len(points)} embeddings")
-        nodes, cells = _split_cells(points, flat_xy, nodes, cells, config.split_cells, config.min_group)
+    if config.split_cells > 0 and flat_xy is not None:
+        nodes, cells = _split_cells(points, flat_xy.reshape(-1, 2), nodes, cells, config.split_cells,
+                                    config.min_group)
         k = len(nodes)
     ends = np.cumsum([len(ep) for ep in episodes])
     same_episode = np.ones(len(points) - 1, bool)
@@ -155,7 +162,8 @@ def build_graph(episodes: list[np.ndarray], config: GraphConfig = GraphConfig(),
     pairs = np.unique(np.sort(np.stack([src, dst], axis=1), axis=1), axis=0)
     length = np.linalg.norm(nodes[pairs[:, 0]] - nodes[pairs[:, 1]], axis=1) + 1e-6
     adj = scipy.sparse.coo_matrix((length, (pairs[:, 0], pairs[:, 1])), shape=(k, k))
-    return LatentGraph(nodes=nodes, adjacency=adj.tocsr(), pace=data_pace(episodes, config.pace_steps))
+    node_xy = None if flat_xy is None else _cell_means(cells, flat_xy, k)
+    return LatentGraph(nodes=nodes, adjacency=adj.tocsr(), positions=node_xy, pace=data_pace(episodes, config.pace_steps))
 
 
 def data_pace(episodes: list[np.ndarray], window: int) -> float | None:
@@ -168,13 +176,10 @@ def data_pace(episodes: list[np.ndarray], window: int) -> float | None:
     return max(float(np.median(np.concatenate(moves))) / window, 1e-12)
 
 
-def cell_means(graph: LatentGraph, episodes: list[np.ndarray], values: list[np.ndarray]) -> np.ndarray:
-    """(N, K) the mean of ``values`` (per episode (T, K)) over the points (per episode (T, D)) of each node's
-    cell (NaN for an empty cell), e.g. the recorded positions a node's embeddings came from."""
-    cells = nearest_nodes(np.concatenate(episodes).astype(np.float32), graph.nodes)
-    flat = np.concatenate([np.asarray(v, np.float64).reshape(len(e), -1) for e, v in zip(episodes, values)])
-    counts = np.bincount(cells, minlength=graph.num_nodes).astype(np.float64)
-    sums = np.stack([np.bincount(cells, flat[:, k], graph.num_nodes) for k in range(flat.shape[1])], axis=1)
+def _cell_means(cells: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """(n, K) the mean of the points' ``values`` (P, K) over each of n cells (``cells`` (P,)); NaN when empty."""
+    counts = np.bincount(cells, minlength=n).astype(np.float64)
+    sums = np.stack([np.bincount(cells, values[:, j], n) for j in range(values.shape[1])], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts[:, None]
 

@@ -172,19 +172,15 @@ class GraphGoalCost:
 
     ``graph`` is shared by all episodes, or ``room_graphs.graph_for(task)`` gives each task its own
     (source "explore"); ``readout`` (W, b) maps latents into the graph's space (source "probe"),
-    ``node_points`` (N, P, 2) are the nodes' safety points (for routing the detour search around hazards),
-    ``node_positions`` (N, k) the data's mean recorded position (`TaskFamily.positions`) in each node's cell
-    (to show subgoals).
+    ``node_points`` (N, P, 2) are the nodes' safety points (for routing the detour search around hazards).
     """
 
     def __init__(self, mode: str, graph: goal_graph.LatentGraph | None = None, room_graphs: Any = None,
                  readout: tuple[np.ndarray, np.ndarray] | None = None, node_points: np.ndarray | None = None,
-                 avoid_hazards: bool = True, hazard_widen: float = 1.0, hazard_weight: float = 0.0,
-                 node_positions: np.ndarray | None = None):
+                 avoid_hazards: bool = True, hazard_widen: float = 1.0, hazard_weight: float = 0.0):
         if (graph is None) == (room_graphs is None):
             raise ValueError("GraphGoalCost: give either a graph or room graphs")
         self.mode, self.graph, self.room_graphs, self.node_points = mode, graph, room_graphs, node_points
-        self.node_positions = node_positions
         self.avoid_hazards, self.hazard_widen, self.hazard_weight = avoid_hazards, hazard_widen, hazard_weight
         self.nodes = jnp.asarray(graph.nodes) if graph is not None else jnp.zeros((1, 1), jnp.float32)
         self.readout = None
@@ -192,6 +188,12 @@ class GraphGoalCost:
             w, b = (jnp.asarray(x) for x in readout)
             self.readout = jax.jit(lambda z: z @ w + b)
         self._task_graphs: list | None = None
+
+    @property
+    def node_positions(self) -> np.ndarray | None:
+        """(N, k) the data's mean recorded position (`TaskFamily.positions`) in each node's cell, to show
+        subgoals (None for explored room graphs and graphs built without the positions)."""
+        return None if self.graph is None else self.graph.positions
 
     @property
     def explored_steps(self) -> int | None:
@@ -268,12 +270,12 @@ class GraphGoalCost:
         return ctx
 
 
-def _node_positions(space: Any, graph: goal_graph.LatentGraph, episodes: list[np.ndarray]) -> np.ndarray | None:
-    """(N, k) the data's mean recorded position in each node's cell (None without recorded states)."""
+def _recorded_positions(space: Any) -> list[np.ndarray] | None:
+    """The dataset's recorded positions (`TaskFamily.positions`), per episode (T, k); None without states."""
     states = getattr(space.dataset, "arrays", {}).get("state")
     if states is None or not hasattr(space.env, "positions"):
         return None
-    return goal_graph.cell_means(graph, episodes, list(space.env.positions(states)))
+    return list(space.env.positions(states))
 
 
 # ------------------------------------------------------------------------------- configs
@@ -368,13 +370,11 @@ class GraphGoal:
         config = goal_graph.GraphConfig(num_nodes=self.nodes, seed=seed, split_cells=self.split_cells)
         episodes = space.episodes()
         positions = space.positions() if self.source == "probe" else None
-        if positions is None:
-            split = list(space.positions()) if self.split_cells > 0 else None
-            graph = goal_graph.build_graph(episodes, config, split)
+        if positions is None:  # the recorded positions split cells (split_cells) and place nodes
+            graph = goal_graph.build_graph(episodes, config, _recorded_positions(space))
             node_points = None if space.to_points is None else space.to_points(graph.nodes)
             return GraphGoalCost(self.mode, graph, node_points=node_points, avoid_hazards=self.avoid_hazards,
-                                 hazard_widen=self.hazard_widen, hazard_weight=self.hazard_weight,
-                                 node_positions=_node_positions(space, graph, episodes))
+                                 hazard_widen=self.hazard_widen, hazard_weight=self.hazard_weight)
         flat = np.concatenate(episodes)
         readout = goal_graph.fit_linear_readout(flat, positions.reshape(len(flat), 2))
         points = [z @ readout[0] + readout[1] for z in episodes]
