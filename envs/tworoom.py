@@ -11,7 +11,10 @@ moves 8 mm per physics step, so it cannot tunnel through the wall.
 Physical state: ``(x, y, vx, vy)`` float32 = ``qpos[0:2], qvel[0:2]``.
 Observations: "state" (4,) float32, "pixels" (S, S, 3) uint8 top-down orthographic
 image of the whole arena (image up = +y, right = +x), or "both" (Dict).
-Hazards are drawn on the floor (non-colliding, orange); they are not obstacles.
+Hazards are not obstacles and are not part of the observations: like the goal and the constraints,
+they arrive with a task at planning time, and the reward-free data never shows them, so a pixel
+model sees the same frames with or without them. `render()` (for people) and the videos draw them
+on the floor (non-colliding, orange).
 The agent is drawn as a red disc of radius 0.07 (visual only; the colliding sphere
 has radius 0.05) so that it covers a few pixels at 64x64.
 A step is a *violation* when the agent centre lies in a hazard, outside the task's keep-in box, or
@@ -221,32 +224,27 @@ class TwoRoomEnv(MujocoTaskEnv):
         self._set_spaces(state_space)
 
         self.hazards: tuple[Hazard, ...] = ()
-        self._renderers: "collections.OrderedDict[tuple, PixelRenderer]" = collections.OrderedDict()
-        self._set_model(())
+        self._views: "collections.OrderedDict[tuple, PixelRenderer]" = collections.OrderedDict()
+        self.model = build_model(self.layout)
+        self.data = mujoco.MjData(self.model)
         self._clear_task(4)
 
-    # --- model / rendering
-    def _set_model(self, hazards: tuple) -> None:
-        self.hazards = tuple(hazards)
-        self.model = build_model(self.layout, self.hazards)
-        self.data = mujoco.MjData(self.model)
-
-    @property
-    def renderer(self) -> PixelRenderer:
-        """The PixelRenderer of the current model (created lazily, cached for 8 hazard sets)."""
+    # --- rendering
+    def _view(self) -> PixelRenderer:
+        """A renderer of the arena with the current hazards drawn (`render()`; cached for 8 hazard sets)."""
         key = self.hazards
-        r = self._renderers.get(key)
+        r = self._views.get(key)
         if r is None:
-            r = PixelRenderer(self.model, self.render_size)
-            self._renderers[key] = r
-            while len(self._renderers) > 8:
-                self._renderers.popitem(last=False)[1].close()
+            r = PixelRenderer(build_model(self.layout, key), self.render_size)
+            self._views[key] = r
+            while len(self._views) > 8:
+                self._views.popitem(last=False)[1].close()
         else:
-            self._renderers.move_to_end(key)
+            self._views.move_to_end(key)
         return r
 
     def observation_at(self, state) -> Any:
-        """The observation (of this env's obs_type, current hazards) for a physical state."""
+        """The observation (of this env's obs_type; hazards are never drawn in it) for a physical state."""
         return self._pack(padded_state(state))
 
     @property
@@ -263,9 +261,7 @@ class TwoRoomEnv(MujocoTaskEnv):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         task, start, goal = self._begin_episode(seed, options)
-        hazards = tuple(task.hazards) if task is not None else ()
-        if hazards != self.hazards:
-            self._set_model(hazards)
+        self.hazards = tuple(task.hazards) if task is not None else ()
         self.goal = padded_state(goal)
         mujoco.mj_resetData(self.model, self.data)
         st = np.zeros(4)
@@ -280,10 +276,16 @@ class TwoRoomEnv(MujocoTaskEnv):
         return self._distance_info(s, violates(self.hazards, s, getattr(task, "speed_limit", None),
                                                getattr(task, "keep_in", None)))
 
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self._view().render_state(self.state)
+        return None
+
     def close(self):
-        for r in self._renderers.values():
+        for r in self._views.values():
             r.close()
-        self._renderers.clear()
+        self._views.clear()
+        super().close()
 
 
 # ------------------------------------------------------------------ family

@@ -137,20 +137,24 @@ def test_determinism_under_seed():
     assert not np.array_equal(a[0]["state"], c[0]["state"])
 
 
-def test_pixels_and_hazard_visible():
-    env = TwoRoomEnv(obs_type="pixels")
+def test_pixels_without_hazards_render_with_them():
+    """Observations never show a task's hazards (the data never did); render() for people does."""
+    env = TwoRoomEnv(obs_type="pixels", render_mode="rgb_array")
     obs, _ = env.reset(options={"task": task((-0.5, -0.5))})
     assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
     s = np.array([-0.5, -0.5, 0, 0], np.float32)
     plain = env.observation_at(s)
     np.testing.assert_array_equal(plain, obs)
+    view_plain = env.render()
     env.reset(options={"task": task((-0.5, -0.5), hazards=[Circle((0.5, 0.5), 0.15), Box((-0.8, 0.3), (-0.4, 0.5))])})
-    with_h = env.observation_at(s)
-    diff = np.any(plain != with_h, axis=-1)
+    np.testing.assert_array_equal(env.observation_at(s), plain)
+    np.testing.assert_array_equal(env.step(np.zeros(2, np.float32))[0], plain)
+    diff = np.any(env.render() != view_plain, axis=-1)
     assert diff.sum() > 50
     # the agent moves in the image
     moved = env.observation_at(np.array([0.5, -0.5, 0, 0], np.float32))
-    assert np.any(moved != with_h)
+    assert np.any(moved != plain)
+    env.close()
 
 
 def test_pixel_renderer_batch_matches_env():
