@@ -7,13 +7,15 @@
 - SIGReg statistic (Epps-Pulley vs isotropic Gaussian; O(1) when Gaussian, O(N) when collapsed);
 - one-step and k-step prediction error relative to the copy-last baseline z_{t+1} = z_t (< 1 means the
   predictor beats doing nothing);
-- R^2 of a ridge read-out latent -> physical state, fitted on training episodes, scored on held-out ones.
+- R^2 of a ridge read-out latent -> physical state, fitted on training episodes, scored on held-out ones;
+- with `--walls SUITE` (TwoRoom families), the wall diagnostic of `jepa_mpc/walls.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +24,9 @@ import tyro
 from flax import nnx
 
 from jepa_mpc.regularizers import sigreg
+from jepa_mpc.errors import ConfigError
 from jepa_mpc.probe import state_layout
+from jepa_mpc.walls import WallProbeConfig, format_wall_report, suite_rooms, validate_wall_config, wall_diagnostic
 
 
 def latent_std(z: np.ndarray) -> tuple[float, float]:
@@ -221,6 +225,28 @@ class InspectArgs:
     max_windows: int = 512  # held-out windows for the prediction ratios
     seed: int = 0
     out: str = ""  # also write the diagnostics as a JSON object to this file (atomically)
+    walls: str = ""
+    """Task suite whose rooms the wall diagnostic probes (TwoRoom families; e.g. the held-out rooms'
+    suite): how often predicted rollouts, read out by the run's probe, go through a wall the simulator stops
+    at, and the prediction error at walls against open space (`jepa_mpc/walls.py`). Needs `jepa-mpc probe`."""
+    wall_probe: WallProbeConfig = WallProbeConfig()
+
+
+def _wall_inputs(run: Any, args: InspectArgs) -> tuple[Any, Any, Any]:
+    """(family, suite, probe) of `inspect --walls`; ConfigError / TaskFileError on bad input."""
+    from jepa_mpc.probe import load_run_probe
+    from jepa_mpc_envs.registry import get_family, load_suite
+
+    validate_wall_config(args.wall_probe, "--wall-probe")
+    suite = load_suite(args.walls)
+    if run.env_id and suite.env_id != run.env_id:
+        raise ConfigError(f"--walls {args.walls}: suite is for {suite.env_id}, the run was trained on {run.env_id}")
+    family = get_family(suite.env_id)
+    suite_rooms(family, suite)
+    probe = load_run_probe(run)
+    if probe is None:
+        raise ConfigError(f"--walls: {run.path} has no probe; run `jepa-mpc probe {run.path}` first")
+    return family, suite, probe
 
 
 def inspect_main(args: InspectArgs) -> None:
@@ -234,6 +260,7 @@ def inspect_main(args: InspectArgs) -> None:
     run = Run.open(args.run)
     wm = run.load_world_model()
     cfg = wm.config
+    walls = _wall_inputs(run, args) if args.walls else None  # bad input fails before the work
     data_path = args.data or run.data_path
     ds = run.training_view(run.dataset(data_path), where=str(data_path))
     train_ids, heldout_ids = split_episodes(ds, cfg.held_out_fraction)
@@ -241,6 +268,11 @@ def inspect_main(args: InspectArgs) -> None:
     d = evaluate(wm.graphdef, wm.state, data, cfg.model.history, jax.random.key(args.seed))
     print(f"run {Path(args.run)} @ step {wm.step} ({cfg.model.obs_key}, reg={cfg.reg.kind}), data {data_path}")
     print(format_report(d))
+    if walls is not None:
+        family, suite, probe = walls
+        w = wall_diagnostic(wm, probe, family, suite, run.frame_skip or family.default_frame_skip, args.wall_probe)
+        print(format_wall_report(w))
+        d = {**d, "walls": w}
     if out is not None:
         import math
 
