@@ -26,7 +26,7 @@ from flax import nnx
 from jepa_mpc.regularizers import sigreg
 from jepa_mpc.errors import ConfigError
 from jepa_mpc.probe import state_layout
-from jepa_mpc.walls import WallProbeConfig, format_wall_report, suite_rooms, validate_wall_config, wall_diagnostic
+from jepa_mpc.walls import WallProbeConfig, data_wall_stats, format_wall_report, suite_rooms, validate_wall_config, wall_diagnostic
 
 
 def latent_std(z: np.ndarray) -> tuple[float, float]:
@@ -262,7 +262,8 @@ def inspect_main(args: InspectArgs) -> None:
     cfg = wm.config
     walls = _wall_inputs(run, args) if args.walls else None  # bad input fails before the work
     data_path = args.data or run.data_path
-    ds = run.training_view(run.dataset(data_path), where=str(data_path))
+    raw = run.dataset(data_path)
+    ds = run.training_view(raw, where=str(data_path))
     train_ids, heldout_ids = split_episodes(ds, cfg.held_out_fraction)
     data = build_eval_data(ds, train_ids, heldout_ids, cfg.model.obs_key, cfg.window, args.max_windows, seed=args.seed)
     d = evaluate(wm.graphdef, wm.state, data, cfg.model.history, jax.random.key(args.seed))
@@ -271,6 +272,7 @@ def inspect_main(args: InspectArgs) -> None:
     if walls is not None:
         family, suite, probe = walls
         w = wall_diagnostic(wm, probe, family, suite, run.frame_skip or family.default_frame_skip, args.wall_probe)
+        w["data"] = data_wall_stats(family, state_layout(raw.meta).layout, raw.arrays["state"], raw.episode_lengths)
         print(format_wall_report(w))
         d = {**d, "walls": w}
     if out is not None:

@@ -259,11 +259,37 @@ def wall_diagnostic(model: Any, probe: Any, family: Any, suite: Any, frame_skip:
     }
 
 
+CONTACT_DISTANCE = 0.005  # m: a data step touches a wall when the agent's edge is this close to one
+
+
+def data_wall_stats(family: Any, layout: Any, states: np.ndarray, lengths: np.ndarray) -> dict:
+    """How much of the walls a dataset shows: steps whose agent edge is within CONTACT_DISTANCE of a wall
+    box or the arena's edge, per 1,000 steps, and passages through the door (changes of side of the
+    dividing wall) per episode. states (E, T + 1, state_dim), lengths (E,) steps per episode."""
+    contacts = crossings = steps = 0
+    for ep, n in zip(np.asarray(states), np.asarray(lengths)):
+        ep = np.asarray(ep[: int(n) + 1], np.float64)
+        params = family.room_of(ep[0])
+        room = layout if params is None else layout.room(params)
+        xy = ep[:, family.position]
+        contacts += int(np.sum(_clearance(room, xy[1:]) < CONTACT_DISTANCE))
+        side = WallFrame.of(room).side(xy)
+        crossings += int(np.sum(side[1:] != side[:-1]))
+        steps += int(n)
+    e = max(len(lengths), 1)
+    return {"contact_steps_per_1k": 1000.0 * contacts / max(steps, 1), "door_crossings_per_episode": crossings / e,
+            "steps": steps, "episodes": int(len(lengths))}
+
+
 def format_wall_report(d: dict) -> str:
     lo, hi = d["wall_crossing_ci95"]
     ahead = ", ".join(f"{v * 100:.1f}" for v in d["wall_error_m"])
     open_ = ", ".join(f"{v * 100:.1f}" for v in d["open_error_m"])
-    return "\n".join([
+    data = d.get("data")
+    lines = [] if data is None else [
+        f"walls in the data ({data['episodes']} episodes, {data['steps']} steps): {data['contact_steps_per_1k']:.1f} "
+        f"steps at a wall per 1,000, {data['door_crossings_per_episode']:.2f} door passages per episode"]
+    return "\n".join(lines + [
         f"walls ({d['rooms']} rooms of {d['suite']}): predicted rollouts through a wall the simulator stops at: "
         f"{d['wall_crossings']} of {d['wall_cases']} ({100 * d['wall_crossing_rate']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]), "
         f"pushed at it for {d['blocks']} model steps of {d['action_block']} env steps",
@@ -273,4 +299,4 @@ def format_wall_report(d: dict) -> str:
 
 
 __all__ = ["WallProbeConfig", "WallFrame", "validate_wall_config", "sample_wall_cases", "sample_open_starts",
-           "simulate_blocks", "predict_positions", "suite_rooms", "wall_diagnostic", "format_wall_report"]
+           "simulate_blocks", "predict_positions", "suite_rooms", "wall_diagnostic", "data_wall_stats", "format_wall_report"]

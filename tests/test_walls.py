@@ -132,3 +132,18 @@ def test_inspect_walls_on_the_tiny_run(tiny_run, tmp_path, cli, capsys):
     assert "predicted rollouts through a wall" in capsys.readouterr().out
     w = json.loads(out.read_text())["walls"]
     assert w["wall_cases"] == 20 and 0 <= w["wall_crossing_rate"] <= 1 and len(w["wall_error_m"]) == 4
+
+
+def test_data_wall_stats_count_contacts_and_door_passages():
+    family = get_family(TWOROOM)
+    layout = Layout()
+    at_wall = np.zeros((11, 4))
+    at_wall[:, 0] = -(layout.wall_thickness / 2 + AGENT_RADIUS + 0.001)  # pressed against the wall's left face
+    at_wall[:, 1] = 0.6
+    through = np.zeros((11, 4))
+    through[:, 0] = np.linspace(-0.5, 0.5, 11)  # along y = 0: through the door, once
+    states = np.stack([at_wall, through, through[::-1]])
+    d = walls.data_wall_stats(family, layout, states, np.array([10, 10, 4]))
+    assert d["steps"] == 24 and d["episodes"] == 3
+    assert d["contact_steps_per_1k"] == pytest.approx(1000 * 10 / 24)
+    assert d["door_crossings_per_episode"] == pytest.approx(1 / 3)  # the third episode stops before the door
