@@ -103,18 +103,29 @@ def sample_wall_cases(frame: WallFrame, rng: np.random.Generator, n: int, door_c
     return frame.to_xy(across, along), action
 
 
-def _clearance(layout: Any, xy: np.ndarray) -> np.ndarray:
-    """(...,) distance from each position's agent edge to the nearest wall box or the arena's edge."""
+def _wall_clearance(layout: Any, xy: np.ndarray) -> np.ndarray:
+    """(...,) distance from each position's agent edge to the nearest box of the dividing wall."""
     from jepa_mpc_envs.geometry import AGENT_RADIUS
 
     xy = np.asarray(xy, np.float64)
-    edge = layout.arena_half - np.abs(xy).max(axis=-1)
-    d = edge
+    d = np.full(xy.shape[:-1], np.inf)
     for lo, hi in layout.wall_boxes():
         gap = np.maximum(np.maximum(lo - xy, xy - hi), 0.0)
         inside = np.all((xy >= lo) & (xy <= hi), axis=-1)
         d = np.minimum(d, np.where(inside, 0.0, np.linalg.norm(gap, axis=-1)))
     return d - AGENT_RADIUS
+
+
+def _edge_clearance(layout: Any, xy: np.ndarray) -> np.ndarray:
+    """(...,) distance from each position's agent edge to the arena's edge."""
+    from jepa_mpc_envs.geometry import AGENT_RADIUS
+
+    return layout.arena_half - np.abs(np.asarray(xy, np.float64)).max(axis=-1) - AGENT_RADIUS
+
+
+def _clearance(layout: Any, xy: np.ndarray) -> np.ndarray:
+    """(...,) distance from each position's agent edge to the nearest wall box or the arena's edge."""
+    return np.minimum(_wall_clearance(layout, xy), _edge_clearance(layout, xy))
 
 
 def sample_open_starts(layout: Any, rng: np.random.Generator, n: int, clearance: float) -> tuple[np.ndarray, np.ndarray]:
@@ -263,21 +274,23 @@ CONTACT_DISTANCE = 0.005  # m: a data step touches a wall when the agent's edge 
 
 
 def data_wall_stats(family: Any, layout: Any, states: np.ndarray, lengths: np.ndarray) -> dict:
-    """How much of the walls a dataset shows: steps whose agent edge is within CONTACT_DISTANCE of a wall
-    box or the arena's edge, per 1,000 steps, and passages through the door (changes of side of the
+    """How much of the walls a dataset shows: steps whose agent edge is within CONTACT_DISTANCE of the
+    dividing wall, and of the arena's edge, per 1,000 steps, and passages through the door (changes of side of the
     dividing wall) per episode. states (E, T + 1, state_dim), lengths (E,) steps per episode."""
-    contacts = crossings = steps = 0
+    wall = edge = crossings = steps = 0
     for ep, n in zip(np.asarray(states), np.asarray(lengths)):
         ep = np.asarray(ep[: int(n) + 1], np.float64)
         params = family.room_of(ep[0])
         room = layout if params is None else layout.room(params)
         xy = ep[:, family.position]
-        contacts += int(np.sum(_clearance(room, xy[1:]) < CONTACT_DISTANCE))
+        wall += int(np.sum(_wall_clearance(room, xy[1:]) < CONTACT_DISTANCE))
+        edge += int(np.sum(_edge_clearance(room, xy[1:]) < CONTACT_DISTANCE))
         side = WallFrame.of(room).side(xy)
         crossings += int(np.sum(side[1:] != side[:-1]))
         steps += int(n)
     e = max(len(lengths), 1)
-    return {"contact_steps_per_1k": 1000.0 * contacts / max(steps, 1), "door_crossings_per_episode": crossings / e,
+    return {"wall_contact_steps_per_1k": 1000.0 * wall / max(steps, 1), "edge_contact_steps_per_1k": 1000.0 * edge / max(steps, 1),
+            "door_crossings_per_episode": crossings / e,
             "steps": steps, "episodes": int(len(lengths))}
 
 
@@ -287,8 +300,9 @@ def format_wall_report(d: dict) -> str:
     open_ = ", ".join(f"{v * 100:.1f}" for v in d["open_error_m"])
     data = d.get("data")
     lines = [] if data is None else [
-        f"walls in the data ({data['episodes']} episodes, {data['steps']} steps): {data['contact_steps_per_1k']:.1f} "
-        f"steps at a wall per 1,000, {data['door_crossings_per_episode']:.2f} door passages per episode"]
+        f"walls in the data ({data['episodes']} episodes, {data['steps']} steps): per 1,000 steps "
+        f"{data['wall_contact_steps_per_1k']:.1f} at the dividing wall, {data['edge_contact_steps_per_1k']:.1f} at the "
+        f"arena's edge; {data['door_crossings_per_episode']:.2f} door passages per episode"]
     return "\n".join(lines + [
         f"walls ({d['rooms']} rooms of {d['suite']}): predicted rollouts through a wall the simulator stops at: "
         f"{d['wall_crossings']} of {d['wall_cases']} ({100 * d['wall_crossing_rate']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]), "

@@ -145,5 +145,6 @@ def test_data_wall_stats_count_contacts_and_door_passages():
     states = np.stack([at_wall, through, through[::-1]])
     d = walls.data_wall_stats(family, layout, states, np.array([10, 10, 4]))
     assert d["steps"] == 24 and d["episodes"] == 3
-    assert d["contact_steps_per_1k"] == pytest.approx(1000 * 10 / 24)
+    assert d["wall_contact_steps_per_1k"] == pytest.approx(1000 * 10 / 24)
+    assert d["edge_contact_steps_per_1k"] == 0.0
     assert d["door_crossings_per_episode"] == pytest.approx(1 / 3)  # the third episode stops before the door
