@@ -101,7 +101,7 @@ class CollectConfig:
 # (owned by the model/train stage)
 
 REGULARIZERS = ("sigreg", "vicreg", "ema", "none")
-PREDICTORS = ("mlp", "transformer")
+PREDICTORS = ("mlp", "transformer", "conv")
 OBS_KEYS = ("state", "pixels")
 
 
@@ -131,12 +131,16 @@ class ModelConfig:
     encoder_hidden: tuple[int, ...] = (256, 256)  # MLP widths (state) / dense after CNN (pixels: first)
     cnn_channels: tuple[int, ...] = (32, 64, 128, 128)  # pixels: 4x4 stride-2 conv stages
     projector_hidden: int = 256  # projector: Linear -> LayerNorm -> GELU -> Linear(latent_dim)
-    predictor: str = "mlp"  # mlp (residual MLP, z + f(z, a)) | transformer (over a latent history)
+    predictor: str = "mlp"  # mlp (residual MLP, z + f(z, a)) | transformer (over a latent history) | conv (spatial latents)
     predictor_hidden: int = 256
     predictor_depth: int = 2  # hidden layers (mlp) / attention blocks (transformer)
     history: int = 1  # latents the predictor sees (1 for mlp; >1 only with transformer)
     num_heads: int = 4  # transformer predictor
     inverse_hidden: int = 0  # >0: an inverse-dynamics head (z_t, z_t+1) -> a_t of this width (training only)
+    latent_channels: int = 0
+    """Pixels: 0, the latent is one vector from the CNN's pooled features; > 0, a *spatial* latent: the CNN's
+    last feature map (image_size / 2^len(cnn_channels) cells a side), each cell projected to this many
+    channels, flattened (latent_dim must be side^2 x latent_channels). Use it with `predictor="conv"`."""
 
 
 OBJECTIVES = ("jepa", "gcbc")

@@ -1,4 +1,6 @@
-"""Shapes and purity of the world-model API (state and pixels, mlp and transformer predictors)."""
+"""Shapes and purity of the world-model API (state and pixels, mlp, transformer and conv predictors)."""
+
+import dataclasses
 
 import chex
 import jax
@@ -21,6 +23,11 @@ CASES = {
     "state-transformer": ModelConfig(
         latent_dim=8, encoder_hidden=(32,), projector_hidden=32, predictor="transformer", history=3,
         predictor_hidden=32, num_heads=2, predictor_depth=1,
+    ),
+    # a spatial latent: 64 / 2^3 = 8 x 8 cells x 2 channels
+    "pixels-spatial-conv": ModelConfig(
+        obs_key="pixels", latent_dim=128, cnn_channels=(4, 8, 8), projector_hidden=16, latent_channels=2,
+        predictor="conv", predictor_hidden=8,
     ),
 }
 
@@ -74,3 +81,28 @@ def test_bad_model_config_raises_config_error():
         validate_model_config(ModelConfig(predictor="lstm"))
     with pytest.raises(ConfigError, match="history"):
         validate_model_config(ModelConfig(history=3))
+
+
+def test_bad_spatial_config_raises_config_error():
+    ok = CASES["pixels-spatial-conv"]
+    with pytest.raises(ConfigError, match="latent_dim=64, but a spatial latent of 8 x 8 cells x 2 channels has 128"):
+        validate_model_config(dataclasses.replace(ok, latent_dim=64))
+    with pytest.raises(ConfigError, match="goes with a spatial latent"):
+        validate_model_config(dataclasses.replace(ok, predictor="mlp"))
+    with pytest.raises(ConfigError, match="goes with a spatial latent"):
+        validate_model_config(dataclasses.replace(ok, latent_channels=0, latent_dim=16))
+    with pytest.raises(ConfigError, match="needs pixels"):
+        validate_model_config(ModelConfig(latent_channels=2, predictor="conv"))
+
+
+def test_conv_predictor_is_local():
+    """A cell's prediction depends on its neighbourhood: two 3x3 convolutions reach 2 cells, no further."""
+    cfg = CASES["pixels-spatial-conv"]
+    model = init_world_model(cfg, seed=1)
+    model.predictor.out.kernel[...] = 0.1 * jax.random.normal(jax.random.key(0), model.predictor.out.kernel.shape)
+    z = jax.random.normal(jax.random.key(1), (cfg.latent_dim,))
+    a = jnp.ones((cfg.action_dim,))
+    bumped = z.reshape(8, 8, 2).at[0, 0, 0].add(1.0).reshape(-1)
+    change = jnp.abs(model.predict(bumped, a) - model.predict(z, a)).reshape(8, 8, 2).max(-1)
+    assert change[:3, :3].max() > 0  # the neighbourhood moved
+    assert float(change[3:, :].max()) == 0.0 and float(change[:, 3:].max()) == 0.0  # the rest did not

@@ -72,7 +72,9 @@ def mean_frame(frames: np.ndarray, lengths: np.ndarray, episodes: np.ndarray | N
 
 
 class PixelEncoder(nnx.Module):
-    """(..., S, S, 3) uint8 frames -> (..., latent_dim). 4x4 stride-2 convs, then dense + projector.
+    """(..., S, S, 3) uint8 frames -> (..., latent_dim). 4x4 stride-2 convs, then dense + projector; or,
+    with `latent_channels` > 0, the projector on every cell of the last feature map, flattened (a spatial
+    latent, for the conv predictor).
 
     Frames are scaled to [0, 1] and the dataset's mean frame (`pixel_mean`, zeros until
     `WorldModel.set_norm_stats` sets it) is subtracted first.
@@ -88,10 +90,14 @@ class PixelEncoder(nnx.Module):
             ]
         )
         side = cfg.image_size // (2 ** len(cfg.cnn_channels))
-        flat = side * side * chans[-1]
-        hidden = cfg.encoder_hidden[0] if cfg.encoder_hidden else flat
-        self.dense = nnx.Linear(flat, hidden, rngs=rngs)
-        self.projector = Projector(hidden, cfg.projector_hidden, cfg.latent_dim, rngs=rngs)
+        self.spatial = cfg.latent_channels > 0
+        if self.spatial:  # each cell of the last feature map projected on its own: where things are stays put
+            self.projector = Projector(chans[-1], cfg.projector_hidden, cfg.latent_channels, rngs=rngs)
+        else:
+            flat = side * side * chans[-1]
+            hidden = cfg.encoder_hidden[0] if cfg.encoder_hidden else flat
+            self.dense = nnx.Linear(flat, hidden, rngs=rngs)
+            self.projector = Projector(hidden, cfg.projector_hidden, cfg.latent_dim, rngs=rngs)
         self.image_shape = (cfg.image_size, cfg.image_size, 3)
 
     def __call__(self, obs: jax.Array) -> jax.Array:
@@ -99,8 +105,10 @@ class PixelEncoder(nnx.Module):
         h = obs.reshape((-1, *obs.shape[-3:])).astype(jnp.float32) / 255.0 - self.pixel_mean[...]
         for conv in self.convs:  # conv4x4s2: nnx.Conv's computation with a faster input gradient on CPU
             h = nnx.gelu(conv4x4s2(h, conv.kernel[...]) + conv.bias[...])
-        h = nnx.gelu(self.dense(h.reshape((h.shape[0], -1))))
-        z = self.projector(h)
+        if self.spatial:
+            z = self.projector(h).reshape((h.shape[0], -1))  # (B, side, side, channels) flattened
+        else:
+            z = self.projector(nnx.gelu(self.dense(h.reshape((h.shape[0], -1)))))
         return z.reshape((*lead, z.shape[-1]))
 
 

@@ -5,6 +5,9 @@ last entry along L is the current time step. Actions are normalised inside by da
 - ResidualMLP (default, L = 1): z_next = z + f([z, a]).
 - HistoryTransformer (L >= 1): causal self-attention over tokens embed([z_i, a_i]); the residual of the
   last token's output is added to the current latent.
+- ConvPredictor (L = 1, spatial latents): the latent as its grid of cells, the action broadcast to every
+  cell as extra channels, two 3x3 convolutions and a zero-initialised 1x1 one: z_next = z + f(z, a). Each
+  cell's change depends on its neighbourhood only, so what happens at a wall is decided where the wall is.
 """
 
 from __future__ import annotations
@@ -83,7 +86,31 @@ class HistoryTransformer(_ActionNorm):
         return z_hist[..., -1, :] + self.out(self.ln(x[..., -1, :]))
 
 
+class ConvPredictor(_ActionNorm):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        super().__init__(cfg.action_dim)
+        c, h = cfg.latent_channels, cfg.predictor_hidden
+        self.side = cfg.image_size // (2 ** len(cfg.cnn_channels))
+        widths = (c + cfg.action_dim, *([h] * cfg.predictor_depth))
+        self.convs = nnx.List([nnx.Conv(i, o, kernel_size=(3, 3), padding="SAME", rngs=rngs)
+                               for i, o in zip(widths[:-1], widths[1:])])
+        self.norms = nnx.List([nnx.LayerNorm(o, rngs=rngs) for o in widths[1:]])
+        self.out = nnx.Conv(widths[-1], c, kernel_size=(1, 1), kernel_init=nnx.initializers.zeros, rngs=rngs)
+
+    def __call__(self, z_hist: jax.Array, a_hist: jax.Array) -> jax.Array:
+        z, a = z_hist[..., -1, :], self.norm(a_hist[..., -1, :])
+        lead = z.shape[:-1]
+        grid = z.reshape((-1, self.side, self.side, z.shape[-1] // self.side ** 2))
+        act = jnp.broadcast_to(a.reshape((-1, 1, 1, a.shape[-1])), grid.shape[:3] + (a.shape[-1],))
+        h = jnp.concatenate([grid, act], axis=-1)
+        for conv, norm in zip(self.convs, self.norms):
+            h = nnx.gelu(norm(conv(h)))
+        return z + self.out(h).reshape((*lead, z.shape[-1]))
+
+
 def make_predictor(cfg: ModelConfig, *, rngs: nnx.Rngs) -> nnx.Module:
     if cfg.predictor == "mlp":
         return ResidualMLP(cfg, rngs=rngs)
+    if cfg.predictor == "conv":
+        return ConvPredictor(cfg, rngs=rngs)
     return HistoryTransformer(cfg, rngs=rngs)

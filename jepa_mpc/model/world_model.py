@@ -44,6 +44,21 @@ def validate_model_config(cfg: ModelConfig, where: str = "model config") -> None
         raise ConfigError(
             f"{where}: model.image_size={cfg.image_size} not divisible by 2^len(model.cnn_channels)"
         )
+    if cfg.latent_channels < 0:
+        raise ConfigError(f"{where}: model.latent_channels must be >= 0, got {cfg.latent_channels}")
+    spatial = cfg.latent_channels > 0
+    if spatial and cfg.obs_key != "pixels":
+        raise ConfigError(f"{where}: model.latent_channels={cfg.latent_channels} (a spatial latent) needs pixels")
+    if spatial and cfg.obs_key == "pixels":
+        side = cfg.image_size // (2 ** len(cfg.cnn_channels))
+        if cfg.latent_dim != side * side * cfg.latent_channels:
+            raise ConfigError(f"{where}: model.latent_dim={cfg.latent_dim}, but a spatial latent of {side} x {side} "
+                              f"cells x {cfg.latent_channels} channels has {side * side * cfg.latent_channels}")
+    if (cfg.predictor == "conv") != spatial:
+        raise ConfigError(f"{where}: model.predictor='conv' goes with a spatial latent (model.latent_channels > 0) "
+                          f"and a spatial latent with it; got predictor={cfg.predictor!r}, latent_channels={cfg.latent_channels}")
+    if cfg.predictor == "conv" and cfg.history != 1:
+        raise ConfigError(f"{where}: model.history={cfg.history} (conv predictor needs 1)")
     if cfg.predictor == "transformer" and cfg.predictor_hidden % cfg.num_heads:
         raise ConfigError(f"{where}: model.predictor_hidden must be divisible by model.num_heads")
 
