@@ -280,6 +280,9 @@ def inspect_main(args: InspectArgs) -> None:
 
         from jepa_mpc.atomic import write_json_atomic
 
+        from jepa_mpc.provenance import git_state
+
+        d = {**d, "run": str(args.run), "step": int(wm.step), "data": str(data_path), "seed": args.seed, **git_state()}
         values = {k: v.item() if isinstance(v, np.generic) else v for k, v in d.items()}  # NaN -> null: strict JSON
         values = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
         out.parent.mkdir(parents=True, exist_ok=True)

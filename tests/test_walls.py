@@ -130,7 +130,9 @@ def test_inspect_walls_on_the_tiny_run(tiny_run, tmp_path, cli, capsys):
     inspect_main(InspectArgs(run=str(mine), walls="envs/tasks/tworoom_val.json", wall_probe=walls.WallProbeConfig(cases=20),
                              out=str(out)))
     assert "predicted rollouts through a wall" in capsys.readouterr().out
-    w = json.loads(out.read_text())["walls"]
+    saved = json.loads(out.read_text())
+    assert saved["run"] == str(mine) and "git_commit" in saved and saved["step"] > 0
+    w = saved["walls"]
     assert w["wall_cases"] == 20 and 0 <= w["wall_crossing_rate"] <= 1 and len(w["wall_error_m"]) == 4
 
 
