@@ -119,6 +119,10 @@ class ControlConfig:
     """A learned model plans to below every speed limit by this multiple of the probe's held-out speed error
     (the RMSE of the speeds it reads one block ahead, at each env step of the block, as within_block reads
     them; `jepa-mpc probe` measures it); 0: up to the limit."""
+    safety_rollout: float = 0.0
+    """A learned model adds to block t's margin this multiple of the probe's measured error of the safety points
+    it reads from latents predicted t blocks ahead (`jepa-mpc probe`: 1..5 blocks, the fifth's beyond): a margin
+    from the model's calibrated multi-step error, which grows with t, instead of a constant; 0: none."""
     speed_limit: float = 0.0
     """Speed limit as a per-step constraint, on the family's speeds (TwoRoom: m/s; Reacher: rad/s, each joint;
     Push-T: m/s, block and pusher); the lower of it and a task's applies; 0: none."""
@@ -150,7 +154,7 @@ def validate_control(cfg: ControlConfig) -> None:
     cfg.goal.validate()
     safety_lib.validate(cfg.safety_config())
     for name in ("safety_margin", "safety_buffer", "safety_motion", "safety_min_margin", "speed_margin", "speed_limit",
-                 "subgoal_steps"):
+                 "subgoal_steps", "safety_rollout"):
         if (getattr(cfg, name) or 0.0) < 0:
             raise ConfigError(f"--control.{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
     if cfg.hierarchy not in hierarchy_lib.HIERARCHIES:
@@ -377,6 +381,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
                                   f"(rerun `jepa-mpc probe {model.run_dir}`)")
             self.speed_reserve = cfg.speed_margin * scale
         speed_reserve, within_block = self.speed_reserve, "learned" if learned_steps else "line"
+        self.rollout_reserve = rollout_reserve = self._rollout_reserve(cfg, probe, model.run_dir)
         geometry = geometry or family_geometry(None)
         encode_p = model.encode_p
         self._encode = jax.jit(lambda state, obs: encode_p(state, obs))
@@ -404,6 +409,8 @@ class LatentPlannerPolicy(_PlannerPolicy):
                     speeds = speeds + speed_reserve  # planned to below the limit by the reserve
                     ends, now = geometry(r)[0], geometry(r0)[0]
                     margins = safety_lib.motion_margin(now, ends, ctx["margin"], per_metre)
+                    if rollout_reserve is not None:
+                        margins = margins + rollout_reserve[: margins.shape[0]]
                     return c, safety_lib.block_constraints(pts, speeds, ctx, margins), ends[:, 0]
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
@@ -414,6 +421,18 @@ class LatentPlannerPolicy(_PlannerPolicy):
         if mesh is not None:  # every device plans with the whole model
             params, probe_arrays = jax.device_put((params, probe_arrays), NamedSharding(mesh, PartitionSpec()))
         self._plan_batch = lambda *args: plan_batch(params, probe_arrays, *args)
+
+    def _rollout_reserve(self, cfg: ControlConfig, probe: Any, run_dir: str) -> jax.Array | None:
+        """(horizon,) the margins --control.safety-rollout adds, block by block; None when off."""
+        if cfg.safety_rollout <= 0 or cfg.safety == "none" or probe is None:
+            return None
+        roll = probe.meta.get("rollout_position_rmse")
+        if not isinstance(roll, list) or not roll:
+            raise ConfigError(f"--control.safety-rollout needs the probe's error of predicted latents "
+                              f"(rerun `jepa-mpc probe {run_dir}`)")
+        h = self.planner_cfg.horizon
+        per_block = [float(roll[min(t, len(roll) - 1)]) for t in range(h)]
+        return cfg.safety_rollout * jnp.asarray(per_block, jnp.float32)
 
     def encode(self, obs: np.ndarray) -> jax.Array:
         return self._encode(self.model.state, jnp.asarray(obs))

@@ -385,7 +385,8 @@ NOT_IDENTITY_FLAGS = ("out", "overwrite", "suite", "checkpoint", "plan_chunk", "
 IDENTITY_UNLESS_DEFAULT = {"sim_backend": DEFAULT_SIM_BACKEND, "control.safety_min_margin": None,
                            "control.goal.hazard_widen": 1.0, "control.goal.hazard_weight": 0.0,
                            "control.goal.split_cells": 0.0, "control.within_block": "line",
-                           "control.speed_margin": 0.0, "control.hierarchy": "none", "control.subgoal_steps": 0}
+                           "control.speed_margin": 0.0, "control.hierarchy": "none", "control.subgoal_steps": 0,
+                           "control.safety_rollout": 0.0}
 EPISODE_FIELDS = ("task", "success", "steps", "violation_steps", "violation_free", "final_distance", "plans",
                   "infeasible_plans")
 OPTIONAL_EPISODE_FIELDS = ("subgoals",)  # --control.hierarchy graph

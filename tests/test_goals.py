@@ -249,7 +249,7 @@ def test_new_goal_and_safety_flags_enter_the_eval_identity_only_when_set():
 
     flags = identity_flags(EvalArgs())
     assert "safety_min_margin" not in flags["control"]
-    assert not {"within_block", "speed_margin", "hierarchy", "subgoal_steps"} & set(flags["control"])
+    assert not {"within_block", "speed_margin", "hierarchy", "subgoal_steps", "safety_rollout"} & set(flags["control"])
     set_ = identity_flags(EvalArgs(control=ControlConfig(hierarchy="graph", subgoal_steps=25, speed_margin=2.0)))
     assert (set_["control"]["hierarchy"], set_["control"]["subgoal_steps"], set_["control"]["speed_margin"]) == \
         ("graph", 25, 2.0)

@@ -222,3 +222,21 @@ def test_results_json_provenance_names_every_input_by_content(tiny_run, hazard_e
     nothing = dict.fromkeys(("dataset", "checkpoint", "probe"))
     assert {k: rnd["provenance"][k] for k in nothing} == nothing
     assert rnd["provenance"]["suite_sha256"] == prov["suite_sha256"]
+
+
+def test_safety_rollout_margin_grows_with_the_probes_measured_error_ahead(hazard_eval, tmp_path):
+    """--control.safety-rollout K adds K x the probe's error of latents predicted t blocks ahead to block t's
+    margin (the last measured block's beyond); a probe without that measurement is a one-line error."""
+    run = hazard_eval[0]
+    probe = load_or_train_probe(load_world_model(run))
+    roll = probe.meta["rollout_position_rmse"]
+    model = load_world_model(run)
+    cfg = ControlConfig(goal=LatentGoal(), safety="constrained", safety_rollout=2.0, action_block=5,
+                        **{**BUDGET, "horizon": len(roll) + 2})
+    reserve = np.asarray(LatentPlannerPolicy(model, cfg, None, probe=probe).rollout_reserve)
+    np.testing.assert_allclose(reserve, 2.0 * np.array(roll + [roll[-1]] * 2), rtol=1e-6)
+    off = LatentPlannerPolicy(model, dataclasses.replace(cfg, safety_rollout=0.0), None, probe=probe)
+    assert off.rollout_reserve is None
+    bare = dataclasses.replace(probe, meta={k: v for k, v in probe.meta.items() if k != "rollout_position_rmse"})
+    with pytest.raises(ConfigError, match="safety-rollout needs the probe's error"):
+        LatentPlannerPolicy(model, cfg, None, probe=bare)
