@@ -87,8 +87,14 @@ def sample_wall_cases(frame: WallFrame, rng: np.random.Generator, n: int, door_c
                       radius: float) -> tuple[np.ndarray, np.ndarray]:
     """(n, 2) resting starts near the wall's face, away from the door, and (n, 2) actions straight at it."""
     lim = frame.arena_half - radius - 0.02
-    side = rng.choice([-1.0, 1.0], n)
-    gap = rng.uniform(*WALL_DISTANCE, n)
+    # the room a side leaves between the wall's face and the arena's edge (a wall near the edge: one side only)
+    room = {s: lim - s * frame.wall - frame.half_thickness - radius for s in (-1.0, 1.0)}
+    sides = [s for s, r in room.items() if r >= WALL_DISTANCE[0]]
+    if not sides:
+        raise ConfigError("wall diagnostic: neither side of the room's wall leaves room for a start")
+    side = rng.choice(sides, n)
+    top = np.minimum(WALL_DISTANCE[1], np.array([room[s] for s in side]))
+    gap = rng.uniform(WALL_DISTANCE[0], top)
     across = frame.wall + side * (frame.half_thickness + radius + gap)
     # along: uniform over the wall's length outside the door (and its clearance)
     lo_door, hi_door = frame.door_center - frame.door_half - door_clearance, frame.door_center + frame.door_half + door_clearance

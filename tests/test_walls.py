@@ -16,7 +16,8 @@ class _Model:
     obs_key, action_block = "state", 5
 
 
-@pytest.mark.parametrize("layout", [Layout(), Layout(wall_axis="y", wall_pos=0.2, door_center=-0.4, door_width=0.25)])
+@pytest.mark.parametrize("layout", [Layout(), Layout(wall_axis="y", wall_pos=0.2, door_center=-0.4, door_width=0.25),
+                                    Layout(wall_pos=0.75)])  # a wall near the edge: starts on its wide side
 def test_wall_cases_start_near_the_wall_away_from_the_door_and_push_at_it(layout):
     frame = walls.WallFrame.of(layout)
     xy, a = walls.sample_wall_cases(frame, np.random.default_rng(0), 300, 0.15, AGENT_RADIUS)
