@@ -155,6 +155,12 @@ def in_wall(layout: Layout, xy, radius: float = AGENT_RADIUS):
     return hit if hit.ndim else bool(hit)
 
 
+def wall_distance(layout: Layout, xy) -> np.ndarray:
+    """(...,) distance from each point to the nearest box of the dividing wall (0 inside one)."""
+    p = _xy(xy)
+    return np.min([_dist_to_box(p, lo, hi) for lo, hi in layout.wall_boxes()], axis=0)
+
+
 def outside_arena(layout: Layout, xy, radius: float = AGENT_RADIUS):
     """True where a disk of `radius` centred at xy is not fully inside the arena."""
     p = _xy(xy)

@@ -111,15 +111,9 @@ def sample_wall_cases(frame: WallFrame, rng: np.random.Generator, n: int, door_c
 
 def _wall_clearance(layout: Any, xy: np.ndarray) -> np.ndarray:
     """(...,) distance from each position's agent edge to the nearest box of the dividing wall."""
-    from jepa_mpc_envs.geometry import AGENT_RADIUS
+    from jepa_mpc_envs.geometry import AGENT_RADIUS, wall_distance
 
-    xy = np.asarray(xy, np.float64)
-    d = np.full(xy.shape[:-1], np.inf)
-    for lo, hi in layout.wall_boxes():
-        gap = np.maximum(np.maximum(lo - xy, xy - hi), 0.0)
-        inside = np.all((xy >= lo) & (xy <= hi), axis=-1)
-        d = np.minimum(d, np.where(inside, 0.0, np.linalg.norm(gap, axis=-1)))
-    return d - AGENT_RADIUS
+    return wall_distance(layout, xy) - AGENT_RADIUS
 
 
 def _edge_clearance(layout: Any, xy: np.ndarray) -> np.ndarray:
