@@ -227,7 +227,9 @@ def wall_diagnostic(model: Any, probe: Any, family: Any, suite: Any, frame_skip:
                 real = simulate_blocks(env, starts, a, cfg.blocks, k)
                 clear = np.array([np.all(_clearance(layout, p) >= cfg.open_clearance) for p in real])
                 take = np.flatnonzero(clear)[: per_room - kept]
-                open_starts.append(starts[take]), open_actions.append(a[take]), real_open.append(real[take])
+                open_starts.append(starts[take])
+                open_actions.append(a[take])
+                real_open.append(real[take])
                 kept += len(take)
                 if kept == per_room:
                     break
@@ -243,7 +245,7 @@ def wall_diagnostic(model: Any, probe: Any, family: Any, suite: Any, frame_skip:
     n = len(wall_starts)
     pred_wall, pred_open = pred[:n], pred[n:]
 
-    start_side = np.array([f.side(s[:2]) for f, s in zip(wall_frames, wall_starts)])
+    start_side = np.array([f.side(s[family.position]) for f, s in zip(wall_frames, wall_starts)])
     real_side = np.stack([f.side(p) for f, p in zip(wall_frames, real_wall)])
     pred_side = np.stack([f.side(p) for f, p in zip(wall_frames, pred_wall)])
     stopped = np.all(real_side == start_side[:, None], axis=1)  # the simulator kept it on its side (all, by design)
@@ -264,7 +266,8 @@ def wall_diagnostic(model: Any, probe: Any, family: Any, suite: Any, frame_skip:
         "wall_error_m": [float(v) for v in err_wall.mean(axis=0)] if m else [],
         "open_cases": int(len(err_open)),
         "open_error_m": [float(v) for v in err_open.mean(axis=0)] if len(err_open) else [],
-        "start_readout_error_m": float(np.linalg.norm(r0 - np.concatenate([wall_starts, open_starts])[:, :2], axis=-1).mean()),
+        "start_readout_error_m": float(np.linalg.norm(r0 - np.concatenate([wall_starts, open_starts])[:, family.position],
+                                                      axis=-1).mean()),
         "suite": suite.path,
         "seed": cfg.seed,
     }
