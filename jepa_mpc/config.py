@@ -142,6 +142,11 @@ class ModelConfig:
     last feature map (image_size / 2^len(cnn_channels) cells a side), each cell projected to this many
     channels, flattened (latent_dim must be side^2 x latent_channels). Use it with `predictor="conv"`."""
 
+    @property
+    def feature_side(self) -> int:
+        """Pixels: cells a side of the CNN's last feature map (each conv stage halves the frame)."""
+        return self.image_size // (2 ** len(self.cnn_channels))
+
 
 OBJECTIVES = ("jepa", "gcbc")
 GOAL_SAMPLING = ("uniform", "geometric")

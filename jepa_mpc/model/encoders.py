@@ -89,12 +89,11 @@ class PixelEncoder(nnx.Module):
                 for i, o in zip(chans[:-1], chans[1:])
             ]
         )
-        side = cfg.image_size // (2 ** len(cfg.cnn_channels))
         self.spatial = cfg.latent_channels > 0
         if self.spatial:  # each cell of the last feature map projected on its own: where things are stays put
             self.projector = Projector(chans[-1], cfg.projector_hidden, cfg.latent_channels, rngs=rngs)
         else:
-            flat = side * side * chans[-1]
+            flat = cfg.feature_side ** 2 * chans[-1]
             hidden = cfg.encoder_hidden[0] if cfg.encoder_hidden else flat
             self.dense = nnx.Linear(flat, hidden, rngs=rngs)
             self.projector = Projector(hidden, cfg.projector_hidden, cfg.latent_dim, rngs=rngs)

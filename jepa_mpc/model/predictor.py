@@ -90,7 +90,7 @@ class ConvPredictor(_ActionNorm):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         super().__init__(cfg.action_dim)
         c, h = cfg.latent_channels, cfg.predictor_hidden
-        self.side = cfg.image_size // (2 ** len(cfg.cnn_channels))
+        self.side = cfg.feature_side
         widths = (c + cfg.action_dim, *([h] * cfg.predictor_depth))
         self.convs = nnx.List([nnx.Conv(i, o, kernel_size=(3, 3), padding="SAME", rngs=rngs)
                                for i, o in zip(widths[:-1], widths[1:])])

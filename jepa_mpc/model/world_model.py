@@ -49,8 +49,8 @@ def validate_model_config(cfg: ModelConfig, where: str = "model config") -> None
     spatial = cfg.latent_channels > 0
     if spatial and cfg.obs_key != "pixels":
         raise ConfigError(f"{where}: model.latent_channels={cfg.latent_channels} (a spatial latent) needs pixels")
-    if spatial and cfg.obs_key == "pixels":
-        side = cfg.image_size // (2 ** len(cfg.cnn_channels))
+    if spatial:
+        side = cfg.feature_side
         if cfg.latent_dim != side * side * cfg.latent_channels:
             raise ConfigError(f"{where}: model.latent_dim={cfg.latent_dim}, but a spatial latent of {side} x {side} "
                               f"cells x {cfg.latent_channels} channels has {side * side * cfg.latent_channels}")
