@@ -134,7 +134,7 @@ class ModelConfig:
     predictor: str = "mlp"  # mlp (residual MLP, z + f(z, a)) | transformer (over a latent history) | conv (spatial latents)
     predictor_hidden: int = 256
     predictor_depth: int = 2  # hidden layers (mlp) / attention blocks (transformer)
-    history: int = 1  # latents the predictor sees (1 for mlp; >1 only with transformer)
+    history: int = 1  # latents the predictor sees, the current one last (mlp: concatenated; transformer: attended; conv: 1)
     num_heads: int = 4  # transformer predictor
     inverse_hidden: int = 0  # >0: an inverse-dynamics head (z_t, z_t+1) -> a_t of this width (training only)
     latent_channels: int = 0

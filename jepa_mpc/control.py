@@ -272,13 +272,13 @@ class _PlannerPolicy:
 
     def _plan(self, start: np.ndarray, key: jax.Array, idx: np.ndarray,
               graph_keys: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
-        """Plan for the live episodes `idx` (their start rows first in `start`, which may already be
-        padded by `pad_rows`), padded to `_padded_size`. `graph_keys` (first len(idx) rows): where each live
+        """Plan for the live episodes `idx` (their start rows first in `start`, an array or a tuple of arrays,
+        which may already be padded by `pad_rows`), padded to `_padded_size`. `graph_keys` (first len(idx) rows): where each live
         episode is in the goal graph's space (hierarchy=graph picks its subgoal from it)."""
         n = len(idx)
         size = self._padded_size(n)
         rows = np.concatenate([idx, np.full(size - n, idx[0])])  # pad with copies of a live episode
-        start = jnp.asarray(pad_rows(np.asarray(start), size))
+        start = jax.tree.map(lambda x: jnp.asarray(pad_rows(np.asarray(x), size)), start)
         ctx, subgoals = {k: v[rows] for k, v in self.ctx.items()}, {}
         if self.routes is not None:
             ctx, subgoals = self._with_subgoals(ctx, np.asarray(graph_keys)[:n], idx)
@@ -367,6 +367,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
         if probe is None and cfg.safety != "none":
             raise ConfigError(f"--control.safety {cfg.safety} needs a probe (run `jepa-mpc probe {model.run_dir}`)")
         self.model = model
+        self.history = getattr(model, "history", 1)  # latents the predictor sees: the policy keeps the past ones
         self.probe = probe
         self.margin = cfg.safety_buffer + (cfg.safety_margin * probe.point_rmse if probe is not None else 0.0)
         learned_steps = cfg.within_block == "learned" and cfg.safety != "none" and probe is not None
@@ -394,12 +395,14 @@ class LatentPlannerPolicy(_PlannerPolicy):
         from jepa_mpc.probe import apply_probe, block_readouts
 
         @jax.jit
-        def plan_batch(params, probe_p, z0, ctx, init, keys):
-            def one(z0, ctx, init, key):
+        def plan_batch(params, probe_p, start, ctx, init, keys):
+            def one(start, ctx, init, key):
                 ctx = {"nodes": nodes, **ctx}  # per-episode nodes (task graphs) win
+                z_hist, a_past = start  # the last L latents (L, D), the current one last; the L - 1 blocks between
+                z0 = z_hist[-1]
 
                 def objective(a):
-                    z = rollout_p(params, z0, a)
+                    z = rollout_p(params, z_hist, a, a_past)
                     c = cost(z, a, ctx)
                     if probe_p is None:  # no read-out: no constraint can be evaluated
                         h = a.shape[0]
@@ -415,7 +418,7 @@ class LatentPlannerPolicy(_PlannerPolicy):
 
                 return safety_lib.plan_safely(planner, objective, init, key, pcfg, safety_cfg)
 
-            return map_episodes(one, chunk, z0, ctx, init, keys, mesh=mesh)
+            return map_episodes(one, chunk, start, ctx, init, keys, mesh=mesh)
 
         params = model.state
         if mesh is not None:  # every device plans with the whole model
@@ -438,13 +441,25 @@ class LatentPlannerPolicy(_PlannerPolicy):
         return self._encode(self.model.state, jnp.asarray(obs))
 
     def start(self, obs, goal_obs, goal_states, key):
-        self.ctx = self._goal_ctx(np.asarray(self.encode(goal_obs)), np.asarray(self.encode(obs)))
+        z = np.asarray(self.encode(obs))
+        self.ctx = self._goal_ctx(np.asarray(self.encode(goal_obs)), z)
         self._reset_plans(len(obs))
+        # a model with a latent history starts each episode as training pads a window: the first latent
+        # repeated, zero actions before it
+        past = self.history - 1
+        self.z_past = np.repeat(z[:, None], past, axis=1)
+        self.a_past = np.zeros((len(obs), past, self.block_dim), np.float32)
 
     def act(self, obs, states, key, idx):
+        n = len(idx)
         # encoded at the padded size, so the encoder compiles once per size, not once per live count
-        z = np.asarray(self.encode(pad_rows(obs, self._padded_size(len(idx)))))
-        return self._plan(z, key, idx, graph_keys=z)
+        z = np.asarray(self.encode(pad_rows(obs, self._padded_size(n))))
+        z_hist = np.concatenate([self.z_past[idx], z[:n, None]], axis=1)  # (n, L, D)
+        block, info = self._plan((z_hist, self.a_past[idx]), key, idx, graph_keys=z)
+        if self.history > 1:  # this step's latent and the block it executes join each episode's past
+            self.z_past[idx] = z_hist[:, 1:]
+            self.a_past[idx] = np.concatenate([self.a_past[idx][:, 1:], block.reshape(n, 1, -1)], axis=1)
+        return block, info
 
 
 class OraclePlannerPolicy(_PlannerPolicy):

@@ -158,17 +158,36 @@ def block_readouts(p: dict, r0: jax.Array, r: jax.Array, actions: jax.Array, wit
     return interpolate_blocks(r0, r, points)
 
 
-def predicted_readouts(model: Any, p: dict, obs: np.ndarray, actions: np.ndarray) -> tuple[jax.Array, jax.Array]:
+def predicted_readouts(model: Any, p: dict, obs: np.ndarray, actions: np.ndarray,
+                       past_actions: np.ndarray | None = None) -> tuple[jax.Array, jax.Array]:
     """Read-outs (N, R) of observations obs (N, ...) and (N, H, R) of the latents the model predicts from
-    them under action blocks actions (N, H, k A). ``p`` is ``Probe.arrays()``."""
+    them under action blocks actions (N, H, k A). ``p`` is ``Probe.arrays()``. A model with a latent
+    history of L > 1 takes obs (N, L, ...), the last the current one, and the L - 1 action blocks between
+    them, past_actions (N, L - 1, k A); the read-outs (N, R) are of the current observation."""
+    if past_actions is None:
+        obs = np.asarray(obs)[:, None]
+        past_actions = np.zeros((len(obs), 0, np.shape(actions)[-1]), np.float32)
 
     @jax.jit
-    def predict(state, o0, a):
-        z0 = model.encode_p(state, o0)
-        z = jax.vmap(lambda z, a: model.rollout_p(state, z, a))(z0, a)
-        return apply_probe(p, z0), apply_probe(p, z)
+    def predict(state, o_hist, a, a_past):
+        z_hist = model.encode_p(state, o_hist)  # (N, L, D)
+        z = jax.vmap(lambda zh, a, ap: model.rollout_p(state, zh, a, ap))(z_hist, a, a_past)
+        return apply_probe(p, z_hist[:, -1]), apply_probe(p, z)
 
-    return predict(model.state, jnp.asarray(obs), jnp.asarray(actions))
+    return predict(model.state, jnp.asarray(obs), jnp.asarray(actions), jnp.asarray(past_actions))
+
+
+def history_windows(obs: np.ndarray, actions: np.ndarray, starts: np.ndarray, history: int,
+                    blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Planning contexts from episodes of model steps obs (E, T+1, ...), actions (E, T, A): for each start
+    block s (each >= history - 1), the observations s-L+1..s (E*S, L, ...), the L - 1 action blocks between
+    them (E*S, L-1, A) and the `blocks` action blocks that follow (E*S, blocks, A)."""
+    lag = np.arange(1 - history, 1)
+    o = obs[:, starts[:, None] + lag]  # (E, S, L, ...)
+    past = actions[:, starts[:, None] + lag[:-1]]  # (E, S, L-1, A)
+    ahead = actions[:, starts[:, None] + np.arange(blocks)]  # (E, S, blocks, A)
+    flat = lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+    return flat(o), flat(past), flat(ahead)
 
 
 # ------------------------------------------------------------------------------ fitting
@@ -405,19 +424,23 @@ def rollout_speed_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: flo
     layout = state_layout(getattr(ds, "meta", None))
     if layout.family is None:
         return {}
-    steps = blocks * block
+    steps, history = blocks * block, int(getattr(model, "history", 1))
     _, held = ds.split(held_out_fraction, seed=0)
     length = int(np.min(ds.episode_lengths[held]))
-    starts = np.arange(0, length - steps + 1, steps)
+    first = (history - 1) * block  # a latent history needs the frames of the blocks before the start
+    starts = np.arange(first, length - steps + 1, steps)
     if len(starts) == 0:
         return {}
-    obs = ds.arrays[model.obs_key][held][:, starts].reshape((-1,) + ds.arrays[model.obs_key].shape[2:])[:max_windows]
+    raw_a = ds.arrays["action"][held]
+    obs = ds.arrays[model.obs_key][held][:, starts[:, None] + block * np.arange(1 - history, 1)]
+    obs = obs.reshape((-1, history) + obs.shape[3:])[:max_windows]
+    past = raw_a[:, starts[:, None] + np.arange(-first, 0)].reshape(-1, history - 1, block * raw_a.shape[-1])[:max_windows]
     idx = starts[:, None] + np.arange(steps)[None]
-    actions = ds.arrays["action"][held][:, idx].reshape(-1, blocks, block * ds.arrays["action"].shape[-1])[:max_windows]
+    actions = raw_a[:, idx].reshape(-1, blocks, block * raw_a.shape[-1])[:max_windows]
     states = ds.arrays["state"][held][:, idx + 1].reshape(-1, steps, ds.arrays["state"].shape[-1])[:max_windows]
     true = layout.family.safety_geometry(layout.targets(states).astype(np.float64), layout.layout, np)[1]
     p = probe.arrays()
-    r0, r = predicted_readouts(model, p, obs, actions)
+    r0, r = predicted_readouts(model, p, obs, actions, past)
     kinds = ("line", "learned") if probe.within_block == block else ("line",)
     result = {}
     for name in kinds:
@@ -430,21 +453,27 @@ def rollout_speed_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: flo
 
 
 def rollout_position_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: float = 0.1,
-                          blocks: int = 5, max_windows: int = 1024) -> list[float]:
+                          blocks: int = 5, max_windows: int = 1024, start: int | None = None) -> list[float]:
     """Safety-point RMSE (m; TwoRoom: the position) of probe(predicted latent) vs the true points, 1..`blocks`
     model steps ahead (Euclidean per point, averaged over the family's safety points).
 
-    On held-out episodes: it includes the predictor's error, which the probe's own RMSE does not
-    (the planner's safety margin must cover both).
+    On held-out episodes, from block `start` of each (None: the first with a whole latent history behind
+    it, block L - 1): it includes the predictor's error, which the probe's own RMSE does not (the
+    planner's safety margin must cover both).
     """
     view = ds.action_blocks(model.action_block) if getattr(model, "action_block", 1) > 1 else ds
     _, held = view.split(held_out_fraction, seed=0)
     held = held[:max_windows]
     layout = state_layout(getattr(ds, "meta", None))
-    obs = view.arrays[model.obs_key][held][:, : blocks + 1]
-    true = layout.points(layout.targets(view.arrays["state"][held][:, 1 : blocks + 1]))
-    actions = jnp.asarray(view.arrays["action"][held][:, :blocks])
-    _, r = predicted_readouts(model, probe.arrays(), obs[:, 0], actions)
+    history = int(getattr(model, "history", 1))
+    start = history - 1 if start is None else start
+    if start < history - 1:
+        raise ConfigError(f"rollout_position_rmse: start block {start} has no history of {history} latents behind it")
+    blocks = min(blocks, view.arrays["action"].shape[1] - start)  # short episodes: as many blocks as they hold
+    obs, past, actions = history_windows(view.arrays[model.obs_key][held], view.arrays["action"][held],
+                                         np.array([start]), history, blocks)
+    true = layout.points(layout.targets(view.arrays["state"][held][:, start + 1 : start + 1 + blocks]))
+    _, r = predicted_readouts(model, probe.arrays(), obs, actions, past)
     pred = layout.points(np.asarray(r, np.float64))
     return [float(v) for v in np.sqrt(np.mean(np.sum(np.square(pred - true), -1), axis=(0, 2)))]
 

@@ -97,6 +97,7 @@ def test_tworoom_states_match_up_to_the_first_wall_approach_and_stay_physical_af
     assert speed(out).max() <= 2 * speed(ref).max()
 
 
+@pytest.mark.slow  # MJX on CPU is slow to compile: `make test-slow`
 def test_tworoom_matches_through_wall_contacts_when_they_are_well_posed(mjx):
     model = copy.copy(TWOROOM.build_model(TWOROOM.default_layout()))
     model.geom_condim[:] = 1  # the walls are frictionless: one normal constraint row instead of a pyramid
@@ -108,6 +109,7 @@ def test_tworoom_matches_through_wall_contacts_when_they_are_well_posed(mjx):
         np.testing.assert_allclose(out[key], ref[key], rtol=0, atol=tol, err_msg=key)
 
 
+@pytest.mark.slow  # MJX on CPU is slow to compile: `make test-slow`
 def test_reacher_matches_mujoco_rollout(mjx):
     starts, actions = ou_rollout_inputs(REACHER, seed=1)
     ref, out = rollouts(REACHER, REACHER.build_model(REACHER.default_layout()), starts, actions)

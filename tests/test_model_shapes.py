@@ -20,6 +20,8 @@ SMALL_PIXELS = ModelConfig(
 CASES = {
     "state-mlp": ModelConfig(latent_dim=8, encoder_hidden=(32,), projector_hidden=32, predictor_hidden=32),
     "pixels-mlp": SMALL_PIXELS,
+    "state-mlp-history": ModelConfig(latent_dim=8, encoder_hidden=(32,), projector_hidden=32, predictor_hidden=32,
+                                     history=2),
     "state-transformer": ModelConfig(
         latent_dim=8, encoder_hidden=(32,), projector_hidden=32, predictor="transformer", history=3,
         predictor_hidden=32, num_heads=2, predictor_depth=1,
@@ -67,6 +69,22 @@ def test_rollout_first_step_equals_predict():
     assert not jnp.allclose(zs[0], z0)
 
 
+def test_mlp_history_sees_the_past_and_a_repeated_latent_is_the_padded_start():
+    """history 2: the predictor's input is both latents and both action blocks (history 1 keeps its
+    parameter shapes); a rollout from one latent equals one from that latent twice with a zero block before."""
+    cfg = CASES["state-mlp-history"]
+    assert init_world_model(CASES["state-mlp"]).predictor.layers[0].kernel.shape[0] == 8 + 2
+    model = init_world_model(cfg, seed=1)
+    assert model.predictor.layers[0].kernel.shape[0] == 2 * (8 + 2)
+    model.predictor.out.kernel[...] = 0.1 * jax.random.normal(jax.random.key(0), model.predictor.out.kernel.shape)
+    z0, z_prev = model.encode(jnp.ones((4,))), model.encode(-jnp.ones((4,)))
+    a = jnp.array([[0.5, -0.5], [1.0, 0.0]])
+    padded = model.rollout(jnp.stack([z0, z0]), a, jnp.zeros((1, 2)))
+    chex.assert_trees_all_close(model.rollout(z0, a), padded, atol=1e-6)
+    other_past = model.rollout(jnp.stack([z_prev, z0]), a, jnp.ones((1, 2)))
+    assert not jnp.allclose(other_past[0], padded[0], atol=1e-4)  # the past latent and block matter
+
+
 def test_presets_are_valid():
     for name, cfg in TRAIN_PRESETS.items():
         validate_model_config(cfg.model, name)
@@ -80,7 +98,10 @@ def test_bad_model_config_raises_config_error():
     with pytest.raises(ConfigError, match="predictor"):
         validate_model_config(ModelConfig(predictor="lstm"))
     with pytest.raises(ConfigError, match="history"):
-        validate_model_config(ModelConfig(history=3))
+        validate_model_config(ModelConfig(history=0))
+    with pytest.raises(ConfigError, match="history"):
+        validate_model_config(ModelConfig(latent_dim=128, cnn_channels=(4, 8, 8), obs_key="pixels", latent_channels=2,
+                                          predictor="conv", history=2))
 
 
 def test_bad_spatial_config_raises_config_error():

@@ -104,6 +104,7 @@ def test_sharded_step_equals_single_device_step_on_the_global_batch():
         assert abs(r[2] - r[0]) > 1e-3 * max(1.0, abs(r[0])), (kind, r)
 
 
+@pytest.mark.slow  # a compile-bound subprocess (the 4-device step equality stays fast): `make test-slow`
 def test_training_on_four_devices_ends_where_one_device_does():
     out = run_python(FOUR_DEVICE_TRAIN, FOUR_HOST_DEVICES)
     assert out["devices"] == 4
@@ -130,6 +131,7 @@ def _params(run) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves(load_world_model(run).state)]
 
 
+@pytest.mark.slow  # a compile-bound subprocess (the 4-device step equality stays fast): `make test-slow`
 def test_two_processes_train_to_the_parameters_of_one(tmp_path):
     from jepa_mpc.model.fake_data import save_fake_dataset
 

@@ -185,7 +185,9 @@ class LoadedModel:
     """A trained world model, ready for the planner.
 
     encode(obs (..., *obs_shape)) -> (..., D); rollout(z0 (D,), actions (H, A)) -> (H, D), where one
-    model step is `action_block` env steps and A = action_dim = action_block x env action dim;
+    model step is `action_block` env steps and A = action_dim = action_block x env action dim; a model
+    that sees `history` L > 1 latents also takes z0 (L, D) and the L - 1 action blocks between them
+    (`rollout_p(state, z0, actions, past_actions)`; a single z0 is a history of one repeated latent);
     predict(z (..., D), a (..., A)) -> (..., D). All pure (params closed over), jit/vmap-able.
     For large models prefer the explicit-params forms: encode_p(state, obs), rollout_p(state, z0, a)
     with `state` passed as a jit argument (then the params are not baked in as constants).
@@ -216,6 +218,11 @@ class LoadedModel:
         return self.config.action_block
 
     @property
+    def history(self) -> int:
+        """Latents the predictor sees (the current one last); > 1: the planner keeps each episode's past."""
+        return self.config.model.history
+
+    @property
     def obs_key(self) -> str:
         return self.config.model.obs_key
 
@@ -233,8 +240,9 @@ class LoadedModel:
     def predict_p(self, state: nnx.State, z: jax.Array, a: jax.Array) -> jax.Array:
         return nnx.merge(self.graphdef, state).predict(z, a)
 
-    def rollout_p(self, state: nnx.State, z0: jax.Array, actions: jax.Array) -> jax.Array:
-        return nnx.merge(self.graphdef, state).rollout(z0, actions)
+    def rollout_p(self, state: nnx.State, z0: jax.Array, actions: jax.Array,
+                  past_actions: jax.Array | None = None) -> jax.Array:
+        return nnx.merge(self.graphdef, state).rollout(z0, actions, past_actions)
 
     # closures over the loaded params
     @property

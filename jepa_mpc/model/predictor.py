@@ -2,7 +2,8 @@
 
 Interface of both: `predictor(z_hist (..., L, D), a_hist (..., L, A)) -> z_next (..., D)`, where the
 last entry along L is the current time step. Actions are normalised inside by dataset stats.
-- ResidualMLP (default, L = 1): z_next = z + f([z, a]).
+- ResidualMLP (default, L >= 1): z_next = z + f([z_1..z_L, a_1..a_L]), the history flattened into one
+  input (L = 1: f([z, a])). Two latents and the action between them show a velocity one frame lacks.
 - HistoryTransformer (L >= 1): causal self-attention over tokens embed([z_i, a_i]); the residual of the
   last token's output is added to the current latent.
 - ConvPredictor (L = 1, spatial latents): the latent as its grid of cells, the action broadcast to every
@@ -33,7 +34,7 @@ class ResidualMLP(_ActionNorm):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         super().__init__(cfg.action_dim)
         d, h = cfg.latent_dim, cfg.predictor_hidden
-        widths = (d + cfg.action_dim, *([h] * cfg.predictor_depth))
+        widths = (cfg.history * (d + cfg.action_dim), *([h] * cfg.predictor_depth))
         self.layers = nnx.List(
             [nnx.Linear(i, o, rngs=rngs) for i, o in zip(widths[:-1], widths[1:])]
         )
@@ -42,11 +43,11 @@ class ResidualMLP(_ActionNorm):
         self.out = nnx.Linear(widths[-1], d, kernel_init=nnx.initializers.zeros, rngs=rngs)
 
     def __call__(self, z_hist: jax.Array, a_hist: jax.Array) -> jax.Array:
-        z, a = z_hist[..., -1, :], self.norm(a_hist[..., -1, :])
-        h = jnp.concatenate([z, a], axis=-1)
+        steps = jnp.concatenate([z_hist, self.norm(a_hist)], axis=-1)  # (..., L, D + A)
+        h = steps.reshape((*steps.shape[:-2], -1))  # L = 1: [z, a]
         for layer, norm in zip(self.layers, self.norms):
             h = nnx.gelu(norm(layer(h)))
-        return z + self.out(h)
+        return z_hist[..., -1, :] + self.out(h)
 
 
 class _Block(nnx.Module):

@@ -34,8 +34,8 @@ def validate_model_config(cfg: ModelConfig, where: str = "model config") -> None
         raise ConfigError(f"{where}: model.obs_key={cfg.obs_key!r}; expected one of {OBS_KEYS}")
     if cfg.predictor not in PREDICTORS:
         raise ConfigError(f"{where}: model.predictor={cfg.predictor!r}; expected one of {PREDICTORS}")
-    if cfg.history < 1 or (cfg.predictor == "mlp" and cfg.history != 1):
-        raise ConfigError(f"{where}: model.history={cfg.history} (mlp predictor needs 1, transformer >= 1)")
+    if cfg.history < 1:
+        raise ConfigError(f"{where}: model.history={cfg.history} (latents the predictor sees: >= 1)")
     if cfg.inverse_hidden < 0:
         raise ConfigError(f"{where}: model.inverse_hidden must be >= 0, got {cfg.inverse_hidden}")
     if cfg.latent_dim < 1 or cfg.action_dim < 1:
