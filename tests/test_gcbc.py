@@ -133,6 +133,7 @@ def test_policy_actions_stay_in_bounds_and_pixel_presets_train(tmp_path):
     assert a.shape == (3, 10) and np.isfinite(a).all() and (np.abs(a) <= 1).all()
 
 
+@pytest.mark.slow  # the same resume machinery as the world model's (test_train_loop): `make test-slow`
 def test_gcbc_resume_ends_where_an_uninterrupted_run_does(tmp_path):
     from jepa_mpc.model.fake_data import make_fake_dataset
 

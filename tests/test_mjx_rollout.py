@@ -73,6 +73,7 @@ def wall_gap(model, qpos, margin: float = 0.05) -> np.ndarray:
     return out
 
 
+@pytest.mark.slow  # MJX on CPU is slow to compile: `make test-slow`
 def test_tworoom_states_match_up_to_the_first_wall_approach_and_stay_physical_after(mjx):
     model = TWOROOM.build_model(TWOROOM.default_layout())
     starts, actions = ou_rollout_inputs(TWOROOM)
