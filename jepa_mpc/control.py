@@ -566,9 +566,10 @@ class GCBCPolicy:
 
     def act(self, obs, states, key, idx):
         n = len(idx)
-        rows = np.concatenate([np.arange(n), np.zeros(max(1 << (n - 1).bit_length(), 1) - n, int)])  # few compiles
+        size = 1 << (n - 1).bit_length()  # padded to a power of two: few compiles
         t0 = time.perf_counter()
-        a = self._act(self.policy.state, jnp.asarray(np.asarray(obs)[rows]), jnp.asarray(self.goal_obs[idx][rows]))
+        a = self._act(self.policy.state, jnp.asarray(pad_rows(np.asarray(obs), size)),
+                      jnp.asarray(pad_rows(self.goal_obs[idx], size)))
         a = np.asarray(jax.block_until_ready(a))[:n]
         return a.reshape(n, self.action_block, -1).astype(np.float32), {"latency_s": time.perf_counter() - t0}
 
