@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from jepa_mpc.atomic import write_json_atomic
 from jepa_mpc.data.store import Dataset
+from jepa_mpc.errors import UserError
 from jepa_mpc.model import load_world_model
 from jepa_mpc.probe import load_probe, rollout_position_rmse
 from jepa_mpc.provenance import git_state
@@ -35,7 +37,7 @@ def main() -> None:
     for run in args.runs:
         model, probe = load_world_model(run), load_probe(run)
         if probe is None:
-            raise SystemExit(f"{run}: no probe (run `jepa-mpc probe {run}` first)")
+            raise UserError(f"{run}: no probe (run `jepa-mpc probe {run}` first)")
         ds = Dataset.open(args.data or json.loads((Path(run) / "config.json").read_text())["data"])
         for start in args.starts:
             cm = [100 * v for v in rollout_position_rmse(model, probe, ds, blocks=args.blocks, start=start)]
@@ -48,4 +50,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as err:  # bad input: one line, exit 2
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
