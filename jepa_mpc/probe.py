@@ -177,17 +177,20 @@ def predicted_readouts(model: Any, p: dict, obs: np.ndarray, actions: np.ndarray
     return predict(model.state, jnp.asarray(obs), jnp.asarray(actions), jnp.asarray(past_actions))
 
 
-def history_windows(obs: np.ndarray, actions: np.ndarray, starts: np.ndarray, history: int,
-                    blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Planning contexts from episodes of model steps obs (E, T+1, ...), actions (E, T, A): for each start
-    block s (each >= history - 1), the observations s-L+1..s (E*S, L, ...), the L - 1 action blocks between
-    them (E*S, L-1, A) and the `blocks` action blocks that follow (E*S, blocks, A)."""
-    lag = np.arange(1 - history, 1)
+def history_windows(obs: np.ndarray, actions: np.ndarray, starts: np.ndarray, history: int, blocks: int,
+                    block: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Planning contexts from episodes obs (E, T+1, ...), actions (E, T, A) whose steps are `block` steps of
+    a model step (1: the episodes are already in model steps): for each start step s (each >= (L - 1) x
+    block), the observations of the L model steps ending at s (E*S, L, ...), the L - 1 action blocks
+    between them (E*S, L-1, block A) and the `blocks` action blocks that follow (E*S, blocks, block A)."""
+    lag = block * np.arange(1 - history, 1)
+    within = np.arange(block)
     o = obs[:, starts[:, None] + lag]  # (E, S, L, ...)
-    past = actions[:, starts[:, None] + lag[:-1]]  # (E, S, L-1, A)
-    ahead = actions[:, starts[:, None] + np.arange(blocks)]  # (E, S, blocks, A)
-    flat = lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
-    return flat(o), flat(past), flat(ahead)
+    past = actions[:, starts[:, None, None] + lag[:-1, None] + within]  # (E, S, L-1, block, A)
+    ahead = actions[:, starts[:, None, None] + block * np.arange(blocks)[:, None] + within]  # (E, S, blocks, block, A)
+    flat = lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])  # explicit: L - 1 may be 0
+    merge = lambda x: x.reshape(x.shape[:-2] + (block * x.shape[-1],))
+    return flat(o), flat(merge(past)), flat(merge(ahead))
 
 
 # ------------------------------------------------------------------------------ fitting
@@ -431,12 +434,9 @@ def rollout_speed_rmse(model: Any, probe: Probe, ds: Any, held_out_fraction: flo
     starts = np.arange(first, length - steps + 1, steps)
     if len(starts) == 0:
         return {}
-    raw_a = ds.arrays["action"][held]
-    obs = ds.arrays[model.obs_key][held][:, starts[:, None] + block * np.arange(1 - history, 1)]
-    obs = obs.reshape((-1, history) + obs.shape[3:])[:max_windows]
-    past = raw_a[:, starts[:, None] + np.arange(-first, 0)].reshape(-1, history - 1, block * raw_a.shape[-1])[:max_windows]
+    obs, past, actions = (x[:max_windows] for x in history_windows(
+        ds.arrays[model.obs_key][held], ds.arrays["action"][held], starts, history, blocks, block))
     idx = starts[:, None] + np.arange(steps)[None]
-    actions = raw_a[:, idx].reshape(-1, blocks, block * raw_a.shape[-1])[:max_windows]
     states = ds.arrays["state"][held][:, idx + 1].reshape(-1, steps, ds.arrays["state"].shape[-1])[:max_windows]
     true = layout.family.safety_geometry(layout.targets(states).astype(np.float64), layout.layout, np)[1]
     p = probe.arrays()

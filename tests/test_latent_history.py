@@ -73,3 +73,15 @@ def test_history_windows_take_the_frames_and_blocks_before_each_start():
     np.testing.assert_array_equal(o, [[0, 1, 2], [2, 3, 4], [8, 9, 10], [10, 11, 12]])
     np.testing.assert_array_equal(past[..., 0], [[100, 101], [102, 103], [107, 108], [109, 110]])
     np.testing.assert_array_equal(ahead[..., 0], [[102, 103], [104, 105], [109, 110], [111, 112]])
+
+
+def test_history_windows_of_env_steps_concatenate_each_blocks_actions():
+    """block 2: the frames two steps apart, each model step's action the two env actions of its block."""
+    obs = np.arange(11)[None]  # (1, T + 1): the value is the step
+    actions = 100 + np.arange(10).reshape(1, 10, 1)
+    o, past, ahead = history_windows(obs, actions, np.array([2, 4]), history=2, blocks=2, block=2)
+    np.testing.assert_array_equal(o, [[0, 2], [2, 4]])
+    np.testing.assert_array_equal(past, [[[100, 101]], [[102, 103]]])
+    np.testing.assert_array_equal(ahead, [[[102, 103], [104, 105]], [[104, 105], [106, 107]]])
+    one = history_windows(obs, actions, np.array([3]), history=1, blocks=1, block=2)
+    assert one[1].shape == (1, 0, 2)  # no past: an empty one, not an error

@@ -240,3 +240,17 @@ def test_safety_rollout_margin_grows_with_the_probes_measured_error_ahead(hazard
     bare = dataclasses.replace(probe, meta={k: v for k, v in probe.meta.items() if k != "rollout_position_rmse"})
     with pytest.raises(ConfigError, match="safety-rollout needs the probe's error"):
         LatentPlannerPolicy(model, cfg, None, probe=bare)
+
+
+def test_probe_measures_errors_ahead_of_a_model_without_a_history(tiny_run, hazard_eval):
+    """A history-1 model has no past blocks: the speed and position errors ahead are numbers (the probe
+    stored an error message for them while an empty past could not be reshaped)."""
+    from jepa_mpc.probe import rollout_position_rmse, rollout_speed_rmse
+
+    run = hazard_eval[0]
+    model, probe = load_world_model(run), load_probe(run)
+    ds = Dataset.open(tiny_run[0])
+    speed = rollout_speed_rmse(model, probe, ds, blocks=2)  # episodes of 20 steps hold 2 windows of 2 blocks
+    assert set(speed) >= {"line"} and all(len(v) == 2 and np.isfinite(v).all() for v in speed.values())
+    position = rollout_position_rmse(model, probe, ds, blocks=2)
+    assert len(position) == 2 and np.isfinite(position).all()
