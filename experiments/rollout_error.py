@@ -12,16 +12,15 @@ start block (cm) and writes them, with each run's step and the commit, to --out.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from jepa_mpc.atomic import write_json_atomic
-from jepa_mpc.data.store import Dataset
 from jepa_mpc.errors import UserError
 from jepa_mpc.model import load_world_model
 from jepa_mpc.probe import load_probe, rollout_position_rmse
 from jepa_mpc.provenance import git_state
+from jepa_mpc.run import Run
 
 
 def main() -> None:
@@ -38,7 +37,7 @@ def main() -> None:
         model, probe = load_world_model(run), load_probe(run)
         if probe is None:
             raise UserError(f"{run}: no probe (run `jepa-mpc probe {run}` first)")
-        ds = Dataset.open(args.data or json.loads((Path(run) / "config.json").read_text())["data"])
+        ds = Run.open(run).dataset(args.data)  # the run's own (checked unchanged), or --data (checked: same env)
         for start in args.starts:
             cm = [100 * v for v in rollout_position_rmse(model, probe, ds, blocks=args.blocks, start=start)]
             rows.append({"run": run, "step": model.step, "history": model.history, "start_block": start,
