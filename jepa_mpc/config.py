@@ -32,6 +32,21 @@ def _plain(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def without_defaults(tree: dict, defaults: dict[str, Any]) -> dict:
+    """A copy of the nested dict `tree` (a `to_dict` result) without each dotted field of `defaults` that
+    holds its value there. Identities (an eval's, a training run's digest) list the fields added after
+    results were recorded this way, so those results keep their identity while the field is at its default."""
+    out = copy.deepcopy(tree)
+    for path, default in defaults.items():
+        *parents, leaf = path.split(".")
+        node = out
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            del node[leaf]
+    return out
+
+
 def first_difference(old: Any, new: Any, where: str = "") -> tuple[str, Any, Any] | None:
     """(dotted field path, old leaf, new leaf) of the first differing leaf of two JSON values (dicts are
     compared key by key, sorted), None if they are equal."""
@@ -209,6 +224,16 @@ class TrainConfig:
     @property
     def window(self) -> int:
         return self.model.history + self.rollout_steps
+
+
+# TrainConfig fields added after runs were recorded by the experiment runner (dotted paths): in a run's
+# identity only when not at these defaults, so the runner keeps finding those runs and their evals.
+TRAIN_IDENTITY_UNLESS_DEFAULT = {"model.latent_channels": 0}
+
+
+def train_identity(cfg: TrainConfig) -> dict:
+    """The resolved training config as it enters a run's identity (the experiment runner's digest)."""
+    return without_defaults(to_dict(cfg), TRAIN_IDENTITY_UNLESS_DEFAULT)
 
 
 def _state_preset(obs_dim: int = 4, raw_action_dim: int = 2, **train: Any) -> TrainConfig:

@@ -87,7 +87,7 @@ from tqdm import tqdm
 
 from jepa_mpc import goals, provenance
 from jepa_mpc.atomic import append_json_line, write_json_atomic, write_text_atomic
-from jepa_mpc.config import check_finite, first_difference, to_dict
+from jepa_mpc.config import check_finite, first_difference, to_dict, without_defaults
 from jepa_mpc.control import (
     ControlConfig,
     GCBC,
@@ -455,14 +455,7 @@ def eval_identity(args: EvalArgs, suite_sha256: str, run_settings: dict) -> dict
 def identity_flags(args: EvalArgs) -> dict:
     """The flags in an eval's identity: all but NOT_IDENTITY_FLAGS, those of IDENTITY_UNLESS_DEFAULT only when set."""
     flags = {k: v for k, v in to_dict(args).items() if k not in NOT_IDENTITY_FLAGS}
-    for path, default in IDENTITY_UNLESS_DEFAULT.items():
-        *parents, leaf = path.split(".")
-        node = flags
-        for key in parents:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict) and leaf in node and node[leaf] == default:
-            del node[leaf]
-    return flags
+    return without_defaults(flags, IDENTITY_UNLESS_DEFAULT)
 
 
 def identity_digest(identity: dict) -> str:

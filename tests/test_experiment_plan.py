@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ from conftest import run_cli
 from jepa_mpc.experiment.execute import command, record_path
 from jepa_mpc.experiment.main import dry_run_text
 from jepa_mpc.experiment.plan import Roots, expand, flags
-from jepa_mpc.experiment.spec import SpecError, read_experiment
+from jepa_mpc.experiment.spec import SpecError, load_experiment, read_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = str(ROOT / "envs/tasks/tworoom_heldout.json")
@@ -255,3 +256,30 @@ def test_video_per_planner(tmp_path):
     _, jobs = _expand(d, tmp_path)
     videos = {(j.axes["agent"], j.axes["planner"]): j.argv[j.argv.index("--video") + 1] for j in jobs if j.kind == "eval"}
     assert videos == {("model", "cem"): "1", ("model", "mppi"): "3", ("random", None): "1", ("oracle", "cem"): "1"}
+
+
+def test_committed_results_keep_their_digests(tmp_path):
+    """Every job recorded done in results/bench-quick/ expands to the same digest today: a config field added
+    since (at its default) must be listed in TRAIN_IDENTITY_UNLESS_DEFAULT / IDENTITY_UNLESS_DEFAULT, or
+    every committed eval would be redone on the next run."""
+    exp = load_experiment(ROOT / "experiments/bench_quick.toml")
+    jobs = _by_id(expand(exp, Roots(results=tmp_path / "results", store=tmp_path / "store")))
+    records = [json.loads(p.read_text()) for p in sorted((ROOT / "results/bench-quick/jobs").glob("*.json"))]
+    done = [r for r in records if r.get("state") == "done"]
+    assert len(done) >= 16
+    changed = [r["id"] for r in done if jobs[r["id"]].digest != r["digest"]]
+    assert not changed, f"digests changed since these results were recorded: {changed}"
+
+
+def test_a_new_train_field_at_its_default_leaves_run_digests_alone(tmp_path, monkeypatch):
+    import jepa_mpc.config as config
+
+    base = {j.id: j.digest for j in _expand(copy.deepcopy(GRID), tmp_path)[1]}
+    monkeypatch.setattr(config, "TRAIN_IDENTITY_UNLESS_DEFAULT", {})  # as if latent_channels were not listed
+    unlisted = {j.id: j.digest for j in _expand(copy.deepcopy(GRID), tmp_path)[1]}
+    assert {i for i in base if base[i] != unlisted[i]} == {i for i in base if i.startswith(("train-", "eval-"))}
+    monkeypatch.undo()
+    cfg = config.TrainConfig()
+    spatial = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, latent_channels=4))
+    assert "latent_channels" not in config.train_identity(cfg)["model"]
+    assert config.train_identity(spatial)["model"]["latent_channels"] == 4  # set: in the identity

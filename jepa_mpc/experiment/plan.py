@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from jepa_mpc import provenance
-from jepa_mpc.config import CollectConfig, to_dict
+from jepa_mpc.config import CollectConfig, to_dict, train_identity
 from jepa_mpc.errors import ConfigError, UserError
 from jepa_mpc.experiment.resolve import flags, prefixed, resolve_eval, resolve_train
 from jepa_mpc.experiment.spec import Budget, Experiment, FamilySpec, SpecError
@@ -199,7 +199,7 @@ def _collect_job(g: _Graph, fam: FamilySpec, obs: str, data: int, roots: Roots, 
 
 def _train_job(g, fam, obs, data, model, seed, preset, train_pairs, cfg0, collect: Job, roots: Roots, home: Path) -> Job:
     cfg = dataclasses.replace(cfg0, seed=seed)
-    digest = digest_of({"kind": "train", "dataset": collect.digest, "preset": preset, "config": to_dict(cfg)})
+    digest = digest_of({"kind": "train", "dataset": collect.digest, "preset": preset, "config": train_identity(cfg)})
     out = roots.run(digest)
     argv = ["train", "--preset", preset, "--data", collect.out, "--run", str(out), *flags(train_pairs), "--seed", str(seed)]
     return g.add(Job(id=f"train-{fam.name}-{obs}-{size_label(data)}-{model}-s{seed}", kind="train", digest=digest,
@@ -293,7 +293,7 @@ def _gcbc_jobs(g, exp, fam, obs, data, seed, preset, collect: Job, suites, roots
     gcbc_flags = flags(exp.baselines.gcbc_train) + ["--objective", "gcbc"]  # resolved and run in this order
     cfg = _wrap("baselines.gcbc", exp.source, resolve_train, preset, tuple(gcbc_flags))
     cfg = dataclasses.replace(cfg, seed=seed)
-    digest = digest_of({"kind": "train", "dataset": collect.digest, "preset": preset, "config": to_dict(cfg)})
+    digest = digest_of({"kind": "train", "dataset": collect.digest, "preset": preset, "config": train_identity(cfg)})
     out = roots.run(digest)
     run = g.add(Job(id=f"train-{fam.name}-{obs}-{size_label(data)}-gcbc-s{seed}", kind="train", digest=digest,
                     deps=(collect.id,), out=str(out),
