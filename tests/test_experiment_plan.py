@@ -283,3 +283,18 @@ def test_a_new_train_field_at_its_default_leaves_run_digests_alone(tmp_path, mon
     spatial = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, latent_channels=4))
     assert "latent_channels" not in config.train_identity(cfg)["model"]
     assert config.train_identity(spatial)["model"]["latent_channels"] == 4  # set: in the identity
+
+
+def test_not_needed_spares_what_is_asked_for_or_still_used(tmp_path):
+    from jepa_mpc.experiment.execute import not_needed
+
+    _, jobs = _expand(copy.deepcopy(GRID), tmp_path)
+    leaves = {j.id for j in jobs} - {d for j in jobs for d in j.deps}
+    done = {j.id: j.id in leaves for j in jobs}
+    assert not_needed(jobs, done) == {j.id for j in jobs} - leaves  # every result recorded: nothing to rebuild
+    train = next(j for j in jobs if j.kind == "train")
+    assert not_needed(jobs, done, {train.id, *train.deps}) == set()  # a train asked for alone is run
+    user = next(j for j in jobs if train.id in j.deps and j.id in leaves)
+    done[user.id] = False  # one eval still to run: its run and dataset are needed
+    skip = not_needed(jobs, done)
+    assert train.id not in skip and not set(train.deps) & skip

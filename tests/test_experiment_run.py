@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,19 @@ def test_rerun_executes_no_job(resumed):
     assert "0 jobs run, 5 cached" in proc.stdout
     assert starts(tmp) == before
     assert all(s["cached"] and s["state"] == "done" for s in status(tmp).values())
+
+
+def test_recorded_results_need_no_store(resumed, tmp_path):
+    """Committed results on a fresh clone (an empty store): nothing is collected or trained again."""
+    tmp, _, _ = resumed
+    shutil.copytree(tmp / "results", tmp_path / "results")
+    before = starts(tmp_path)
+    proc = experiment(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 jobs run, 3 cached, 2 not needed, 0 failed" in proc.stdout
+    assert starts(tmp_path) == before and not (tmp_path / "store").exists()
+    assert {i: s["state"] for i, s in status(tmp_path).items()} == {
+        **{i: "done" for i in JOBS[2:]}, JOBS[0]: "not needed", JOBS[1]: "not needed"}
 
 
 @pytest.mark.slow  # a second full pipeline

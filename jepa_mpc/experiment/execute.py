@@ -40,7 +40,7 @@ RESULT_KINDS = ("eval", "inspect")  # jobs writing into results/<name>/, checked
 
 @dataclasses.dataclass
 class JobState:
-    state: str = "pending"  # pending | running | done | failed
+    state: str = "pending"  # pending | running | done | failed | not needed
     wall_s: float | None = None
     error: str | None = None
     cached: bool = False
@@ -253,6 +253,9 @@ class Runner:
                 self.states[i] = JobState("done", _recorded_wall(self.home, job), None, cached=True)
                 if job.kind == "train":
                     self.after_train(job, None)
+        done = {i: s.state == "done" for i, s in self.states.items()}
+        for i in not_needed(list(self.jobs.values()), done, self.selected):
+            self.states[i] = JobState("not needed", cached=True)
         self.write_status()
         cached = sum(self.states[i].cached for i in self.selected)
         bar = _bar(len(self.selected), cached, self.progress)
@@ -315,6 +318,24 @@ class Runner:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def not_needed(jobs: list[Job], done: dict[str, bool], selected: set[str] | None = None) -> set[str]:
+    """The jobs not done whose every dependent (in the selection) is done or itself not needed: a run
+    whose evals are all recorded (committed results, a store emptied since) is not trained again.
+    A job without dependents in the selection (an eval, or a train asked for alone) is always needed.
+    `jobs` in dependency order."""
+    selected = {j.id for j in jobs} if selected is None else selected
+    users: dict[str, list[str]] = {j.id: [] for j in jobs}
+    for j in jobs:
+        for d in j.deps:
+            users[d].append(j.id)
+    skip: set[str] = set()
+    for j in reversed(jobs):
+        mine = [u for u in users[j.id] if u in selected]
+        if j.id in selected and not done[j.id] and mine and all(done[u] or u in skip for u in mine):
+            skip.add(j.id)
+    return skip
 
 
 def artifacts_exist(job: Job) -> bool:

@@ -13,7 +13,7 @@ import tyro
 
 from jepa_mpc.atomic import write_bytes_atomic, write_json_atomic
 from jepa_mpc.errors import ConfigError, UserError
-from jepa_mpc.experiment.execute import Runner, is_done
+from jepa_mpc.experiment.execute import Runner, is_done, not_needed
 from jepa_mpc.experiment.executor import EXECUTORS, Executor, ExecutorName, LocalExecutor
 from jepa_mpc.experiment.plan import Job, Roots, expand, plan_document, select
 from jepa_mpc.experiment.spec import load_experiment
@@ -61,16 +61,18 @@ def _sci(n: float) -> str:
 
 def dry_run_text(name: str, source: str, jobs: list[Job], home: Path) -> str:
     done = {j.id: is_done(j, home) for j in jobs}
+    skip = not_needed(jobs, done)
     width = max(len(j.id) for j in jobs)
     lines = [f"experiment {name} ({source}): {len(jobs)} jobs, {sum(done.values())} cached, "
-             f"{len(jobs) - sum(done.values())} to run",
+             + (f"{len(skip)} not needed (every job using them is cached), " if skip else "")
+             + f"{len(jobs) - sum(done.values()) - len(skip)} to run",
              f"  {'id':<{width}}  {'kind':<7}  {'state':<6}  {'evals/plan':>10}  size"]
     for j in jobs:
         per_plan = "-" if j.model_evaluations is None else str(j.model_evaluations)
-        lines.append(f"  {j.id:<{width}}  {j.kind:<7}  {'cached' if done[j.id] else 'run':<6}  {per_plan:>10}  {j.cost}")
+        lines.append(f"  {j.id:<{width}}  {j.kind:<7}  {'cached' if done[j.id] else 'skip' if j.id in skip else 'run':<6}  {per_plan:>10}  {j.cost}")
     kinds = {}
     for j in jobs:
-        if not done[j.id]:
+        if not done[j.id] and j.id not in skip:
             kinds[j.kind] = kinds.get(j.kind, 0) + 1
     total = sum(j.total_model_evaluations or 0 for j in jobs if not done[j.id])
     lines.append("to run: " + (", ".join(f"{n} {k}" for k, n in kinds.items()) or "nothing"))
@@ -127,10 +129,12 @@ def experiment_run_main(args: ExperimentRunArgs) -> None:
     failed = [i for i, s in states.items() if s.state == "failed"]
     not_run = [i for i, s in states.items() if s.state == "pending"]
     ran = [i for i, s in states.items() if s.state == "done" and not s.cached]
-    cached = [i for i, s in states.items() if s.cached]
+    cached = [i for i, s in states.items() if s.cached and s.state == "done"]
+    unneeded = [i for i, s in states.items() if s.state == "not needed"]
     report_ok = _report(home) if args.report else True
-    print(f"experiment {exp.name}: {len(ran)} jobs run, {len(cached)} cached, {len(failed)} failed, "
-          f"{len(not_run)} not run; results: {home}")
+    print(f"experiment {exp.name}: {len(ran)} jobs run, {len(cached)} cached, "
+          + (f"{len(unneeded)} not needed, " if unneeded else "")
+          + f"{len(failed)} failed, {len(not_run)} not run; results: {home}")
     if failed or not_run or not report_ok:
         raise SystemExit(1)
 
