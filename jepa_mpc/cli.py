@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import tyro
 
+from jepa_mpc import compile_cache
 from jepa_mpc.errors import UserError
 
 # verb -> (module, function, argument dataclass). Imported lazily so `--help` of one verb
@@ -60,6 +61,8 @@ def run(argv: Sequence[str]) -> None:
     verb, rest = _split_verb(argv)
     module_name, fn_name, args_name = VERBS[verb]
     module = importlib.import_module(module_name)
+    if "jax" in sys.modules:  # a verb that compiles: reuse what earlier commands compiled
+        compile_cache.enable()
     fn = getattr(module, fn_name)
     if not args_name:  # the verb parses its own arguments (e.g. train: preset first, then overrides)
         fn(rest)

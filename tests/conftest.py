@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+# Every CLI process of the suite (and every xdist worker) shares one compilation cache, not the user's.
+os.environ.setdefault("JEPA_MPC_COMPILE_CACHE", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "xla"))
 
 
 def run_cli(*argv: str, cwd=None, timeout: float = 600) -> subprocess.CompletedProcess:
