@@ -78,8 +78,10 @@ def _nearest_chunk(points: jax.Array, nodes: jax.Array) -> jax.Array:
 
 
 def nearest_nodes(points: np.ndarray, nodes: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """Index of the nearest node for every point (fixed-size chunks: one compile, bounded memory)."""
+    """Index of the nearest node for every point (fixed-size chunks: one compile, bounded memory; fewer
+    points than a chunk pad to the next power of two, so one goal is not padded to 8192 rows)."""
     n = len(points)
+    chunk = min(chunk, 1 << max(n - 1, 0).bit_length())
     padded = np.zeros((-(-n // chunk) * chunk, points.shape[1]), np.float32)
     padded[:n] = points
     nodes_j = jnp.asarray(nodes, jnp.float32)

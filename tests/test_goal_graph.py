@@ -74,3 +74,14 @@ def test_split_cells_remove_edges_through_a_thin_wall():
     behind = np.array([-0.5, 0.8], np.float32)
     cell = lambda g: int(np.argmin(np.linalg.norm(g.nodes - behind, axis=1)))  # noqa: E731
     assert detour_excess(split, goal)[cell(split)] > 0.5  # the way round through the door
+
+
+def test_nearest_nodes_matches_brute_force_at_every_size():
+    from jepa_mpc.goal_graph import nearest_nodes
+
+    rng = np.random.default_rng(0)
+    nodes = rng.normal(size=(40, 6)).astype(np.float32)
+    for n in (1, 2, 5, 300):  # one goal, a few, more than a small chunk
+        points = rng.normal(size=(n, 6)).astype(np.float32)
+        brute = np.argmin(((points[:, None] - nodes[None]) ** 2).sum(-1), axis=1)
+        np.testing.assert_array_equal(nearest_nodes(points, nodes, chunk=128), brute)
