@@ -32,16 +32,14 @@ def test_cache_folder_from_the_environment(monkeypatch, tmp_path):
 
 def test_a_compile_is_written_once_and_off_writes_nothing(tmp_path):
     where = tmp_path / "xla"
+    entries = []
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-c", COMPILE], capture_output=True, text=True, timeout=300,
                               env=_env(**{compile_cache.ENV: str(where)}))
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.strip() == str(where)
-        entries = sorted(p.name for p in where.iterdir() if p.name.endswith("-cache"))
-        assert entries  # the second process found them and added none
-        if _ == 0:
-            first = entries
-    assert entries == first
+        entries.append(sorted(p.name for p in where.iterdir() if p.name.endswith("-cache")))
+    assert entries[0] and entries[1] == entries[0]  # the second process found them and added none
     off = tmp_path / "off"
     proc = subprocess.run([sys.executable, "-c", COMPILE], capture_output=True, text=True, timeout=300,
                           env=_env(**{compile_cache.ENV: "off", "HOME": str(off)}))
